@@ -1,0 +1,128 @@
+import { abortReason } from './abort.js'
+
+export interface BatchLimits {
+  /** Close a batch at this many items. Default 1000. */
+  maxItems?: number
+  /** Close a batch once its items add up to this many bytes (by `sizeOf`). Default 8 MiB. */
+  maxBytes?: number
+  /** Close a non-empty batch this long after its first item arrived. Default 1000 ms. */
+  maxAgeMs?: number
+}
+
+export interface BatchOptions<T> extends BatchLimits {
+  sizeOf?: (item: T) => number
+  signal?: AbortSignal | undefined
+}
+
+const TIMEOUT = Symbol('timeout')
+
+/**
+ * Group an async stream into batches that close on item count, byte size or age, whichever
+ * comes first. An item larger than `maxBytes` travels alone. A slow source still has its
+ * partial batch delivered once it is `maxAgeMs` old: the pending read is raced against the
+ * deadline, and kept for the next batch, so no item is lost or reordered.
+ */
+export async function* batchStream<T>(source: AsyncIterable<T>, options: BatchOptions<T> = {}): AsyncGenerator<T[]> {
+  const maxItems = Math.max(1, options.maxItems ?? 1000)
+  const maxBytes = Math.max(1, options.maxBytes ?? 8 * 1024 * 1024)
+  const maxAgeMs = options.maxAgeMs ?? 1000
+  const sizeOf = options.sizeOf
+  const signal = options.signal
+  const iterator = source[Symbol.asyncIterator]()
+  let pending: Promise<IteratorResult<T>> | undefined
+  let batch: T[] = []
+  let bytes = 0
+  let deadline = 0
+  let finished = false
+  try {
+    while (true) {
+      if (signal?.aborted) throw abortReason(signal)
+      pending ??= iterator.next()
+      let result: IteratorResult<T> | typeof TIMEOUT
+      if (batch.length === 0 || !Number.isFinite(maxAgeMs)) {
+        result = await pending
+      } else {
+        const wait = deadline - Date.now()
+        if (wait <= 0) {
+          result = TIMEOUT
+        } else {
+          let timer: NodeJS.Timeout | undefined
+          const timeout = new Promise<typeof TIMEOUT>((resolve) => {
+            timer = setTimeout(resolve, wait, TIMEOUT)
+          })
+          try {
+            result = await Promise.race([pending, timeout])
+          } finally {
+            clearTimeout(timer)
+          }
+        }
+      }
+      if (result === TIMEOUT) {
+        yield batch
+        batch = []
+        bytes = 0
+        continue
+      }
+      pending = undefined
+      if (result.done) {
+        finished = true
+        break
+      }
+      const item = result.value
+      const size = sizeOf ? sizeOf(item) : 0
+      if (batch.length > 0 && sizeOf && bytes + size > maxBytes) {
+        yield batch
+        batch = []
+        bytes = 0
+      }
+      if (batch.length === 0) deadline = Date.now() + maxAgeMs
+      batch.push(item)
+      bytes += size
+      if (batch.length >= maxItems || (sizeOf && bytes >= maxBytes)) {
+        yield batch
+        batch = []
+        bytes = 0
+      }
+    }
+    if (batch.length > 0) yield batch
+  } finally {
+    if (!finished) {
+      // Stop the source; a read still in flight is left to settle on its own.
+      pending?.catch(() => {})
+      await iterator.return?.()
+    }
+  }
+}
+
+/** Split an array into chunks by count and by byte size (for a service's request limits). */
+export function chunkBy<T>(items: readonly T[], limits: { maxItems: number; maxBytes?: number; sizeOf?: (item: T) => number }): T[][] {
+  const chunks: T[][] = []
+  let current: T[] = []
+  let bytes = 0
+  for (const item of items) {
+    const size = limits.sizeOf ? limits.sizeOf(item) : 0
+    if (current.length > 0 && (current.length >= limits.maxItems || (limits.maxBytes !== undefined && bytes + size > limits.maxBytes))) {
+      chunks.push(current)
+      current = []
+      bytes = 0
+    }
+    current.push(item)
+    bytes += size
+  }
+  if (current.length > 0) chunks.push(current)
+  return chunks
+}
+
+/** Run `fn` over items with at most `concurrency` in flight; results keep the input order. */
+export async function mapConcurrent<T, R>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length)
+  let next = 0
+  const workers = Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, async () => {
+    while (next < items.length) {
+      const index = next++
+      results[index] = await fn(items[index]!, index)
+    }
+  })
+  await Promise.all(workers)
+  return results
+}

@@ -1,0 +1,321 @@
+import { type Static, Type } from '@sinclair/typebox'
+
+/**
+ * The typed data that flows between providers: one representation per category of
+ * external system. Items move between providers inside one process; the TypeBox
+ * schemas below describe the JSON-safe parts that cross a boundary (dead letters,
+ * documents, contexts).
+ */
+
+export type JsonPrimitive = string | number | boolean | null
+export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue }
+export type JsonObject = { [key: string]: JsonValue }
+
+export const JsonValueSchema = Type.Unknown({ description: 'Any JSON value' })
+export const JsonObjectSchema = Type.Record(Type.String(), Type.Unknown(), {
+  description: 'A JSON object',
+})
+
+// ---------------------------------------------------------------------------------------
+// Relational values, kept exact.
+//
+// JS numbers hold 53 bits and Dates hold milliseconds, so values that would lose
+// precision travel as tagged text in a canonical form:
+//   decimal      '-12345.678900'                     (as the database prints it)
+//   date         '2024-02-29'
+//   time         '13:45:00.123456'                  (optionally with '+02:00' for timetz)
+//   timestamp    '2024-02-29T13:45:00.123456'       (no time zone: a wall-clock value)
+//   timestamptz  '2024-02-29T13:45:00.123456Z'      (an instant, always in UTC)
+//   json         '{"a": 1}'                          (the JSON text exactly as stored)
+//   interval     'P1DT2H' or the database's own text form
+// 64-bit integers are `bigint`, binary is `Uint8Array`.
+// ---------------------------------------------------------------------------------------
+
+export type TaggedValueType =
+  | 'decimal'
+  | 'date'
+  | 'time'
+  | 'timestamp'
+  | 'timestamptz'
+  | 'json'
+  | 'interval'
+
+export interface TaggedValue {
+  readonly $type: TaggedValueType
+  readonly value: string
+}
+
+export type SqlValue =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | TaggedValue
+  | readonly SqlValue[]
+
+export function tagged(type: TaggedValueType, value: string): TaggedValue {
+  return { $type: type, value }
+}
+
+export function isTaggedValue(value: unknown): value is TaggedValue {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as TaggedValue).$type === 'string' &&
+    typeof (value as TaggedValue).value === 'string' &&
+    !(value instanceof Uint8Array) &&
+    !Array.isArray(value)
+  )
+}
+
+/**
+ * Convert a relational value to JSON for document stores: bigints that fit stay numbers,
+ * larger ones become strings; decimals become strings (never a lossy float); JSON text is
+ * parsed; binary becomes base64.
+ */
+export function sqlValueToJson(value: SqlValue): JsonValue {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return value
+  if (typeof value === 'number') return Number.isFinite(value) ? value : String(value)
+  if (typeof value === 'bigint') {
+    return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER)
+      ? Number(value)
+      : value.toString()
+  }
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('base64')
+  if (Array.isArray(value)) return value.map((v) => sqlValueToJson(v as SqlValue))
+  const taggedValue = value as TaggedValue
+  if (taggedValue.$type === 'json') return JSON.parse(taggedValue.value) as JsonValue
+  return taggedValue.value
+}
+
+// ---------------------------------------------------------------------------------------
+// Byte sources: an object body is bytes or a stream of bytes, never required to be whole.
+// A Node Readable is an AsyncIterable<Buffer>, so it is a ByteSource as it is.
+// ---------------------------------------------------------------------------------------
+
+export type ByteSource = Uint8Array | AsyncIterable<Uint8Array>
+
+export async function* iterateBytes(source: ByteSource): AsyncGenerator<Uint8Array> {
+  if (source instanceof Uint8Array) {
+    yield source
+    return
+  }
+  for await (const chunk of source) yield chunk
+}
+
+/** Read a whole body into memory, refusing bodies larger than `maxBytes`. For small objects and tests. */
+export async function readBytes(source: ByteSource, maxBytes = 64 * 1024 * 1024): Promise<Buffer> {
+  if (source instanceof Uint8Array) return Buffer.from(source.buffer, source.byteOffset, source.byteLength)
+  const chunks: Uint8Array[] = []
+  let total = 0
+  for await (const chunk of source) {
+    total += chunk.byteLength
+    if (total > maxBytes) {
+      throw new RangeError(`body is larger than ${maxBytes} bytes; stream it instead of reading it whole`)
+    }
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks, total)
+}
+
+// ---------------------------------------------------------------------------------------
+// The six data representations.
+// ---------------------------------------------------------------------------------------
+
+/** A file or object in a file store. */
+export interface BlobData {
+  kind: 'blob'
+  key: string
+  body: ByteSource
+  size?: number | undefined
+  contentType?: string | undefined
+  metadata?: Record<string, string> | undefined
+  lastModified?: Date | undefined
+}
+
+/** A relational row. `values` are keyed by column name. */
+export interface RecordData {
+  kind: 'record'
+  values: Record<string, SqlValue>
+}
+
+/** A vector embedding. */
+export interface EmbeddingData {
+  kind: 'embedding'
+  id: string
+  values: Float32Array | number[]
+  sparse?: { indices: number[]; values: number[] } | undefined
+  metadata?: JsonObject | undefined
+}
+
+/** A JSON document. */
+export interface DocumentData {
+  kind: 'document'
+  id: string
+  content: JsonObject
+}
+
+/** A queue or stream message. `id` is the dedupe id a sink uses for idempotency. */
+export interface MessageData {
+  kind: 'message'
+  id: string
+  subject?: string | undefined
+  payload: Uint8Array
+  headers?: Record<string, string> | undefined
+  timestamp?: Date | undefined
+}
+
+/** Graph property values keep int64 as bigint and temporal values as tagged text. */
+export type GraphValue = SqlValue
+
+export interface GraphNode {
+  /** The node's key: the value of its key property, used to MERGE. */
+  id: string
+  labels: string[]
+  properties: Record<string, GraphValue>
+}
+
+export interface GraphEdge {
+  id: string
+  type: string
+  /** The `id` of the start node. */
+  from: string
+  /** The `id` of the end node. */
+  to: string
+  properties: Record<string, GraphValue>
+}
+
+/** A graph fragment: nodes and the edges between them. */
+export interface GraphData {
+  kind: 'graph'
+  nodes: GraphNode[]
+  edges: GraphEdge[]
+}
+
+export type Data = BlobData | RecordData | EmbeddingData | DocumentData | MessageData | GraphData
+export type DataKind = Data['kind']
+export type DataOf<K extends DataKind> = Extract<Data, { kind: K }>
+
+export const DATA_KINDS: readonly DataKind[] = [
+  'blob',
+  'record',
+  'embedding',
+  'document',
+  'message',
+  'graph',
+]
+
+export const DataKindSchema = Type.Union(DATA_KINDS.map((kind) => Type.Literal(kind)))
+
+/** JSON-safe schemas for the representations that cross a boundary as JSON. */
+export const DocumentDataSchema = Type.Object(
+  {
+    kind: Type.Literal('document'),
+    id: Type.String({ minLength: 1 }),
+    content: JsonObjectSchema,
+  },
+  { additionalProperties: false },
+)
+
+export const EmbeddingDataSchema = Type.Object(
+  {
+    kind: Type.Literal('embedding'),
+    id: Type.String({ minLength: 1 }),
+    values: Type.Array(Type.Number()),
+    sparse: Type.Optional(
+      Type.Object({ indices: Type.Array(Type.Integer({ minimum: 0 })), values: Type.Array(Type.Number()) }),
+    ),
+    metadata: Type.Optional(JsonObjectSchema),
+  },
+  { additionalProperties: false },
+)
+
+export const GraphDataSchema = Type.Object({
+  kind: Type.Literal('graph'),
+  nodes: Type.Array(
+    Type.Object({
+      id: Type.String({ minLength: 1 }),
+      labels: Type.Array(Type.String({ minLength: 1 })),
+      properties: Type.Record(Type.String(), Type.Unknown()),
+    }),
+  ),
+  edges: Type.Array(
+    Type.Object({
+      id: Type.String({ minLength: 1 }),
+      type: Type.String({ minLength: 1 }),
+      from: Type.String({ minLength: 1 }),
+      to: Type.String({ minLength: 1 }),
+      properties: Type.Record(Type.String(), Type.Unknown()),
+    }),
+  ),
+})
+
+/** A message as JSON: the payload base64-encoded. */
+export const MessageJsonSchema = Type.Object({
+  kind: Type.Literal('message'),
+  id: Type.String({ minLength: 1 }),
+  subject: Type.Optional(Type.String()),
+  payloadBase64: Type.String({ contentEncoding: 'base64' }),
+  headers: Type.Optional(Type.Record(Type.String(), Type.String())),
+  timestamp: Type.Optional(Type.String({ format: 'date-time' })),
+})
+export type MessageJson = Static<typeof MessageJsonSchema>
+
+/** A short description of an item for error reports: its key or id, never its body. */
+export function describeItem(data: Data): string {
+  switch (data.kind) {
+    case 'blob':
+      return `blob ${JSON.stringify(data.key)}`
+    case 'record':
+      return 'record'
+    case 'embedding':
+    case 'document':
+    case 'message':
+      return `${data.kind} ${JSON.stringify(data.id)}`
+    case 'graph':
+      return `graph (${data.nodes.length} nodes, ${data.edges.length} edges)`
+  }
+}
+
+/** A rough size in bytes, for batching by bytes. Streamed blobs count their declared size. */
+export function approximateSize(data: Data): number {
+  switch (data.kind) {
+    case 'blob':
+      return data.body instanceof Uint8Array ? data.body.byteLength : (data.size ?? 0)
+    case 'record': {
+      let total = 0
+      for (const key in data.values) total += key.length + approximateValueSize(data.values[key]!)
+      return total
+    }
+    case 'embedding':
+      return data.id.length + data.values.length * 4 + (data.metadata ? JSON.stringify(data.metadata).length : 0)
+    case 'document':
+      return data.id.length + JSON.stringify(data.content).length
+    case 'message':
+      return data.id.length + data.payload.byteLength + (data.headers ? JSON.stringify(data.headers).length : 0)
+    case 'graph':
+      return JSON.stringify(data, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)).length
+  }
+}
+
+function approximateValueSize(value: SqlValue): number {
+  if (value === null) return 4
+  switch (typeof value) {
+    case 'string':
+      return value.length
+    case 'number':
+    case 'bigint':
+      return 8
+    case 'boolean':
+      return 1
+  }
+  if (value instanceof Uint8Array) return value.byteLength
+  if (Array.isArray(value)) {
+    let total = 0
+    for (const v of value) total += approximateValueSize(v as SqlValue)
+    return total
+  }
+  return (value as TaggedValue).value.length
+}

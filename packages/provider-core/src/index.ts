@@ -1,0 +1,54 @@
+export { abortReason, raceAbort, sleep, throwIfAborted } from './abort.js'
+export { type BatchLimits, type BatchOptions, batchStream, chunkBy, mapConcurrent } from './batcher.js'
+export * from './data.js'
+export {
+  ERROR_KINDS,
+  type ErrorKind,
+  errorMessage,
+  isAbortError,
+  isProviderError,
+  isRetryableKind,
+  isTransientNetworkError,
+  type Operation,
+  ProviderError,
+  type ProviderErrorOptions,
+  type SerializedProviderError,
+  toProviderError,
+  type ValidationIssue,
+} from './errors.js'
+export { type Logger, memoryLogger, redactingLogger, silentLogger } from './logger.js'
+export {
+  type Capabilities,
+  type ConnectContext,
+  type ConnectInput,
+  type Connection,
+  defineProvider,
+  type GuardedConnection,
+  type Provider,
+  type ProviderDefinition,
+  type ProviderDescription,
+  type ReadItem,
+  type ReadOptions,
+  SPECIFICATION_VERSION,
+  type SinkDefinition,
+  type SourceDefinition,
+  type SpecificationVersion,
+  type StreamInfo,
+  type WriteFailure,
+  type WriteOptions,
+  type WriteResult,
+} from './provider.js'
+export { collectSecrets, REDACTED, Redactor, redactObject } from './redact.js'
+export { backoffDelay, type RetryOptions, retry } from './retry.js'
+export {
+  checkValue,
+  compileSchema,
+  EmptyObject,
+  formatIssues,
+  isSecretSchema,
+  Secret,
+  toIssues,
+  validateValue,
+} from './schema.js'
+export { VERSION } from './version.js'
+export { type Static, type TSchema, Type } from '@sinclair/typebox'

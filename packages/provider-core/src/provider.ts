@@ -1,0 +1,526 @@
+import type { Static, TSchema } from '@sinclair/typebox'
+import { abortReason } from './abort.js'
+import type { Data, DataKind } from './data.js'
+import { ProviderError, type Operation, toProviderError } from './errors.js'
+import { type Logger, redactingLogger, silentLogger } from './logger.js'
+import { Redactor } from './redact.js'
+import { validateValue } from './schema.js'
+
+/** The version of the contract this package defines. A provider declares the one it implements. */
+export const SPECIFICATION_VERSION = 'v1'
+export type SpecificationVersion = typeof SPECIFICATION_VERSION
+
+export interface ConnectContext {
+  signal: AbortSignal
+  logger: Logger
+}
+
+/** A stream a connection can read or write: a table, a bucket prefix, a collection, a subject. */
+export interface StreamInfo {
+  /** Human-readable name, unique within the connection. */
+  name: string
+  /** What it is in the system's own terms: table, view, bucket, prefix, collection, stream... */
+  type: string
+  /** The data kind reading it yields. */
+  data: DataKind
+  /** Stream settings that select it, valid against the provider's stream schema. */
+  stream: Record<string, unknown>
+  /** Columns or fields when the system has a schema. */
+  fields?: { name: string; type: string; nullable?: boolean; primaryKey?: boolean }[]
+  description?: string
+}
+
+export interface ReadItem<TContext = unknown> {
+  data: Data
+  /** Resume after this item with `read(stream, { after: context })`. A small JSON value. */
+  context: TContext
+}
+
+export interface ReadOptions<TContext = unknown> {
+  /** Yield only the items after the one this context came from. */
+  after?: TContext | undefined
+  signal: AbortSignal
+}
+
+export interface WriteOptions {
+  signal: AbortSignal
+}
+
+export interface WriteFailure {
+  /** The index of the failed item in the batch. */
+  index: number
+  error: ProviderError
+}
+
+export interface WriteResult {
+  /** Items written (created, replaced, or already present with the same key). */
+  written: number
+  /** Items that failed alone; the rest of the batch was written. */
+  failed: WriteFailure[]
+}
+
+export interface Connection<TStream = any, TContext = any, TSinkStream = any> {
+  /** A cheap round trip that proves the connection works, and classifies why it does not. */
+  check(): Promise<void>
+  discover?(options: { signal: AbortSignal }): Promise<StreamInfo[]>
+  read?(stream: TStream, options: ReadOptions<TContext>): AsyncIterable<ReadItem<TContext>>
+  write?(stream: TSinkStream, batch: readonly Data[], options: WriteOptions): Promise<WriteResult>
+  /** Delete items by id or key, for sinks that mirror a source. */
+  delete?(stream: TSinkStream, ids: readonly string[], options: WriteOptions): Promise<WriteResult>
+  close(): Promise<void>
+}
+
+export interface SourceDefinition<TStream extends TSchema, TContext extends TSchema> {
+  /** The data kinds this source yields. */
+  data: DataKind | readonly DataKind[]
+  /** Stream settings: which table, prefix, collection... */
+  stream: TStream
+  /** The resume context every item carries. */
+  context: TContext
+  /** True when `after` on a finished read yields only what arrived since: incremental runs. */
+  incremental?: boolean
+  /** The ordering key reads follow, for docs and the catalog: "primary key", "object key"... */
+  ordering: string
+  /** The data kind a given stream yields, when the source has more than one. */
+  dataKindOf?: (stream: Static<TStream>) => DataKind
+}
+
+export interface SinkDefinition<TSinkStream extends TSchema> {
+  data: DataKind | readonly DataKind[]
+  stream: TSinkStream
+  /** What writes are idempotent by: "primary key", "object key"... */
+  idempotentBy: string
+  /** Whether `delete` is supported. */
+  deletes?: boolean
+  dataKindOf?: (stream: Static<TSinkStream>) => DataKind
+}
+
+export interface ProviderDefinition<
+  TCredentials extends TSchema,
+  TParams extends TSchema,
+  TStream extends TSchema,
+  TContext extends TSchema,
+  TSinkStream extends TSchema,
+> {
+  /** Unique provider id, lower-case: `postgres`, `s3`, `acme-crm`. */
+  id: string
+  /** The package version (export VERSION from the package). */
+  version: string
+  specificationVersion: SpecificationVersion
+  displayName?: string
+  description?: string
+  /** Credential schema; mark secret fields with `Secret(...)`. */
+  credentials: TCredentials
+  /** Connection parameters (host, bucket, region...). */
+  params: TParams
+  source?: SourceDefinition<TStream, TContext>
+  sink?: SinkDefinition<TSinkStream>
+  /** Whether `discover` is implemented. */
+  discover?: boolean
+  /** Turn a raw driver error into a classified ProviderError (auth, transient...). */
+  classifyError?: (error: unknown) => ProviderError | undefined
+  connect(
+    input: { credentials: Static<TCredentials>; params: Static<TParams> },
+    context: ConnectContext,
+  ): Promise<Connection<Static<TStream>, Static<TContext>, Static<TSinkStream>>>
+}
+
+export interface Capabilities {
+  read: boolean
+  write: boolean
+  discover: boolean
+  incremental: boolean
+  delete: boolean
+  sourceData: DataKind[]
+  sinkData: DataKind[]
+}
+
+export interface ConnectInput {
+  credentials: unknown
+  params: unknown
+}
+
+/** A provider as the runtime sees it: validated, guarded, described. */
+export interface Provider<
+  TCredentials extends TSchema = TSchema,
+  TParams extends TSchema = TSchema,
+  TStream extends TSchema = TSchema,
+  TContext extends TSchema = TSchema,
+  TSinkStream extends TSchema = TSchema,
+> {
+  readonly id: string
+  readonly version: string
+  readonly specificationVersion: SpecificationVersion
+  readonly capabilities: Capabilities
+  readonly definition: ProviderDefinition<TCredentials, TParams, TStream, TContext, TSinkStream>
+  /** Validate input, connect, and return a guarded connection. */
+  connect(
+    input: ConnectInput,
+    context?: Partial<ConnectContext>,
+  ): Promise<GuardedConnection<Static<TStream>, Static<TContext>, Static<TSinkStream>>>
+  /** Validate credentials and params; throws a `config` error naming each failing field. */
+  validateInput(input: ConnectInput): { credentials: Static<TCredentials>; params: Static<TParams> }
+  validateStream(stream: unknown): Static<TStream>
+  validateSinkStream(stream: unknown): Static<TSinkStream>
+  validateContext(context: unknown): Static<TContext>
+  /** The data kind a source stream yields. */
+  sourceDataKind(stream: Static<TStream>): DataKind
+  sinkDataKind(stream: Static<TSinkStream>): DataKind
+  /** A redactor for every secret value in these credentials and params. */
+  redactor(input: ConnectInput): Redactor
+  /** JSON description for the catalog: ids, capabilities, JSON Schemas. */
+  describe(): ProviderDescription
+}
+
+export interface ProviderDescription {
+  id: string
+  version: string
+  specificationVersion: SpecificationVersion
+  displayName?: string
+  description?: string
+  capabilities: Capabilities
+  ordering?: string
+  idempotentBy?: string
+  schemas: {
+    credentials: TSchema
+    params: TSchema
+    sourceStream?: TSchema
+    context?: TSchema
+    sinkStream?: TSchema
+  }
+}
+
+/** A connection with the runtime's guarantees: validated settings, classified and redacted errors, one close. */
+export interface GuardedConnection<TStream = any, TContext = any, TSinkStream = any> {
+  readonly providerId: string
+  check(options?: { signal?: AbortSignal }): Promise<void>
+  discover(options?: { signal?: AbortSignal }): Promise<StreamInfo[]>
+  read(stream: TStream, options: ReadOptions<TContext>): AsyncIterable<ReadItem<TContext>>
+  write(stream: TSinkStream, batch: readonly Data[], options: WriteOptions): Promise<WriteResult>
+  delete(stream: TSinkStream, ids: readonly string[], options: WriteOptions): Promise<WriteResult>
+  close(): Promise<void>
+  readonly closed: boolean
+}
+
+function kindsOf(data: DataKind | readonly DataKind[] | undefined): DataKind[] {
+  if (data === undefined) return []
+  return typeof data === 'string' ? [data] : [...data]
+}
+
+const ID_PATTERN = /^[a-z][a-z0-9-]{0,63}$/
+
+/**
+ * Define a provider. Returns the provider the runtime loads: input validated against the
+ * schemas (compiled once), errors classified, given provider/operation/stream/cursor context
+ * and redacted of every secret, data kinds checked, and the connection closed once.
+ */
+export function defineProvider<
+  TCredentials extends TSchema,
+  TParams extends TSchema,
+  TStream extends TSchema = TSchema,
+  TContext extends TSchema = TSchema,
+  TSinkStream extends TSchema = TSchema,
+>(
+  definition: ProviderDefinition<TCredentials, TParams, TStream, TContext, TSinkStream>,
+): Provider<TCredentials, TParams, TStream, TContext, TSinkStream> {
+  if (!ID_PATTERN.test(definition.id)) {
+    throw new ProviderError({
+      kind: 'config',
+      message: `provider id ${JSON.stringify(definition.id)} must match ${ID_PATTERN} (lower-case letters, digits, dashes)`,
+    })
+  }
+  if (definition.specificationVersion !== SPECIFICATION_VERSION) {
+    throw new ProviderError({
+      kind: 'config',
+      providerId: definition.id,
+      message: `provider ${definition.id} implements specification ${String(definition.specificationVersion)}, this core implements ${SPECIFICATION_VERSION}`,
+    })
+  }
+  const id = definition.id
+  const sourceData = kindsOf(definition.source?.data)
+  const sinkData = kindsOf(definition.sink?.data)
+  const capabilities: Capabilities = Object.freeze({
+    read: definition.source !== undefined,
+    write: definition.sink !== undefined,
+    discover: definition.discover === true,
+    incremental: definition.source?.incremental === true,
+    delete: definition.sink?.deletes === true,
+    sourceData,
+    sinkData,
+  }) as Capabilities
+
+  const validateInput = (input: ConnectInput) => {
+    const credentials = validateValue(definition.credentials, input?.credentials ?? {}, {
+      what: `${id} credentials`,
+      pathPrefix: '/credentials',
+      providerId: id,
+      operation: 'connect',
+    })
+    const params = validateValue(definition.params, input?.params ?? {}, {
+      what: `${id} params`,
+      pathPrefix: '/params',
+      providerId: id,
+      operation: 'connect',
+    })
+    return { credentials, params }
+  }
+
+  const requireSource = (operation: string) => {
+    if (!definition.source) {
+      throw new ProviderError({ kind: 'config', providerId: id, operation, message: `provider ${id} cannot read: it declares no source` })
+    }
+    return definition.source
+  }
+  const requireSink = (operation: string) => {
+    if (!definition.sink) {
+      throw new ProviderError({ kind: 'config', providerId: id, operation, message: `provider ${id} cannot write: it declares no sink` })
+    }
+    return definition.sink
+  }
+
+  const validateStream = (stream: unknown) =>
+    validateValue(requireSource('read').stream, stream, { what: `${id} stream settings`, pathPrefix: '/stream', providerId: id, operation: 'read' })
+  const validateSinkStream = (stream: unknown) =>
+    validateValue(requireSink('write').stream, stream, { what: `${id} sink stream settings`, pathPrefix: '/stream', providerId: id, operation: 'write' })
+  const validateContext = (context: unknown) =>
+    validateValue(requireSource('read').context, context, { what: `${id} resume context`, pathPrefix: '/after', providerId: id, operation: 'read' })
+
+  const sourceDataKind = (stream: Static<TStream>): DataKind => {
+    const source = requireSource('read')
+    if (source.dataKindOf) return source.dataKindOf(stream)
+    return sourceData[0]!
+  }
+  const sinkDataKind = (stream: Static<TSinkStream>): DataKind => {
+    const sink = requireSink('write')
+    if (sink.dataKindOf) return sink.dataKindOf(stream)
+    return sinkData[0]!
+  }
+
+  const redactor = (input: ConnectInput) =>
+    Redactor.merge(
+      Redactor.fromSchema(definition.credentials, input?.credentials),
+      Redactor.fromSchema(definition.params, input?.params),
+    )
+
+  const provider: Provider<TCredentials, TParams, TStream, TContext, TSinkStream> = {
+    id,
+    version: definition.version,
+    specificationVersion: SPECIFICATION_VERSION,
+    capabilities,
+    definition,
+    validateInput,
+    validateStream,
+    validateSinkStream,
+    validateContext,
+    sourceDataKind,
+    sinkDataKind,
+    redactor,
+    describe() {
+      const description: ProviderDescription = {
+        id,
+        version: definition.version,
+        specificationVersion: SPECIFICATION_VERSION,
+        capabilities,
+        schemas: { credentials: definition.credentials, params: definition.params },
+      }
+      if (definition.displayName) description.displayName = definition.displayName
+      if (definition.description) description.description = definition.description
+      if (definition.source) {
+        description.schemas.sourceStream = definition.source.stream
+        description.schemas.context = definition.source.context
+        description.ordering = definition.source.ordering
+      }
+      if (definition.sink) {
+        description.schemas.sinkStream = definition.sink.stream
+        description.idempotentBy = definition.sink.idempotentBy
+      }
+      return description
+    },
+    async connect(input, context = {}) {
+      const redact = redactor(input)
+      const logger = redactingLogger(context.logger ?? silentLogger, redact)
+      const signal = context.signal ?? new AbortController().signal
+      const fail = (error: unknown, where: { operation: Operation; stream?: string | undefined; cursor?: unknown }) =>
+        redact.error(
+          toProviderError(error, { providerId: id, ...where, classify: definition.classifyError }),
+        )
+      const validated = (() => {
+        try {
+          return validateInput(input)
+        } catch (error) {
+          throw fail(error, { operation: 'connect' })
+        }
+      })()
+      let connection: Connection<Static<TStream>, Static<TContext>, Static<TSinkStream>>
+      try {
+        connection = await definition.connect(validated, { signal, logger })
+      } catch (error) {
+        throw fail(error, { operation: 'connect' })
+      }
+      return guardConnection(provider, connection, fail)
+    },
+  }
+  return provider
+}
+
+function streamLabel(stream: unknown): string | undefined {
+  if (stream === null || typeof stream !== 'object') return undefined
+  const s = stream as Record<string, unknown>
+  for (const key of ['name', 'table', 'collection', 'prefix', 'stream', 'subject', 'key', 'path', 'index', 'label']) {
+    const value = s[key]
+    if (typeof value === 'string') return value
+  }
+  try {
+    return JSON.stringify(stream)
+  } catch {
+    return undefined
+  }
+}
+
+function guardConnection<TStream extends TSchema, TContext extends TSchema, TSinkStream extends TSchema>(
+  provider: Provider<any, any, TStream, TContext, TSinkStream>,
+  connection: Connection<Static<TStream>, Static<TContext>, Static<TSinkStream>>,
+  fail: (error: unknown, where: { operation: Operation; stream?: string | undefined; cursor?: unknown }) => ProviderError,
+): GuardedConnection<Static<TStream>, Static<TContext>, Static<TSinkStream>> {
+  const id = provider.id
+  let closing: Promise<void> | undefined
+  const ensureOpen = (operation: Operation) => {
+    if (closing) throw new ProviderError({ kind: 'internal', providerId: id, operation, message: `${id} connection is closed` })
+  }
+  const run = async <T>(operation: Operation, fn: () => Promise<T>, stream?: unknown): Promise<T> => {
+    ensureOpen(operation)
+    try {
+      return await fn()
+    } catch (error) {
+      throw fail(error, { operation, stream: streamLabel(stream) })
+    }
+  }
+  const checkBatchKinds = (stream: Static<TSinkStream>, batch: readonly Data[]) => {
+    const expected = provider.sinkDataKind(stream)
+    const failed: WriteFailure[] = []
+    const accepted: { item: Data; index: number }[] = []
+    batch.forEach((item, index) => {
+      if (item?.kind === expected) accepted.push({ item, index })
+      else
+        failed.push({
+          index,
+          error: new ProviderError({
+            kind: 'data',
+            providerId: id,
+            operation: 'write',
+            stream: streamLabel(stream),
+            message: `item ${index} is ${item?.kind === undefined ? 'not a data item' : `a ${item.kind}`}; this sink takes ${expected}`,
+          }),
+        })
+    })
+    return { failed, accepted }
+  }
+  const writeLike = async (
+    operation: 'write' | 'delete',
+    stream: unknown,
+    call: (stream: Static<TSinkStream>) => Promise<WriteResult>,
+  ) => {
+    ensureOpen(operation)
+    let settings: Static<TSinkStream>
+    try {
+      settings = provider.validateSinkStream(stream)
+    } catch (error) {
+      throw fail(error, { operation, stream: streamLabel(stream) })
+    }
+    try {
+      const result = await call(settings)
+      return {
+        written: result.written,
+        failed: result.failed.map((f) => ({
+          index: f.index,
+          error: fail(f.error, { operation, stream: streamLabel(stream) }),
+        })),
+      }
+    } catch (error) {
+      throw fail(error, { operation, stream: streamLabel(stream) })
+    }
+  }
+
+  return {
+    providerId: id,
+    get closed() {
+      return closing !== undefined
+    },
+    check: () => run('check', () => connection.check()),
+    discover: (options = {}) =>
+      run('discover', async () => {
+        if (!connection.discover) {
+          throw new ProviderError({ kind: 'config', message: `provider ${id} does not support discover` })
+        }
+        return connection.discover({ signal: options.signal ?? new AbortController().signal })
+      }),
+    read(stream, options) {
+      const signal = options.signal
+      return {
+        [Symbol.asyncIterator]: () => {
+          let cursor: unknown = options.after
+          let inner: AsyncIterator<ReadItem<Static<TContext>>> | undefined
+          const label = streamLabel(stream)
+          const start = () => {
+            ensureOpen('read')
+            if (!connection.read) {
+              throw new ProviderError({ kind: 'config', message: `provider ${id} cannot read` })
+            }
+            const settings = provider.validateStream(stream)
+            const after = options.after === undefined ? undefined : provider.validateContext(options.after)
+            return connection.read(settings, { after, signal })[Symbol.asyncIterator]()
+          }
+          return {
+            async next() {
+              try {
+                if (signal.aborted) throw abortReason(signal)
+                inner ??= start()
+                const result = await inner.next()
+                if (signal.aborted) {
+                  await inner.return?.().catch(() => {})
+                  throw abortReason(signal)
+                }
+                if (!result.done) cursor = result.value.context
+                return result
+              } catch (error) {
+                if (signal.aborted && !ProviderError.isInstance(error)) throw abortReason(signal)
+                throw fail(error, { operation: 'read', stream: label, cursor })
+              }
+            },
+            async return() {
+              try {
+                await inner?.return?.()
+              } catch (error) {
+                throw fail(error, { operation: 'read', stream: label, cursor })
+              }
+              return { done: true, value: undefined }
+            },
+          }
+        },
+      }
+    },
+    write: (stream, batch, options) =>
+      writeLike('write', stream, async (settings) => {
+        if (!connection.write) throw new ProviderError({ kind: 'config', message: `provider ${id} cannot write` })
+        const { failed, accepted } = checkBatchKinds(settings, batch)
+        if (accepted.length === 0) return { written: 0, failed }
+        if (failed.length === 0) return connection.write(settings, batch, options)
+        const result = await connection.write(settings, accepted.map((a) => a.item), options)
+        return {
+          written: result.written,
+          failed: [...failed, ...result.failed.map((f) => ({ ...f, index: accepted[f.index]!.index }))].sort((a, b) => a.index - b.index),
+        }
+      }),
+    delete: (stream, ids, options) =>
+      writeLike('delete', stream, async (settings) => {
+        if (!connection.delete) throw new ProviderError({ kind: 'config', message: `provider ${id} does not support delete` })
+        return connection.delete(settings, ids, options)
+      }),
+    close() {
+      closing ??= connection.close().catch((error) => {
+        throw fail(error, { operation: 'close' })
+      })
+      return closing
+    },
+  }
+}

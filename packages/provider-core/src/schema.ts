@@ -1,0 +1,118 @@
+import { type Static, type TSchema, Type } from '@sinclair/typebox'
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import addFormatsModule from 'ajv-formats'
+import { ProviderError, type ValidationIssue } from './errors.js'
+
+/**
+ * A secret field: its value is redacted from logs, errors and events, and the server's
+ * forms show it as a password. Marked with the standard `writeOnly` annotation plus an
+ * explicit `secret` keyword.
+ */
+export function Secret<T extends TSchema>(schema: T): T {
+  return { ...schema, secret: true, writeOnly: true } as T
+}
+
+export function isSecretSchema(schema: unknown): boolean {
+  return typeof schema === 'object' && schema !== null && (schema as { secret?: unknown }).secret === true
+}
+
+// ajv-formats is CommonJS with a default export; under NodeNext the default import is the module.
+const addFormats = ((addFormatsModule as any).default ?? addFormatsModule) as (ajv: Ajv) => Ajv
+
+function createAjv(): Ajv {
+  const ajv = new Ajv({
+    allErrors: true,
+    strict: false,
+    useDefaults: true,
+    coerceTypes: false,
+    removeAdditional: false,
+  })
+  addFormats(ajv)
+  ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' })
+  return ajv
+}
+
+const sharedAjv = createAjv()
+const compiled = new WeakMap<object, ValidateFunction>()
+
+/** The Ajv validator for a schema, compiled once and kept for the schema's lifetime. */
+export function compileSchema(schema: TSchema): ValidateFunction {
+  let validate = compiled.get(schema)
+  if (!validate) {
+    validate = sharedAjv.compile(schema)
+    compiled.set(schema, validate)
+  }
+  return validate
+}
+
+function ruleText(error: ErrorObject): string {
+  const params = error.params as Record<string, unknown>
+  switch (error.keyword) {
+    case 'required':
+      return `is required`
+    case 'additionalProperties':
+      return `unknown property ${JSON.stringify(params.additionalProperty)}`
+    case 'type':
+      return `must be ${params.type}`
+    case 'enum':
+      return `must be one of ${JSON.stringify(params.allowedValues)}`
+    case 'const':
+      return `must be ${JSON.stringify(params.allowedValue)}`
+    default:
+      return error.message ?? `fails ${error.keyword}`
+  }
+}
+
+/** Ajv errors as issues with a JSON pointer to the failing field, under `prefix`. */
+export function toIssues(errors: readonly ErrorObject[] | null | undefined, prefix = ''): ValidationIssue[] {
+  if (!errors) return []
+  const issues: ValidationIssue[] = []
+  const seen = new Set<string>()
+  for (const error of errors) {
+    let path = error.instancePath
+    if (error.keyword === 'required') {
+      path = `${path}/${String((error.params as { missingProperty: string }).missingProperty)}`
+    }
+    const fullPath = `${prefix}${path}` || '/'
+    const issue = { path: fullPath, rule: error.keyword, message: ruleText(error) }
+    const key = `${issue.path}|${issue.rule}|${issue.message}`
+    if (seen.has(key)) continue
+    seen.add(key)
+    issues.push(issue)
+  }
+  return issues
+}
+
+export function formatIssues(issues: readonly ValidationIssue[]): string {
+  return issues.map((issue) => `${issue.path} ${issue.message} (${issue.rule})`).join('; ')
+}
+
+/**
+ * Validate `value` against `schema`, applying schema defaults. Returns the value typed;
+ * throws a `config` ProviderError that names every failing field and rule. Values are
+ * never quoted in the message, so a secret cannot leak through it.
+ */
+export function validateValue<T extends TSchema>(
+  schema: T,
+  value: unknown,
+  options: { what: string; pathPrefix?: string; providerId?: string; operation?: string } = { what: 'value' },
+): Static<T> {
+  const validate = compileSchema(schema)
+  if (validate(value)) return value as Static<T>
+  const issues = toIssues(validate.errors, options.pathPrefix ?? '')
+  throw new ProviderError({
+    kind: 'config',
+    message: `invalid ${options.what}: ${formatIssues(issues)}`,
+    providerId: options.providerId,
+    operation: options.operation,
+    issues,
+  })
+}
+
+export function checkValue(schema: TSchema, value: unknown, pathPrefix = ''): ValidationIssue[] {
+  const validate = compileSchema(schema)
+  return validate(value) ? [] : toIssues(validate.errors, pathPrefix)
+}
+
+/** An empty object schema, for providers whose stream or context has no settings. */
+export const EmptyObject = Type.Object({}, { additionalProperties: false })
