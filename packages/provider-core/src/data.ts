@@ -107,13 +107,16 @@ export async function* iterateBytes(source: ByteSource): AsyncGenerator<Uint8Arr
 
 /** Read a whole body into memory, refusing bodies larger than `maxBytes`. For small objects and tests. */
 export async function readBytes(source: ByteSource, maxBytes = 64 * 1024 * 1024): Promise<Buffer> {
-  if (source instanceof Uint8Array) return Buffer.from(source.buffer, source.byteOffset, source.byteLength)
+  if (source instanceof Uint8Array)
+    return Buffer.from(source.buffer, source.byteOffset, source.byteLength)
   const chunks: Uint8Array[] = []
   let total = 0
   for await (const chunk of source) {
     total += chunk.byteLength
     if (total > maxBytes) {
-      throw new RangeError(`body is larger than ${maxBytes} bytes; stream it instead of reading it whole`)
+      throw new RangeError(
+        `body is larger than ${maxBytes} bytes; stream it instead of reading it whole`,
+      )
     }
     chunks.push(chunk)
   }
@@ -225,7 +228,10 @@ export const EmbeddingDataSchema = Type.Object(
     id: Type.String({ minLength: 1 }),
     values: Type.Array(Type.Number()),
     sparse: Type.Optional(
-      Type.Object({ indices: Type.Array(Type.Integer({ minimum: 0 })), values: Type.Array(Type.Number()) }),
+      Type.Object({
+        indices: Type.Array(Type.Integer({ minimum: 0 })),
+        values: Type.Array(Type.Number()),
+      }),
     ),
     metadata: Type.Optional(JsonObjectSchema),
   },
@@ -290,11 +296,19 @@ export function approximateSize(data: Data): number {
       return total
     }
     case 'embedding':
-      return data.id.length + data.values.length * 4 + (data.metadata ? JSON.stringify(data.metadata).length : 0)
+      return (
+        data.id.length +
+        data.values.length * 4 +
+        (data.metadata ? JSON.stringify(data.metadata).length : 0)
+      )
     case 'document':
       return data.id.length + JSON.stringify(data.content).length
     case 'message':
-      return data.id.length + data.payload.byteLength + (data.headers ? JSON.stringify(data.headers).length : 0)
+      return (
+        data.id.length +
+        data.payload.byteLength +
+        (data.headers ? JSON.stringify(data.headers).length : 0)
+      )
     case 'graph':
       return JSON.stringify(data, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)).length
   }

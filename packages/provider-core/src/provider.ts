@@ -1,7 +1,7 @@
 import type { Static, TSchema } from '@sinclair/typebox'
 import { abortReason } from './abort.js'
 import type { Data, DataKind } from './data.js'
-import { ProviderError, type Operation, toProviderError } from './errors.js'
+import { type Operation, ProviderError, toProviderError } from './errors.js'
 import { type Logger, redactingLogger, silentLogger } from './logger.js'
 import { Redactor } from './redact.js'
 import { validateValue } from './schema.js'
@@ -267,23 +267,48 @@ export function defineProvider<
 
   const requireSource = (operation: string) => {
     if (!definition.source) {
-      throw new ProviderError({ kind: 'config', providerId: id, operation, message: `provider ${id} cannot read: it declares no source` })
+      throw new ProviderError({
+        kind: 'config',
+        providerId: id,
+        operation,
+        message: `provider ${id} cannot read: it declares no source`,
+      })
     }
     return definition.source
   }
   const requireSink = (operation: string) => {
     if (!definition.sink) {
-      throw new ProviderError({ kind: 'config', providerId: id, operation, message: `provider ${id} cannot write: it declares no sink` })
+      throw new ProviderError({
+        kind: 'config',
+        providerId: id,
+        operation,
+        message: `provider ${id} cannot write: it declares no sink`,
+      })
     }
     return definition.sink
   }
 
   const validateStream = (stream: unknown) =>
-    validateValue(requireSource('read').stream, stream, { what: `${id} stream settings`, pathPrefix: '/stream', providerId: id, operation: 'read' })
+    validateValue(requireSource('read').stream, stream, {
+      what: `${id} stream settings`,
+      pathPrefix: '/stream',
+      providerId: id,
+      operation: 'read',
+    })
   const validateSinkStream = (stream: unknown) =>
-    validateValue(requireSink('write').stream, stream, { what: `${id} sink stream settings`, pathPrefix: '/stream', providerId: id, operation: 'write' })
+    validateValue(requireSink('write').stream, stream, {
+      what: `${id} sink stream settings`,
+      pathPrefix: '/stream',
+      providerId: id,
+      operation: 'write',
+    })
   const validateContext = (context: unknown) =>
-    validateValue(requireSource('read').context, context, { what: `${id} resume context`, pathPrefix: '/after', providerId: id, operation: 'read' })
+    validateValue(requireSource('read').context, context, {
+      what: `${id} resume context`,
+      pathPrefix: '/after',
+      providerId: id,
+      operation: 'read',
+    })
 
   const sourceDataKind = (stream: Static<TStream>): DataKind => {
     const source = requireSource('read')
@@ -340,7 +365,10 @@ export function defineProvider<
       const redact = redactor(input)
       const logger = redactingLogger(context.logger ?? silentLogger, redact)
       const signal = context.signal ?? new AbortController().signal
-      const fail = (error: unknown, where: { operation: Operation; stream?: string | undefined; cursor?: unknown }) =>
+      const fail = (
+        error: unknown,
+        where: { operation: Operation; stream?: string | undefined; cursor?: unknown },
+      ) =>
         redact.error(
           toProviderError(error, { providerId: id, ...where, classify: definition.classifyError }),
         )
@@ -366,7 +394,18 @@ export function defineProvider<
 function streamLabel(stream: unknown): string | undefined {
   if (stream === null || typeof stream !== 'object') return undefined
   const s = stream as Record<string, unknown>
-  for (const key of ['name', 'table', 'collection', 'prefix', 'stream', 'subject', 'key', 'path', 'index', 'label']) {
+  for (const key of [
+    'name',
+    'table',
+    'collection',
+    'prefix',
+    'stream',
+    'subject',
+    'key',
+    'path',
+    'index',
+    'label',
+  ]) {
     const value = s[key]
     if (typeof value === 'string') return value
   }
@@ -377,17 +416,34 @@ function streamLabel(stream: unknown): string | undefined {
   }
 }
 
-function guardConnection<TStream extends TSchema, TContext extends TSchema, TSinkStream extends TSchema>(
+function guardConnection<
+  TStream extends TSchema,
+  TContext extends TSchema,
+  TSinkStream extends TSchema,
+>(
   provider: Provider<any, any, TStream, TContext, TSinkStream>,
   connection: Connection<Static<TStream>, Static<TContext>, Static<TSinkStream>>,
-  fail: (error: unknown, where: { operation: Operation; stream?: string | undefined; cursor?: unknown }) => ProviderError,
+  fail: (
+    error: unknown,
+    where: { operation: Operation; stream?: string | undefined; cursor?: unknown },
+  ) => ProviderError,
 ): GuardedConnection<Static<TStream>, Static<TContext>, Static<TSinkStream>> {
   const id = provider.id
   let closing: Promise<void> | undefined
   const ensureOpen = (operation: Operation) => {
-    if (closing) throw new ProviderError({ kind: 'internal', providerId: id, operation, message: `${id} connection is closed` })
+    if (closing)
+      throw new ProviderError({
+        kind: 'internal',
+        providerId: id,
+        operation,
+        message: `${id} connection is closed`,
+      })
   }
-  const run = async <T>(operation: Operation, fn: () => Promise<T>, stream?: unknown): Promise<T> => {
+  const run = async <T>(
+    operation: Operation,
+    fn: () => Promise<T>,
+    stream?: unknown,
+  ): Promise<T> => {
     ensureOpen(operation)
     try {
       return await fn()
@@ -450,7 +506,10 @@ function guardConnection<TStream extends TSchema, TContext extends TSchema, TSin
     discover: (options = {}) =>
       run('discover', async () => {
         if (!connection.discover) {
-          throw new ProviderError({ kind: 'config', message: `provider ${id} does not support discover` })
+          throw new ProviderError({
+            kind: 'config',
+            message: `provider ${id} does not support discover`,
+          })
         }
         return connection.discover({ signal: options.signal ?? new AbortController().signal })
       }),
@@ -467,7 +526,8 @@ function guardConnection<TStream extends TSchema, TContext extends TSchema, TSin
               throw new ProviderError({ kind: 'config', message: `provider ${id} cannot read` })
             }
             const settings = provider.validateStream(stream)
-            const after = options.after === undefined ? undefined : provider.validateContext(options.after)
+            const after =
+              options.after === undefined ? undefined : provider.validateContext(options.after)
             return connection.read(settings, { after, signal })[Symbol.asyncIterator]()
           }
           return {
@@ -501,19 +561,31 @@ function guardConnection<TStream extends TSchema, TContext extends TSchema, TSin
     },
     write: (stream, batch, options) =>
       writeLike('write', stream, async (settings) => {
-        if (!connection.write) throw new ProviderError({ kind: 'config', message: `provider ${id} cannot write` })
+        if (!connection.write)
+          throw new ProviderError({ kind: 'config', message: `provider ${id} cannot write` })
         const { failed, accepted } = checkBatchKinds(settings, batch)
         if (accepted.length === 0) return { written: 0, failed }
         if (failed.length === 0) return connection.write(settings, batch, options)
-        const result = await connection.write(settings, accepted.map((a) => a.item), options)
+        const result = await connection.write(
+          settings,
+          accepted.map((a) => a.item),
+          options,
+        )
         return {
           written: result.written,
-          failed: [...failed, ...result.failed.map((f) => ({ ...f, index: accepted[f.index]!.index }))].sort((a, b) => a.index - b.index),
+          failed: [
+            ...failed,
+            ...result.failed.map((f) => ({ ...f, index: accepted[f.index]!.index })),
+          ].sort((a, b) => a.index - b.index),
         }
       }),
     delete: (stream, ids, options) =>
       writeLike('delete', stream, async (settings) => {
-        if (!connection.delete) throw new ProviderError({ kind: 'config', message: `provider ${id} does not support delete` })
+        if (!connection.delete)
+          throw new ProviderError({
+            kind: 'config',
+            message: `provider ${id} does not support delete`,
+          })
         return connection.delete(settings, ids, options)
       }),
     close() {

@@ -46,5 +46,8 @@ export async function serviceSkipReason(
 /** host and port of a URL, with a default port. */
 export function hostPort(url: string, defaultPort: number): { host: string; port: number } {
   const parsed = new URL(url)
-  return { host: parsed.hostname.replace(/^\[|\]$/g, ''), port: parsed.port ? Number(parsed.port) : defaultPort }
+  return {
+    host: parsed.hostname.replace(/^\[|\]$/g, ''),
+    port: parsed.port ? Number(parsed.port) : defaultPort,
+  }
 }

@@ -1,0 +1,13 @@
+export { runProviderConformance } from './conformance.js'
+export {
+  createMemoryProvider,
+  type MemoryProviderBug,
+  type MemoryStore,
+  memoryItemId,
+  memoryStore,
+  memoryStores,
+  seedMemoryStore,
+} from './memory-provider.js'
+export { hostPort, serviceSkipReason, servicesRequired, tcpReachable } from './services.js'
+export type { ConformanceFixture, ConformanceOptions } from './types.js'
+export { VERSION } from './version.js'

@@ -1,0 +1,3 @@
+import { runMemoryConformance } from '../../src/memory-fixture.js'
+
+runMemoryConformance('broken-repeat-on-resume', 'repeat-on-resume')
