@@ -1,10 +1,16 @@
 import type { Static, TSchema } from '@sinclair/typebox'
 import { abortReason } from './abort.js'
-import type { Data, DataKind } from './data.js'
-import { type Operation, ProviderError, toProviderError } from './errors.js'
+import { DATA_KINDS, type Data, type DataKind } from './data.js'
+import {
+  isAbortError,
+  type Operation,
+  ProviderError,
+  toProviderError,
+  type ValidationIssue,
+} from './errors.js'
 import { type Logger, redactingLogger, silentLogger } from './logger.js'
 import { Redactor } from './redact.js'
-import { validateValue } from './schema.js'
+import { formatIssues, validateValue } from './schema.js'
 
 /** The version of the contract this package defines. A provider declares the one it implements. */
 export const SPECIFICATION_VERSION = 'v1'
@@ -239,6 +245,20 @@ export function defineProvider<
   const id = definition.id
   const sourceData = kindsOf(definition.source?.data)
   const sinkData = kindsOf(definition.sink?.data)
+  for (const [side, kinds, declared] of [
+    ['source', sourceData, definition.source],
+    ['sink', sinkData, definition.sink],
+  ] as const) {
+    if (declared === undefined) continue
+    const unknown = kinds.filter((kind) => !DATA_KINDS.includes(kind))
+    if (kinds.length === 0 || unknown.length > 0) {
+      throw new ProviderError({
+        kind: 'config',
+        providerId: id,
+        message: `provider ${id} ${side} data must be one or more of ${DATA_KINDS.join(', ')}; got ${JSON.stringify(kinds)}`,
+      })
+    }
+  }
   const capabilities: Capabilities = Object.freeze({
     read: definition.source !== undefined,
     write: definition.sink !== undefined,
@@ -250,19 +270,44 @@ export function defineProvider<
   }) as Capabilities
 
   const validateInput = (input: ConnectInput) => {
-    const credentials = validateValue(definition.credentials, input?.credentials ?? {}, {
-      what: `${id} credentials`,
-      pathPrefix: '/credentials',
-      providerId: id,
-      operation: 'connect',
-    })
-    const params = validateValue(definition.params, input?.params ?? {}, {
-      what: `${id} params`,
-      pathPrefix: '/params',
-      providerId: id,
-      operation: 'connect',
-    })
-    return { credentials, params }
+    // Both are validated before failing, so one error lists every failing field.
+    const failures: { what: string; issues: ValidationIssue[] }[] = []
+    const attempt = <T>(what: string, validate: () => T): T | undefined => {
+      try {
+        return validate()
+      } catch (error) {
+        if (!ProviderError.isInstance(error) || !error.issues) throw error
+        failures.push({ what, issues: error.issues })
+        return undefined
+      }
+    }
+    const credentials = attempt('credentials', () =>
+      validateValue(definition.credentials, input?.credentials ?? {}, {
+        what: `${id} credentials`,
+        pathPrefix: '/credentials',
+        providerId: id,
+        operation: 'connect',
+      }),
+    )
+    const params = attempt('params', () =>
+      validateValue(definition.params, input?.params ?? {}, {
+        what: `${id} params`,
+        pathPrefix: '/params',
+        providerId: id,
+        operation: 'connect',
+      }),
+    )
+    if (failures.length > 0) {
+      const issues = failures.flatMap((f) => f.issues)
+      throw new ProviderError({
+        kind: 'config',
+        providerId: id,
+        operation: 'connect',
+        message: `invalid ${id} ${failures.map((f) => f.what).join(' and ')}: ${formatIssues(issues)}`,
+        issues,
+      })
+    }
+    return { credentials: credentials as Static<TCredentials>, params: params as Static<TParams> }
   }
 
   const requireSource = (operation: string) => {
@@ -383,12 +428,17 @@ export function defineProvider<
       try {
         connection = await definition.connect(validated, { signal, logger })
       } catch (error) {
-        throw fail(error, { operation: 'connect' })
+        throw keepAbort(error, redact) ?? fail(error, { operation: 'connect' })
       }
-      return guardConnection(provider, connection, fail)
+      return guardConnection(provider, connection, fail, redact)
     },
   }
   return provider
+}
+
+/** An abort stays an abort (redacted), so callers can tell cancellation from failure. */
+function keepAbort(error: unknown, redact: Redactor): Error | undefined {
+  return isAbortError(error) && error instanceof Error ? redact.error(error) : undefined
 }
 
 function streamLabel(stream: unknown): string | undefined {
@@ -427,6 +477,7 @@ function guardConnection<
     error: unknown,
     where: { operation: Operation; stream?: string | undefined; cursor?: unknown },
   ) => ProviderError,
+  redact: Redactor = new Redactor([]),
 ): GuardedConnection<Static<TStream>, Static<TContext>, Static<TSinkStream>> {
   const id = provider.id
   let closing: Promise<void> | undefined
@@ -448,7 +499,7 @@ function guardConnection<
     try {
       return await fn()
     } catch (error) {
-      throw fail(error, { operation, stream: streamLabel(stream) })
+      throw keepAbort(error, redact) ?? fail(error, { operation, stream: streamLabel(stream) })
     }
   }
   const checkBatchKinds = (stream: Static<TSinkStream>, batch: readonly Data[]) => {
@@ -493,7 +544,7 @@ function guardConnection<
         })),
       }
     } catch (error) {
-      throw fail(error, { operation, stream: streamLabel(stream) })
+      throw keepAbort(error, redact) ?? fail(error, { operation, stream: streamLabel(stream) })
     }
   }
 
@@ -530,20 +581,34 @@ function guardConnection<
               options.after === undefined ? undefined : provider.validateContext(options.after)
             return connection.read(settings, { after, signal })[Symbol.asyncIterator]()
           }
+          const stopInner = async () => {
+            try {
+              await inner?.return?.()
+            } catch {}
+          }
           return {
             async next() {
               try {
-                if (signal.aborted) throw abortReason(signal)
+                if (signal.aborted) {
+                  // A for-await loop does not call return() after next() throws: stop the source here.
+                  await stopInner()
+                  throw abortReason(signal)
+                }
+                if (inner && closing) {
+                  await stopInner()
+                  ensureOpen('read')
+                }
                 inner ??= start()
                 const result = await inner.next()
                 if (signal.aborted) {
-                  await inner.return?.().catch(() => {})
+                  await stopInner()
                   throw abortReason(signal)
                 }
                 if (!result.done) cursor = result.value.context
                 return result
               } catch (error) {
-                if (signal.aborted && !ProviderError.isInstance(error)) throw abortReason(signal)
+                // An aborted read ends with the abort, whatever the provider turned it into.
+                if (signal.aborted) throw abortReason(signal)
                 throw fail(error, { operation: 'read', stream: label, cursor })
               }
             },
@@ -575,7 +640,16 @@ function guardConnection<
           written: result.written,
           failed: [
             ...failed,
-            ...result.failed.map((f) => ({ ...f, index: accepted[f.index]!.index })),
+            ...result.failed.map((f) => {
+              const original = accepted[f.index]
+              if (!original) {
+                throw new ProviderError({
+                  kind: 'internal',
+                  message: `connection reported a failure at index ${f.index} of a batch of ${accepted.length}`,
+                })
+              }
+              return { ...f, index: original.index }
+            }),
           ].sort((a, b) => a.index - b.index),
         }
       }),
@@ -589,7 +663,8 @@ function guardConnection<
         return connection.delete(settings, ids, options)
       }),
     close() {
-      closing ??= connection.close().catch((error) => {
+      // An async wrapper, so a close that throws synchronously still rejects the promise.
+      closing ??= (async () => connection.close())().catch((error) => {
         throw fail(error, { operation: 'close' })
       })
       return closing

@@ -1,0 +1,146 @@
+import { Readable } from 'node:stream'
+import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import { Upload } from '@aws-sdk/lib-storage'
+import {
+  type BlobData,
+  type Data,
+  iterateBytes,
+  mapConcurrent,
+  ProviderError,
+  toProviderError,
+  type WriteFailure,
+  type WriteResult,
+} from '@nvisy/provider-core'
+import { classifyS3Error } from './s3-errors.js'
+import { encodeMetadata, metadataKeyProblem } from './s3-metadata.js'
+import type { S3SinkStream } from './s3-schemas.js'
+
+const MAX_KEY_BYTES = 1024
+
+function keyProblem(key: string): string | undefined {
+  if (key.length === 0) return 'the object key is empty'
+  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES)
+    return `the object key is longer than ${MAX_KEY_BYTES} bytes`
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we refuse
+  if (/[\u0000-\u001f\u007f]/.test(key)) return 'the object key contains control characters'
+  return undefined
+}
+
+function dataFailure(index: number, key: string, message: string, cause?: unknown): WriteFailure {
+  return {
+    index,
+    error: new ProviderError({
+      kind: 'data',
+      message: `blob ${JSON.stringify(key)}: ${message}`,
+      cause,
+    }),
+  }
+}
+
+/**
+ * Upload a batch of blobs, `concurrency` objects at a time, each streamed through a
+ * multipart upload (a single PutObject when it fits in one part). Put-by-key is
+ * idempotent: a replayed batch overwrites each object with the same bytes. In create-only
+ * mode `If-None-Match: *` makes an existing key a data failure for that blob alone.
+ * Any other failure (auth, throttling, network) fails the batch so the runtime retries it.
+ */
+export async function writeS3(
+  client: S3Client,
+  bucket: string,
+  stream: S3SinkStream,
+  batch: readonly Data[],
+  signal: AbortSignal,
+): Promise<WriteResult> {
+  const failed: WriteFailure[] = []
+  let written = 0
+  const stop = new AbortController()
+  const onAbort = () => stop.abort(signal.reason)
+  signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    await mapConcurrent(batch, stream.concurrency, async (item, index) => {
+      if (stop.signal.aborted) return
+      const blob = item as BlobData
+      const key = `${stream.prefix}${blob.key}`
+      const problem =
+        keyProblem(key) ??
+        Object.keys(blob.metadata ?? {})
+          .map(metadataKeyProblem)
+          .find(Boolean)
+      if (problem) {
+        failed.push(dataFailure(index, key, problem))
+        return
+      }
+      try {
+        const multipart =
+          !(blob.body instanceof Uint8Array) &&
+          (blob.size === undefined || blob.size > stream.partSizeBytes)
+        if (stream.createOnly && multipart) {
+          // Some S3-compatible servers ignore If-None-Match on CompleteMultipartUpload; check first.
+          const exists = await client
+            .send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: stop.signal })
+            .then(
+              () => true,
+              (error: unknown) => {
+                if (
+                  (error as { $metadata?: { httpStatusCode?: number } }).$metadata
+                    ?.httpStatusCode === 404
+                )
+                  return false
+                throw error
+              },
+            )
+          if (exists) {
+            failed.push(
+              dataFailure(index, key, 'the object already exists and the sink is create-only'),
+            )
+            return
+          }
+        }
+        const body =
+          blob.body instanceof Uint8Array
+            ? blob.body
+            : Readable.from(iterateBytes(blob.body), { objectMode: false })
+        const upload = new Upload({
+          client,
+          params: {
+            Bucket: bucket,
+            Key: key,
+            Body: body,
+            ContentType: blob.contentType,
+            Metadata: encodeMetadata(blob.metadata),
+            IfNoneMatch: stream.createOnly ? '*' : undefined,
+          },
+          partSize: stream.partSizeBytes,
+          queueSize: stream.partConcurrency,
+          leavePartsOnError: false,
+        })
+        const abortUpload = () => {
+          upload.abort().catch(() => {})
+        }
+        stop.signal.addEventListener('abort', abortUpload, { once: true })
+        try {
+          await upload.done()
+        } finally {
+          stop.signal.removeEventListener('abort', abortUpload)
+        }
+        written++
+      } catch (raw) {
+        const error = toProviderError(raw, { classify: classifyS3Error, stream: key })
+        if (error.kind === 'data') {
+          const message =
+            stream.createOnly && error.code === 'PreconditionFailed'
+              ? 'the object already exists and the sink is create-only'
+              : error.message
+          failed.push(dataFailure(index, key, message, raw))
+          return
+        }
+        stop.abort(error)
+        throw error
+      }
+    })
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+  failed.sort((a, b) => a.index - b.index)
+  return { written, failed }
+}

@@ -1,0 +1,153 @@
+import {
+  type _Object,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type S3Client,
+} from '@aws-sdk/client-s3'
+import { type BlobData, ProviderError, type ReadItem, toProviderError } from '@nvisy/provider-core'
+import picomatch from 'picomatch'
+import { classifyS3Error } from './s3-errors.js'
+import { decodeMetadata } from './s3-metadata.js'
+import type { S3Context, S3Stream } from './s3-schemas.js'
+
+/** HeadObject requests kept in flight ahead of the consumer, to hide their latency. */
+const HEAD_PREFETCH = 8
+
+function maxKey(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined) return b
+  if (b === undefined) return a
+  return a > b ? a : b
+}
+
+function toError(error: unknown, key: string) {
+  return toProviderError(error, { classify: classifyS3Error, cursor: { key } })
+}
+
+/**
+ * The object body, fetched only when a consumer iterates it, so a page of listed objects
+ * never holds open connections or buffers. `IfMatch` pins the body to the listed version.
+ */
+function lazyBody(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  etag: string | undefined,
+  signal: AbortSignal,
+): AsyncIterable<Uint8Array> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      let body: AsyncIterable<Uint8Array>
+      try {
+        const response = await client.send(
+          new GetObjectCommand({ Bucket: bucket, Key: key, IfMatch: etag }),
+          {
+            abortSignal: signal,
+          },
+        )
+        body = response.Body as unknown as AsyncIterable<Uint8Array>
+      } catch (error) {
+        if (
+          (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412
+        ) {
+          throw new ProviderError({
+            kind: 'data',
+            message: `object ${JSON.stringify(key)} changed after it was listed; the next run reads its new version`,
+            cursor: { key },
+            cause: error,
+          })
+        }
+        throw toError(error, key)
+      }
+      try {
+        for await (const chunk of body) yield chunk
+      } catch (error) {
+        throw toError(error, key)
+      }
+    },
+  }
+}
+
+/**
+ * List a bucket in key order (ListObjectsV2 is always in UTF-8 binary key order) and yield
+ * each object as a blob whose context is its key. A resumed read lists from StartAfter =
+ * the context's key, so it yields exactly the keys after it.
+ */
+export async function* readS3(
+  client: S3Client,
+  bucket: string,
+  stream: S3Stream,
+  after: S3Context | undefined,
+  signal: AbortSignal,
+): AsyncGenerator<ReadItem<S3Context>> {
+  const prefix = stream.prefix ?? ''
+  const matches = stream.glob ? picomatch(stream.glob, { dot: true }) : undefined
+  const since = stream.modifiedSince ? Date.parse(stream.modifiedSince) : undefined
+  const startAfter = maxKey(stream.startAfter, after?.key)
+  let token: string | undefined
+  let first = true
+  do {
+    const page = await client
+      .send(
+        new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: prefix || undefined,
+          StartAfter: first ? startAfter : undefined,
+          ContinuationToken: token,
+          MaxKeys: stream.pageSize,
+        }),
+        { abortSignal: signal },
+      )
+      .catch((error: unknown) => {
+        throw toProviderError(error, { classify: classifyS3Error, cursor: after })
+      })
+    first = false
+    const objects = (page.Contents ?? []).filter((object): object is _Object & { Key: string } => {
+      const key = object.Key
+      if (key === undefined) return false
+      if (stream.suffix && !key.endsWith(stream.suffix)) return false
+      if (matches && !matches(key.slice(prefix.length))) return false
+      if (since !== undefined && object.LastModified && object.LastModified.getTime() < since)
+        return false
+      return true
+    })
+    // Prefetch HeadObject a few objects ahead; each item still waits for its own answer.
+    const heads: Promise<{
+      contentType?: string | undefined
+      metadata?: Record<string, string> | undefined
+    }>[] = []
+    const head = (object: _Object & { Key: string }) =>
+      client
+        .send(new HeadObjectCommand({ Bucket: bucket, Key: object.Key, IfMatch: object.ETag }), {
+          abortSignal: signal,
+        })
+        .then((response) => ({
+          contentType: response.ContentType,
+          metadata: decodeMetadata(response.Metadata),
+        }))
+    for (let i = 0; i < objects.length; i++) {
+      if (stream.metadata) {
+        for (let j = heads.length; j < Math.min(objects.length, i + HEAD_PREFETCH); j++) {
+          const promise = head(objects[j]!)
+          promise.catch(() => {})
+          heads.push(promise)
+        }
+      }
+      const object = objects[i]!
+      const info = stream.metadata
+        ? await heads[i]!.catch((error: unknown) => Promise.reject(toError(error, object.Key)))
+        : {}
+      const data: BlobData = {
+        kind: 'blob',
+        key: object.Key,
+        body: lazyBody(client, bucket, object.Key, object.ETag, signal),
+        size: object.Size,
+        lastModified: object.LastModified,
+        contentType: info.contentType,
+        metadata: info.metadata,
+      }
+      yield { data, context: { key: object.Key } }
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined
+  } while (token)
+}
