@@ -2,6 +2,7 @@
 // the GCS emulator) when a test needs them and no external one is configured. PostgreSQL,
 // MariaDB, Redis and NATS are started before every session and by .ci/run.
 import { execFile } from 'node:child_process'
+import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { TestProject } from 'vitest/node'
@@ -41,8 +42,11 @@ interface Service {
 
 const s3Script = join(repoRoot, 'scripts/services/s3-server.sh')
 const gcsScript = join(repoRoot, 'scripts/services/gcs-emulator.sh')
+// Outside the repository: `pnpm install` prunes node_modules, and the emulator's own npm
+// install (firebase-tools, ~240 MB) is worth keeping between runs.
 const gcsCache =
-  process.env.NVISY_GCS_EMULATOR_CACHE ?? join(repoRoot, 'node_modules/.cache/gcs-emulator')
+  process.env.NVISY_GCS_EMULATOR_CACHE ??
+  join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'nvisy', 'gcs-emulator')
 
 const services: Service[] = [
   {
