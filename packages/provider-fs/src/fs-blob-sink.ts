@@ -1,0 +1,110 @@
+import { lstat, open, rename, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { type BlobData, iterateBytes, ProviderError, throwIfAborted } from '@nvisy/provider-core'
+import { type BlobSidecar, contentTypeFor } from './fs-blob-source.js'
+import { ensureDirectory, syncDirectory } from './fs-directories.js'
+import { dataError } from './fs-errors.js'
+import { keyProblem, sidecarName, tempName } from './fs-paths.js'
+
+/**
+ * Write one blob atomically: the body streams into a hidden temporary file in the target's
+ * own folder, is fsynced, then renamed over the target. A reader sees the old file or the
+ * new one, never a part. The same key written twice leaves one file (the last body).
+ *
+ * Content type and metadata go to a hidden sidecar `.<name>.nvisy-meta.json` only when
+ * there is something the file itself cannot say: metadata, or a content type other than
+ * the one its extension gives. A blob written without either has its old sidecar removed.
+ */
+export async function writeBlob(
+  realRoot: string,
+  prefix: string,
+  blob: BlobData,
+  signal: AbortSignal,
+  directories: Map<string, Promise<string>>,
+): Promise<void> {
+  if (typeof blob.key !== 'string') throw dataError('blob key must be a string')
+  const key = prefix + blob.key
+  const problem = keyProblem(key)
+  if (problem) throw dataError(`blob key ${JSON.stringify(key)} ${problem}`)
+  const segments = key.split('/')
+  const name = segments.pop()!
+  const dir = await ensureDirectory(realRoot, segments, `blob ${JSON.stringify(key)}`, directories)
+  const target = join(dir, name)
+  const existing = await lstat(target).catch(() => undefined)
+  if (existing?.isDirectory()) throw dataError(`blob key ${JSON.stringify(key)} names a folder`)
+
+  const sidecar: BlobSidecar = {}
+  if (blob.contentType && blob.contentType !== contentTypeFor(name))
+    sidecar.contentType = blob.contentType
+  if (blob.metadata && Object.keys(blob.metadata).length > 0)
+    sidecar.metadata = { ...blob.metadata }
+  const needsSidecar = sidecar.contentType !== undefined || sidecar.metadata !== undefined
+
+  throwIfAborted(signal)
+  const temp = join(dir, tempName(name))
+  await writeFileAtomically(temp, target, blob, signal, async () => {
+    const sidecarPath = join(dir, sidecarName(name))
+    if (needsSidecar) {
+      const sidecarTemp = join(dir, tempName(sidecarName(name)))
+      await writeFileAtomically(
+        sidecarTemp,
+        sidecarPath,
+        Buffer.from(JSON.stringify(sidecar)),
+        signal,
+      )
+    } else {
+      await unlink(sidecarPath).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error
+      })
+    }
+  })
+  await syncDirectory(dir)
+}
+
+async function writeFileAtomically(
+  temp: string,
+  target: string,
+  source: BlobData | Buffer,
+  signal: AbortSignal,
+  beforeRename?: () => Promise<void>,
+): Promise<number> {
+  const handle = await open(temp, 'wx', 0o666)
+  let renamed = false
+  let bytes = 0
+  try {
+    try {
+      const body = Buffer.isBuffer(source) ? source : source.body
+      for await (const chunk of iterateBytes(body)) {
+        throwIfAborted(signal)
+        let offset = 0
+        while (offset < chunk.byteLength) {
+          const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset)
+          offset += bytesWritten
+        }
+        bytes += chunk.byteLength
+      }
+      if (!Buffer.isBuffer(source)) {
+        if (source.size !== undefined && bytes !== source.size) {
+          // A body cut short (a dropped download) is worth another try; never store it.
+          throw new ProviderError({
+            kind: 'transient',
+            message: `blob ${JSON.stringify(source.key)}: the body had ${bytes} bytes, not the declared ${source.size}`,
+          })
+        }
+        if (source.lastModified instanceof Date && !Number.isNaN(source.lastModified.getTime())) {
+          await handle.utimes(new Date(), source.lastModified)
+        }
+      }
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    throwIfAborted(signal)
+    await beforeRename?.()
+    await rename(temp, target)
+    renamed = true
+    return bytes
+  } finally {
+    if (!renamed) await unlink(temp).catch(() => {})
+  }
+}

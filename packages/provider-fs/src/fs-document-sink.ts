@@ -1,0 +1,208 @@
+import { open, stat, truncate } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import {
+  type Data,
+  type DocumentData,
+  type Logger,
+  ProviderError,
+  throwIfAborted,
+  type WriteFailure,
+  type WriteResult,
+} from '@nvisy/provider-core'
+import { syncDirectory } from './fs-directories.js'
+import { type JsonlScanState, readJsonl } from './fs-document-source.js'
+import { dataError } from './fs-errors.js'
+
+/** The ids already in a JSONL file, and how far the file had been scanned for them. */
+export interface IdIndex {
+  ids: Set<string>
+  size: number
+  ino: number
+  mtimeMs: number
+  line: number
+}
+
+/** Appends to one file never interleave within this process. */
+const fileLocks = new Map<string, Promise<unknown>>()
+
+async function withFileLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  const previous = fileLocks.get(path) ?? Promise.resolve()
+  const run = previous.catch(() => {}).then(fn)
+  fileLocks.set(path, run)
+  try {
+    return await run
+  } finally {
+    if (fileLocks.get(path) === run) fileLocks.delete(path)
+  }
+}
+
+/**
+ * Append documents to a JSON Lines file, idempotent by id: a document whose id is already
+ * in the file (or earlier in the batch) is not written again and counts as written. The
+ * first copy of an id wins; the file is an append-only log, never rewritten.
+ *
+ * The ids are indexed once per connection by scanning the file, then kept up to date from
+ * this connection's appends and by scanning only what others appended since (the file's
+ * size grew, same inode). A torn last line left by a crash is truncated before appending.
+ */
+export async function appendDocuments(
+  path: string,
+  label: string,
+  idField: string,
+  batch: readonly Data[],
+  signal: AbortSignal,
+  options: { maxLineBytes: number; indexes: Map<string, IdIndex>; logger: Logger },
+): Promise<WriteResult> {
+  return withFileLock(path, async () => {
+    const index = await refreshIndex(path, label, idField, signal, options)
+    const failed: WriteFailure[] = []
+    const lines: Buffer[] = []
+    const added: string[] = []
+    let written = 0
+    const inBatch = new Set<string>()
+    batch.forEach((item, i) => {
+      try {
+        const line = serializeDocument(item as DocumentData, idField, options.maxLineBytes)
+        const id = (item as DocumentData).id
+        written++
+        if (index.ids.has(id) || inBatch.has(id)) return
+        inBatch.add(id)
+        added.push(id)
+        lines.push(line)
+      } catch (error) {
+        failed.push({ index: i, error: error as ProviderError })
+      }
+    })
+    if (lines.length === 0) return { written, failed }
+    throwIfAborted(signal)
+    const created = index.ino === -1
+    const handle = await open(path, 'a+')
+    try {
+      const { size } = await handle.stat()
+      let prefix = Buffer.alloc(0)
+      if (size > 0) {
+        // A last line written without "\n" (by hand) still ends before ours begins.
+        const { buffer } = await handle.read(Buffer.alloc(1), 0, 1, size - 1)
+        if (buffer[0] !== 0x0a) prefix = Buffer.from('\n')
+      }
+      const data = Buffer.concat([prefix, ...lines])
+      let offset = 0
+      while (offset < data.length) {
+        const { bytesWritten } = await handle.write(data, offset, data.length - offset)
+        offset += bytesWritten
+      }
+      await handle.sync()
+      const after = await handle.stat()
+      index.size = after.size
+      index.ino = after.ino
+      index.mtimeMs = after.mtimeMs
+      index.line += lines.length
+    } finally {
+      await handle.close()
+    }
+    if (created) await syncDirectory(dirname(path))
+    for (const id of added) index.ids.add(id)
+    return { written, failed }
+  })
+}
+
+/** One document as a JSONL line, with its id in `idField`. */
+export function serializeDocument(
+  item: DocumentData,
+  idField: string,
+  maxLineBytes: number,
+): Buffer {
+  const label = `document ${JSON.stringify(item?.id)}`
+  if (typeof item.id !== 'string' || item.id.length === 0)
+    throw dataError(`${label}: the id must be a non-empty string`)
+  const content = item.content
+  if (typeof content !== 'object' || content === null || Array.isArray(content)) {
+    throw dataError(`${label}: content must be a JSON object`)
+  }
+  const own = content[idField]
+  if (own !== undefined && own !== null && String(own) !== item.id) {
+    throw dataError(`${label}: content.${idField} is ${JSON.stringify(own)}, not the document id`)
+  }
+  let text: string | undefined
+  try {
+    text = JSON.stringify(
+      own === undefined || own === null ? { [idField]: item.id, ...content } : content,
+    )
+  } catch (error) {
+    throw dataError(`${label}: content is not JSON: ${(error as Error).message}`, error)
+  }
+  if (text === undefined) throw dataError(`${label}: content is not JSON`)
+  const line = Buffer.from(`${text}\n`, 'utf8')
+  if (line.length > maxLineBytes)
+    throw dataError(`${label}: ${line.length} bytes is over the ${maxLineBytes}-byte line limit`)
+  return line
+}
+
+async function refreshIndex(
+  path: string,
+  label: string,
+  idField: string,
+  signal: AbortSignal,
+  options: { maxLineBytes: number; indexes: Map<string, IdIndex>; logger: Logger },
+): Promise<IdIndex> {
+  const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined
+    throw error
+  })
+  const key = `${path}\0${idField}`
+  let index = options.indexes.get(key)
+  if (!info) {
+    index = { ids: new Set(), size: 0, ino: -1, mtimeMs: 0, line: 0 }
+    options.indexes.set(key, index)
+    return index
+  }
+  if (
+    index &&
+    index.ino === info.ino &&
+    index.size === info.size &&
+    index.mtimeMs === info.mtimeMs
+  ) {
+    return index
+  }
+  // Scan only what was appended since, when the file only grew; else from the start.
+  const resume = index && index.ino === info.ino && index.size > 0 && info.size > index.size
+  if (!index || !resume) index = { ids: new Set(), size: 0, ino: info.ino, mtimeMs: 0, line: 0 }
+  const state: JsonlScanState = { end: 0, torn: false, line: 0 }
+  const after = resume ? { line: index.line, offset: index.size } : undefined
+  try {
+    for await (const item of readJsonl(
+      path,
+      label,
+      idField,
+      after,
+      signal,
+      options.maxLineBytes,
+      state,
+    )) {
+      index.ids.add(item.data.id)
+    }
+    index.line = state.line
+  } catch (error) {
+    if (ProviderError.isInstance(error)) {
+      throw new ProviderError({
+        kind: 'data',
+        message: `cannot append to ${label}: ${error.message}`,
+        cause: error,
+      })
+    }
+    throw error
+  }
+  if (state.torn) {
+    options.logger.warn(
+      { file: label },
+      `fs: truncating a torn last line of ${label} at byte ${state.end}`,
+    )
+    await truncate(path, state.end)
+  }
+  const now = await stat(path)
+  index.size = now.size
+  index.ino = now.ino
+  index.mtimeMs = now.mtimeMs
+  options.indexes.set(key, index)
+  return index
+}
