@@ -51,7 +51,7 @@ const gcsCache =
 const services: Service[] = [
   {
     name: 'S3 server (Ceph RADOS Gateway)',
-    projects: ['provider-s3', 'runtime', 'object-store-copies'],
+    projects: ['provider-s3', 'runtime', 'integration-tests'],
     configured: () => Boolean(process.env.NVISY_TEST_S3_ENDPOINT),
     url: 'http://127.0.0.1:7480/',
     start: async () =>
@@ -69,7 +69,7 @@ const services: Service[] = [
   },
   {
     name: 'GCS emulator (firebase-tools)',
-    projects: ['provider-gcs', 'runtime', 'object-store-copies'],
+    projects: ['provider-gcs', 'runtime', 'integration-tests'],
     configured: () =>
       Boolean(process.env.NVISY_TEST_GCS_ENDPOINT || process.env.NVISY_TEST_GCS_CREDENTIALS),
     url: 'http://127.0.0.1:9199/',

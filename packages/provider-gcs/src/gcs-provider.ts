@@ -1,4 +1,4 @@
-import { Storage, type StorageOptions } from '@google-cloud/storage'
+import { IdempotencyStrategy, Storage, type StorageOptions } from '@google-cloud/storage'
 import {
   defineProvider,
   ProviderError,
@@ -47,7 +47,13 @@ export function createGcsStorageOptions(
 ): StorageOptions {
   const options: StorageOptions = {
     projectId: params.projectId,
-    retryOptions: { maxRetries: params.maxRetries, autoRetry: params.maxRetries > 0 },
+    // Writes here are idempotent by name (the same bytes under the same name), so the
+    // client may retry every request, uploads included.
+    retryOptions: {
+      maxRetries: params.maxRetries,
+      autoRetry: params.maxRetries > 0,
+      idempotencyStrategy: IdempotencyStrategy.RetryAlways,
+    },
     timeout: params.requestTimeoutMs,
   }
   if (params.apiEndpoint) {

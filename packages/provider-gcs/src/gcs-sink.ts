@@ -7,6 +7,8 @@ import {
   iterateBytes,
   mapConcurrent,
   ProviderError,
+  raceAbort,
+  readBytes,
   toProviderError,
   type WriteFailure,
   type WriteResult,
@@ -66,19 +68,33 @@ export async function writeGcs(
       const size = blob.body instanceof Uint8Array ? blob.body.byteLength : blob.size
       const resumable = size === undefined || size > stream.resumableThresholdBytes
       const file = bucket.file(name)
-      const writable = file.createWriteStream({
+      const options = {
         resumable,
         contentType: blob.contentType,
         metadata: blob.metadata ? { metadata: blob.metadata } : undefined,
         preconditionOpts: stream.createOnly ? { ifGenerationMatch: 0 } : undefined,
-        validation: 'crc32c',
-      })
+        validation: 'crc32c' as const,
+      }
       try {
-        const source =
-          blob.body instanceof Uint8Array
-            ? Readable.from([blob.body])
-            : Readable.from(iterateBytes(blob.body))
-        await pipeline(source, writable, { signal: stop.signal })
+        if (resumable) {
+          // One streamed request; the resumable protocol recovers from a dropped connection.
+          const source =
+            blob.body instanceof Uint8Array
+              ? Readable.from([blob.body])
+              : Readable.from(iterateBytes(blob.body))
+          await pipeline(source, file.createWriteStream(options), { signal: stop.signal })
+        } else {
+          // A small body is buffered (at most resumableThresholdBytes), so the client can
+          // resend it when a kept-alive connection turns out to be closed.
+          const body =
+            blob.body instanceof Uint8Array
+              ? blob.body
+              : await readBytes(blob.body, stream.resumableThresholdBytes)
+          await raceAbort(
+            file.save(Buffer.from(body.buffer, body.byteOffset, body.byteLength), options),
+            stop.signal,
+          )
+        }
         written++
       } catch (raw) {
         if (stop.signal.aborted) throw stop.signal.reason
