@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+// Runs every benchmark (bench/*.bench.mjs) one after another, each in its own process, and
+// writes bench/results/latest.json plus a Markdown table of the ratios each one measured
+// against its baseline in the same run. Benchmarks import built packages: `pnpm bench`
+// builds first.
+//
+//   pnpm bench                    # everything, full sizes
+//   pnpm bench -- --only redis    # one benchmark
+//   pnpm bench -- --quick         # small sizes, to check that they run
+import { spawn } from 'node:child_process'
+import { readdirSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const { values: args } = parseArgs({
+  options: { only: { type: 'string' }, quick: { type: 'boolean', default: false } },
+  allowPositionals: true,
+})
+
+// Sizes for --quick: enough to exercise each path in seconds.
+const quickArgs = {
+  postgres: ['--rows', '20000'],
+  mysql: ['--rows', '20000'],
+  redis: ['--count', '20000'],
+  nats: ['--count', '20000'],
+  mongodb: ['--count', '20000'],
+  pinecone: ['--count', '2000'],
+  neo4j: ['--nodes', '2000'],
+  s3: ['--objects-mib', '64', '--large-mib', '64'],
+  runtime: ['--rows', '20000'],
+}
+
+function lastJson(text) {
+  const trimmed = text.trim()
+  try {
+    return JSON.parse(trimmed)
+  } catch {}
+  // The last line that starts a JSON object, through the end.
+  const lines = trimmed.split('\n')
+  for (let i = lines.length - 1; i >= 0; i--) {
+    if (!lines[i].startsWith('{')) continue
+    try {
+      return JSON.parse(lines.slice(i).join('\n'))
+    } catch {}
+  }
+  return undefined
+}
+
+/** Every numeric `ratio` in a report, with the path that leads to it. */
+function ratios(value, path = []) {
+  if (!value || typeof value !== 'object') return []
+  const found = []
+  for (const [key, child] of Object.entries(value)) {
+    if (/ratio/i.test(key) && typeof child === 'number') found.push({ path: [...path, key].join('.'), ratio: child })
+    else found.push(...ratios(child, [...path, key]))
+  }
+  return found
+}
+
+function run(file, extra) {
+  return new Promise((resolve) => {
+    const started = Date.now()
+    const child = spawn(process.execPath, ['--expose-gc', join(here, file), ...extra], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let stdout = ''
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk
+    })
+    child.on('close', (code) => resolve({ code, stdout, seconds: (Date.now() - started) / 1000 }))
+  })
+}
+
+const files = readdirSync(here)
+  .filter((f) => f.endsWith('.bench.mjs'))
+  .filter((f) => !args.only || args.only.split(',').includes(f.replace('.bench.mjs', '')))
+  .sort()
+
+const results = {}
+for (const file of files) {
+  const name = file.replace('.bench.mjs', '')
+  const extra = args.quick ? (quickArgs[name] ?? []) : []
+  console.error(`\n=== ${name} ${extra.join(' ')}`)
+  const { code, stdout, seconds } = await run(file, extra)
+  const report = lastJson(stdout)
+  results[name] = { exitCode: code, seconds, report: report ?? null, ratios: ratios(report) }
+  if (code !== 0 || !report) console.error(`${name}: exit ${code}${report ? '' : ', no JSON report'}`)
+}
+
+const latest = { at: new Date().toISOString(), node: process.version, quick: args.quick, results }
+writeFileSync(join(here, 'results', args.quick ? 'quick.json' : 'latest.json'), `${JSON.stringify(latest, null, 2)}\n`)
+
+const rows = ['| benchmark | measure | ratio (ours / baseline, same run) |', '| --- | --- | --- |']
+for (const [name, result] of Object.entries(results)) {
+  if (result.ratios.length === 0) rows.push(`| ${name} | ${result.exitCode === 0 ? 'no ratio reported' : `failed (exit ${result.exitCode})`} | |`)
+  for (const { path, ratio } of result.ratios) rows.push(`| ${name} | ${path} | ${ratio.toFixed(2)} |`)
+}
+const table = `# Benchmark ratios\n\n${latest.at}, Node ${process.version}${args.quick ? ', quick sizes' : ''}. Each ratio compares us with a baseline measured in the same run on the same machine.\n\n${rows.join('\n')}\n`
+writeFileSync(join(here, 'results', args.quick ? 'quick.md' : 'latest.md'), table)
+console.log(table)
+process.exit(Object.values(results).some((r) => r.exitCode !== 0) ? 1 : 0)
