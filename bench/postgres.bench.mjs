@@ -1,0 +1,234 @@
+#!/usr/bin/env node
+// PostgreSQL copy benchmark: the provider's read (keyset over the primary key, server-side
+// cursor) feeding its COPY-append write, next to the `psql COPY TO STDOUT | psql COPY FROM
+// STDIN` pipe, in the same run, over the same 1M-row table (bigint, int, text, numeric,
+// timestamptz, timestamp, jsonb). Each side copies into its own empty table; both copies are
+// checked to have the source's md5. The provider side runs in a child process so its peak
+// RSS is its own.
+//
+// It imports the BUILT packages (dist/): Node 20 cannot run the TypeScript sources, and
+// `node --experimental-strip-types` is not available there. Build first:
+//
+//   pnpm --filter @nvisy/provider-core build && pnpm --filter @nvisy/provider-postgres build
+//   node bench/postgres.bench.mjs [--rows 1000000] [--batch 5000] [--url postgres://postgres@127.0.0.1:5432/test]
+//
+// Prints one JSON object on stdout (one line, for bench/run.mjs), then a one-line summary on
+// stderr. Exits 1 only when a copy is not exact; `pass` in the report tells whether the
+// targets (>= 0.5 of the pipe, peak RSS < 256 MB) were met.
+import { execFileSync, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const packageDir = join(here, '..', 'packages', 'provider-postgres')
+const requireFromPackage = createRequire(join(packageDir, 'package.json'))
+
+function arg(name, fallback) {
+  const at = process.argv.indexOf(`--${name}`)
+  return at >= 0 && process.argv[at + 1] !== undefined ? process.argv[at + 1] : fallback
+}
+
+const rows = Number(arg('rows', '1000000'))
+const batchSize = Number(arg('batch', '5000'))
+const url = arg(
+  'url',
+  process.env.NVISY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+)
+const phase = arg('phase', '')
+const schema = arg('schema', `nvisy_bench_${randomBytes(4).toString('hex')}`)
+
+function trackRss() {
+  let peak = process.memoryUsage().rss
+  let heap = process.memoryUsage().heapUsed
+  const timer = setInterval(() => {
+    const usage = process.memoryUsage()
+    peak = Math.max(peak, usage.rss)
+    heap = Math.max(heap, usage.heapUsed)
+  }, 20)
+  const stop = () => {
+    clearInterval(timer)
+    return Math.max(peak, process.memoryUsage().rss)
+  }
+  stop.peakHeap = () => heap
+  return stop
+}
+
+/** Child process: read the source through the provider, COPY-append every batch, one write in flight. */
+async function runProvider() {
+  const { postgresProvider } = await import(
+    pathToFileURL(join(packageDir, 'dist', 'index.js')).href
+  )
+  const stopRss = trackRss()
+  const connection = await postgresProvider.connect({
+    credentials: { url },
+    params: { schema, poolSize: 2 },
+  })
+  const signal = new AbortController().signal
+  const started = process.hrtime.bigint()
+  let batch = []
+  let inFlight = Promise.resolve()
+  let written = 0
+  const flush = async (items) => {
+    const result = await connection.write({ table: 'target_provider', mode: 'append' }, items, {
+      signal,
+    })
+    if (result.failed.length > 0) throw result.failed[0].error
+    written += result.written
+  }
+  for await (const item of connection.read({ table: 'orders', pageSize: batchSize }, { signal })) {
+    batch.push(item.data)
+    if (batch.length >= batchSize) {
+      await inFlight
+      inFlight = flush(batch)
+      batch = []
+    }
+  }
+  await inFlight
+  if (batch.length > 0) await flush(batch)
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  await connection.close()
+  process.stdout.write(
+    JSON.stringify({
+      rows: written,
+      seconds,
+      peakRssBytes: stopRss(),
+      peakHeapBytes: stopRss.peakHeap(),
+    }),
+  )
+}
+
+function psql(sql) {
+  return execFileSync('psql', [url, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-At', '-c', sql], {
+    encoding: 'utf8',
+  }).trim()
+}
+
+function runPipe() {
+  const started = process.hrtime.bigint()
+  const quoted = (s) => s.replace(/'/g, `'\\''`)
+  execFileSync(
+    'bash',
+    [
+      '-o',
+      'pipefail',
+      '-c',
+      `psql '${quoted(url)}' -X -q -v ON_ERROR_STOP=1 -c 'COPY "${schema}".orders TO STDOUT' | psql '${quoted(url)}' -X -q -v ON_ERROR_STOP=1 -c 'COPY "${schema}".target_pipe FROM STDIN'`,
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  )
+  return Number(process.hrtime.bigint() - started) / 1e9
+}
+
+function runChild() {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [
+        fileURLToPath(import.meta.url),
+        '--phase',
+        'provider',
+        '--schema',
+        schema,
+        '--url',
+        url,
+        '--batch',
+        String(batchSize),
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    )
+    let out = ''
+    child.stdout.on('data', (chunk) => {
+      out += chunk
+    })
+    child.on('error', reject)
+    child.on('exit', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out))
+        : reject(new Error(`provider phase exited with ${code}`)),
+    )
+  })
+}
+
+const md5 = (table) =>
+  psql(
+    `SELECT count(*) || ':' || md5(string_agg(t::text, E'\\n' ORDER BY t.id)) FROM "${schema}".${table} t`,
+  )
+
+async function main() {
+  if (phase === 'provider') return runProvider()
+  requireFromPackage.resolve('pg') // fails early when the package's dependencies are not installed
+  const columns = `id bigint PRIMARY KEY, customer_id integer NOT NULL, status text NOT NULL, note text,
+    amount numeric(12,2) NOT NULL, created_at timestamptz NOT NULL, updated_at timestamp, payload jsonb`
+  psql(`CREATE SCHEMA "${schema}"`)
+  try {
+    for (const table of ['orders', 'target_provider', 'target_pipe'])
+      psql(`CREATE TABLE "${schema}".${table} (${columns})`)
+    psql(`INSERT INTO "${schema}".orders
+      SELECT g, g % 9973, (ARRAY['new','paid','shipped','returned'])[1 + g % 4],
+             CASE WHEN g % 7 = 0 THEN NULL ELSE 'order note ' || md5(g::text) END,
+             (g % 1000000) / 100.0,
+             timestamptz '2024-01-01 00:00:00Z' + g * interval '1.000001 second',
+             timestamp '2024-01-01 00:00:00' + g * interval '0.5 second',
+             jsonb_build_object('sku', 'SKU-' || (g % 5000), 'qty', g % 9, 'tags', jsonb_build_array('a', g % 3))
+      FROM generate_series(1, ${rows}) g`)
+    psql(`VACUUM ANALYZE "${schema}".orders`)
+    const copyBytes = Number(
+      execFileSync(
+        'bash',
+        [
+          '-c',
+          `psql '${url.replace(/'/g, `'\\''`)}' -X -q -c 'COPY "${schema}".orders TO STDOUT' | wc -c`,
+        ],
+        { encoding: 'utf8' },
+      ).trim(),
+    )
+
+    const pipeSeconds = runPipe()
+    const provider = await runChild()
+    const sourceMd5 = md5('orders')
+    const exact = {
+      provider: md5('target_provider') === sourceMd5,
+      pipe: md5('target_pipe') === sourceMd5,
+    }
+    const mb = copyBytes / 1e6
+    const report = {
+      benchmark: 'postgres read -> COPY append write',
+      rows,
+      batchSize,
+      copyTextMB: Number(mb.toFixed(1)),
+      provider: {
+        seconds: Number(provider.seconds.toFixed(3)),
+        rowsPerSecond: Math.round(rows / provider.seconds),
+        mbPerSecond: Number((mb / provider.seconds).toFixed(1)),
+        peakRssMB: Number((provider.peakRssBytes / 1024 / 1024).toFixed(1)),
+        peakHeapUsedMB: Number((provider.peakHeapBytes / 1024 / 1024).toFixed(1)),
+      },
+      psqlPipe: {
+        seconds: Number(pipeSeconds.toFixed(3)),
+        rowsPerSecond: Math.round(rows / pipeSeconds),
+        mbPerSecond: Number((mb / pipeSeconds).toFixed(1)),
+      },
+      ratio: Number((pipeSeconds / provider.seconds).toFixed(3)),
+      exact,
+      targets: { minimumOfPipe: 0.5, maxPeakRssMB: 256 },
+    }
+    report.pass =
+      report.ratio >= 0.5 && report.provider.peakRssMB < 256 && exact.provider && exact.pipe
+    // The JSON report is the last thing on stdout (bench/run.mjs reads it); the summary goes
+    // to stderr so it is the last line a person sees.
+    console.log(JSON.stringify(report))
+    console.error(
+      `postgres: provider ${report.provider.rowsPerSecond} rows/s (${report.provider.mbPerSecond} MB/s, peak RSS ${report.provider.peakRssMB} MB) vs psql pipe ${report.psqlPipe.rowsPerSecond} rows/s: ratio ${report.ratio} (target >= 0.5), exact ${exact.provider && exact.pipe} -> ${report.pass ? 'PASS' : 'FAIL'}`,
+    )
+    // A missed speed target is a result; a copy that is not exact is a failure.
+    if (!(exact.provider && exact.pipe)) process.exitCode = 1
+  } finally {
+    psql(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+  }
+}
+
+await main()

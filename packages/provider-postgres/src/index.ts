@@ -1,0 +1,25 @@
+export { classifyPostgresError, kindOfSqlState } from './postgres-errors.js'
+export {
+  createPostgresProvider,
+  type PostgresProviderSettings,
+  poolConfig,
+  postgresProvider as default,
+  postgresProvider,
+  SESSION_SETTINGS,
+} from './postgres-provider.js'
+export {
+  FILTER_OPERATORS,
+  type FilterOperator,
+  type PostgresContext,
+  PostgresContextSchema,
+  type PostgresCredentials,
+  PostgresCredentialsSchema,
+  type PostgresFilter,
+  type PostgresParams,
+  PostgresParamsSchema,
+  type PostgresSinkStream,
+  PostgresSinkStreamSchema,
+  type PostgresStream,
+  PostgresStreamSchema,
+} from './postgres-schemas.js'
+export { VERSION } from './version.js'

@@ -1,0 +1,180 @@
+import { Secret, type Static, Type } from '@nvisy/provider-core'
+
+const Identifier = Type.String({ minLength: 1, maxLength: 63 })
+
+export const PostgresCredentialsSchema = Type.Object(
+  {
+    user: Type.Optional(Type.String({ minLength: 1, description: 'Role to log in as' })),
+    password: Type.Optional(Secret(Type.String({ description: 'Password of the role' }))),
+    url: Type.Optional(
+      Secret(
+        Type.String({
+          pattern: '^postgres(ql)?://',
+          description:
+            'A postgres:// connection URL; replaces user, password, host, port and database',
+        }),
+      ),
+    ),
+  },
+  { additionalProperties: false },
+)
+export type PostgresCredentials = Static<typeof PostgresCredentialsSchema>
+
+export const PostgresTlsSchema = Type.Object(
+  {
+    mode: Type.Optional(
+      Type.Union([Type.Literal('off'), Type.Literal('require'), Type.Literal('verify')], {
+        default: 'off',
+        description:
+          'off: plain TCP; require: TLS without checking the certificate; verify: TLS checked against `ca` (or the system CAs)',
+      }),
+    ),
+    ca: Type.Optional(
+      Type.String({ minLength: 1, description: 'PEM CA certificate(s) for mode verify' }),
+    ),
+    servername: Type.Optional(
+      Type.String({ minLength: 1, description: 'Host name to verify, when it differs from host' }),
+    ),
+  },
+  { additionalProperties: false },
+)
+
+export const PostgresParamsSchema = Type.Object(
+  {
+    host: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'Server host; required unless credentials.url is set',
+      }),
+    ),
+    port: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 65535, description: 'Server port (default 5432)' }),
+    ),
+    database: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'Database; required unless credentials.url is set',
+      }),
+    ),
+    schema: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 63,
+        default: 'public',
+        description: 'Default schema for tables',
+      }),
+    ),
+    tls: Type.Optional(PostgresTlsSchema),
+    poolSize: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100,
+        default: 4,
+        description: 'Most connections open at once',
+      }),
+    ),
+    statementTimeoutMs: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description: 'statement_timeout for every statement, in ms (0: none)',
+      }),
+    ),
+    connectTimeoutMs: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        default: 10_000,
+        description: 'Give up connecting after this many ms',
+      }),
+    ),
+    applicationName: Type.Optional(Type.String({ minLength: 1, maxLength: 63, default: 'nvisy' })),
+  },
+  { additionalProperties: false },
+)
+export type PostgresParams = Static<typeof PostgresParamsSchema>
+
+export const FILTER_OPERATORS = [
+  '=',
+  '<>',
+  '<',
+  '>',
+  '<=',
+  '>=',
+  'in',
+  'is null',
+  'is not null',
+] as const
+export type FilterOperator = (typeof FILTER_OPERATORS)[number]
+
+const FilterValue = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()])
+
+export const PostgresFilterSchema = Type.Object(
+  {
+    column: Identifier,
+    op: Type.Union(FILTER_OPERATORS.map((op) => Type.Literal(op))),
+    value: Type.Optional(Type.Union([FilterValue, Type.Array(FilterValue)])),
+  },
+  { additionalProperties: false },
+)
+export type PostgresFilter = Static<typeof PostgresFilterSchema>
+
+export const PostgresStreamSchema = Type.Object(
+  {
+    table: Identifier,
+    schema: Type.Optional(Identifier),
+    columns: Type.Optional(Type.Array(Identifier, { minItems: 1, uniqueItems: true })),
+    cursor: Type.Optional(
+      Type.Array(Identifier, {
+        minItems: 1,
+        uniqueItems: true,
+        description:
+          'Columns to order and resume by (default: the primary key); the primary key is appended as a tiebreaker',
+      }),
+    ),
+    filter: Type.Optional(Type.Array(PostgresFilterSchema)),
+    pageSize: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100_000,
+        default: 2000,
+        description: 'Rows fetched per round trip',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+)
+export type PostgresStream = Static<typeof PostgresStreamSchema>
+
+export const PostgresContextSchema = Type.Object(
+  {
+    cursor: Type.Array(Type.Union([Type.String(), Type.Number()]), {
+      minItems: 1,
+      description:
+        'The cursor column values of the last row read, in cursor order, as text (int2/int4 as numbers)',
+    }),
+  },
+  { additionalProperties: false },
+)
+export type PostgresContext = Static<typeof PostgresContextSchema>
+
+export const PostgresSinkStreamSchema = Type.Object(
+  {
+    table: Identifier,
+    schema: Type.Optional(Identifier),
+    mode: Type.Optional(
+      Type.Union([Type.Literal('upsert'), Type.Literal('append')], {
+        default: 'upsert',
+        description:
+          'upsert: INSERT ... ON CONFLICT (keys) DO UPDATE; append: COPY FROM STDIN (not idempotent)',
+      }),
+    ),
+    keys: Type.Optional(
+      Type.Array(Identifier, {
+        minItems: 1,
+        uniqueItems: true,
+        description: 'Conflict columns (default: the primary key)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+)
+export type PostgresSinkStream = Static<typeof PostgresSinkStreamSchema>

@@ -1,0 +1,283 @@
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import {
+  type Data,
+  ProviderError,
+  type SqlValue,
+  throwIfAborted,
+  type WriteFailure,
+  type WriteResult,
+} from '@nvisy/provider-core'
+import type { PoolClient } from 'pg'
+import { from as copyFrom } from 'pg-copy-streams'
+import { qualifiedName, quoteIdent, type TableInfo } from './postgres-catalog.js'
+import { classifyPostgresError, hasSqlState, isRowDataError } from './postgres-errors.js'
+import type { PostgresSinkStream } from './postgres-schemas.js'
+import { copyField, sqlValueToText } from './postgres-values.js'
+
+/** PostgreSQL's limit on bind parameters in one statement. */
+const MAX_PARAMETERS = 65_535
+/** COPY data is sent in chunks of about this many characters. */
+const COPY_CHUNK_CHARS = 256 * 1024
+
+type Row = Record<string, SqlValue>
+
+export interface SinkDeps {
+  acquire(): Promise<PoolClient>
+  table(client: PoolClient, schema: string, table: string): Promise<TableInfo>
+}
+
+/** Every column named by any record, in first-seen order. */
+function batchColumns(rows: readonly Row[]): string[] {
+  const seen = new Set<string>()
+  for (const row of rows) for (const name in row) seen.add(name)
+  return [...seen]
+}
+
+function checkColumns(table: TableInfo, columns: readonly string[]): void {
+  for (const name of columns) {
+    if (!table.byName.has(name)) {
+      throw new ProviderError({
+        kind: 'config',
+        code: '42703',
+        message: `column ${JSON.stringify(name)} does not exist in ${JSON.stringify(table.schema)}.${JSON.stringify(table.table)}`,
+      })
+    }
+  }
+}
+
+function conflictKeys(table: TableInfo, stream: PostgresSinkStream): string[] {
+  const keys = stream.keys ?? table.primaryKey
+  if (keys.length === 0) {
+    throw new ProviderError({
+      kind: 'config',
+      message: `${JSON.stringify(table.schema)}.${JSON.stringify(table.table)} has no primary key: set stream.keys to the columns of a unique constraint, or use mode "append"`,
+      issues: [
+        {
+          path: '/stream/keys',
+          rule: 'required',
+          message: 'is required when the table has no primary key',
+        },
+      ],
+    })
+  }
+  keys.forEach((key, i) => {
+    if (!table.byName.has(key)) {
+      throw new ProviderError({
+        kind: 'config',
+        message: `key column ${JSON.stringify(key)} does not exist (/stream/keys/${i})`,
+        issues: [{ path: `/stream/keys/${i}`, rule: 'exists', message: 'column does not exist' }],
+      })
+    }
+  })
+  return keys
+}
+
+interface Statement {
+  /** INSERT for `rowCount` rows. */
+  text(rowCount: number): string
+  values(rows: readonly Row[]): (string | null | Buffer)[]
+}
+
+function insertStatement(
+  table: TableInfo,
+  columns: readonly string[],
+  keys: readonly string[] | undefined,
+): Statement {
+  const target = `INSERT INTO ${qualifiedName(table.schema, table.table)} (${columns.map(quoteIdent).join(', ')}) VALUES `
+  let conflict = ''
+  if (keys) {
+    const updates = columns.filter((c) => !keys.includes(c))
+    conflict =
+      ` ON CONFLICT (${keys.map(quoteIdent).join(', ')}) ` +
+      (updates.length === 0
+        ? 'DO NOTHING'
+        : `DO UPDATE SET ${updates.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}`)
+  }
+  const texts = new Map<number, string>()
+  return {
+    text(rowCount) {
+      let text = texts.get(rowCount)
+      if (!text) {
+        const tuples: string[] = []
+        let n = 0
+        for (let r = 0; r < rowCount; r++)
+          tuples.push(`(${columns.map(() => `$${++n}`).join(', ')})`)
+        text = target + tuples.join(', ') + conflict
+        if (texts.size < 4) texts.set(rowCount, text)
+      }
+      return text
+    },
+    values(rows) {
+      const out: (string | null)[] = []
+      for (const row of rows) for (const c of columns) out.push(sqlValueToText(row[c]))
+      return out
+    },
+  }
+}
+
+function rowFailure(index: number, error: unknown, table: TableInfo): WriteFailure {
+  const classified = classifyPostgresError(error)
+  const message = classified?.message ?? String((error as Error)?.message ?? error)
+  return {
+    index,
+    error: new ProviderError({
+      kind: 'data',
+      code: classified?.code,
+      message: `row ${index} rejected by ${JSON.stringify(table.schema)}.${JSON.stringify(table.table)}: ${message}`,
+      cause: error,
+    }),
+  }
+}
+
+async function rollbackQuietly(client: PoolClient): Promise<boolean> {
+  try {
+    await client.query('ROLLBACK')
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Row by row inside one transaction, each row under a savepoint: a row that violates a
+ * constraint or a type is rolled back alone and reported, the others are committed.
+ */
+async function writeRowByRow(
+  client: PoolClient,
+  table: TableInfo,
+  rows: readonly Row[],
+  columns: readonly string[],
+  keys: readonly string[] | undefined,
+  signal: AbortSignal,
+): Promise<WriteResult> {
+  const statement = insertStatement(table, columns, keys)
+  const failed: WriteFailure[] = []
+  await client.query('BEGIN')
+  try {
+    for (let i = 0; i < rows.length; i++) {
+      throwIfAborted(signal)
+      await client.query('SAVEPOINT nvisy_row')
+      try {
+        await client.query(statement.text(1), statement.values([rows[i]!]))
+        await client.query('RELEASE SAVEPOINT nvisy_row')
+      } catch (error) {
+        if (!isRowDataError(error)) throw error
+        await client.query('ROLLBACK TO SAVEPOINT nvisy_row')
+        failed.push(rowFailure(i, error, table))
+      }
+    }
+    await client.query('COMMIT')
+  } catch (error) {
+    await rollbackQuietly(client)
+    throw error
+  }
+  return { written: rows.length - failed.length, failed }
+}
+
+function rowsPerStatement(columns: readonly string[]): number {
+  return Math.max(1, Math.min(1000, Math.floor(MAX_PARAMETERS / Math.max(1, columns.length))))
+}
+
+async function upsertBatch(
+  client: PoolClient,
+  statement: Statement,
+  rows: readonly Row[],
+  columns: readonly string[],
+  signal: AbortSignal,
+): Promise<void> {
+  const perStatement = rowsPerStatement(columns)
+  for (let start = 0; start < rows.length; start += perStatement) {
+    throwIfAborted(signal)
+    const chunk = rows.slice(start, start + perStatement)
+    await client.query(statement.text(chunk.length), statement.values(chunk))
+  }
+}
+
+async function* copyChunks(
+  rows: readonly Row[],
+  columns: readonly string[],
+  signal: AbortSignal,
+): AsyncGenerator<string> {
+  let chunk = ''
+  for (const row of rows) {
+    let line = ''
+    for (let c = 0; c < columns.length; c++) {
+      if (c > 0) line += '\t'
+      line += copyField(row[columns[c]!])
+    }
+    chunk += `${line}\n`
+    if (chunk.length >= COPY_CHUNK_CHARS) {
+      throwIfAborted(signal)
+      yield chunk
+      chunk = ''
+    }
+  }
+  if (chunk.length > 0) yield chunk
+}
+
+async function copyBatch(
+  client: PoolClient,
+  table: TableInfo,
+  rows: readonly Row[],
+  columns: readonly string[],
+  signal: AbortSignal,
+): Promise<void> {
+  const sql = `COPY ${qualifiedName(table.schema, table.table)} (${columns.map(quoteIdent).join(', ')}) FROM STDIN`
+  const target = client.query(copyFrom(sql))
+  await pipeline(Readable.from(copyChunks(rows, columns, signal), { objectMode: false }), target)
+}
+
+/**
+ * Write one batch in one transaction: upsert (multi-row INSERT ... ON CONFLICT) or append
+ * (COPY FROM STDIN). When the batch fails on a row's data, it is rolled back and written
+ * again row by row under savepoints, so the bad rows fail alone.
+ */
+export async function writeBatch(
+  deps: SinkDeps,
+  stream: PostgresSinkStream,
+  schema: string,
+  batch: readonly Data[],
+  signal: AbortSignal,
+): Promise<WriteResult> {
+  throwIfAborted(signal)
+  const rows = batch.map((item) => (item as Extract<Data, { kind: 'record' }>).values)
+  if (rows.length === 0) return { written: 0, failed: [] }
+  const client = await deps.acquire()
+  let destroy = false
+  try {
+    const table = await deps.table(client, schema, stream.table)
+    const columns = batchColumns(rows)
+    if (columns.length === 0) {
+      throw new ProviderError({
+        kind: 'config',
+        message: 'every record in the batch is empty: nothing to write',
+      })
+    }
+    checkColumns(table, columns)
+    const keys = stream.mode !== 'append' ? conflictKeys(table, stream) : undefined
+    // One statement is atomic on its own: a COPY, or an upsert that fits one INSERT, runs
+    // without BEGIN/COMMIT round trips. Larger upserts share one transaction.
+    const explicit = keys !== undefined && rows.length > rowsPerStatement(columns)
+    try {
+      if (explicit) await client.query('BEGIN')
+      if (keys)
+        await upsertBatch(client, insertStatement(table, columns, keys), rows, columns, signal)
+      else await copyBatch(client, table, rows, columns, signal)
+      if (explicit) await client.query('COMMIT')
+      return { written: rows.length, failed: [] }
+    } catch (error) {
+      if (explicit && !(await rollbackQuietly(client))) {
+        destroy = true
+        throw error
+      }
+      if (!isRowDataError(error) || signal.aborted) throw error
+    }
+    return await writeRowByRow(client, table, rows, columns, keys, signal)
+  } catch (error) {
+    if (signal.aborted || !(ProviderError.isInstance(error) || hasSqlState(error))) destroy = true
+    throw error
+  } finally {
+    client.release(destroy ? true : undefined)
+  }
+}
