@@ -1,0 +1,68 @@
+// Test support: a database of its own per test file on the MariaDB/MySQL server named by
+// NVISY_TEST_MYSQL_URL (default: root without password on 127.0.0.1:3306).
+import { randomBytes } from 'node:crypto'
+import type { ConnectInput } from '@nvisy/provider-core'
+import { hostPort, serviceSkipReason, tcpReachable } from '@nvisy/provider-testkit'
+import mysql, { type Pool } from 'mysql2/promise'
+
+export const TEST_URL = process.env.NVISY_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test'
+
+export function mysqlSkipReason(): Promise<string | false> {
+  const { host, port } = hostPort(TEST_URL, 3306)
+  return serviceSkipReason('MySQL/MariaDB', `${host}:${port}`, () => tcpReachable(host, port))
+}
+
+export interface TestDatabase {
+  name: string
+  /** An admin pool on the test database, with the exact-value options. */
+  admin: Pool
+  /** Provider input for the test database. */
+  input(extra?: Record<string, unknown>): ConnectInput
+  /** Run SQL on the test database. */
+  sql(text: string): Promise<any[]>
+  drop(): Promise<void>
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const url = new URL(TEST_URL)
+  const name = `nvisy_${randomBytes(5).toString('hex')}`
+  const base = {
+    host: url.hostname,
+    port: url.port ? Number(url.port) : 3306,
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+  }
+  const bootstrap = await mysql.createConnection(base)
+  await bootstrap.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4`)
+  await bootstrap.end()
+  const admin = mysql.createPool({
+    ...base,
+    database: name,
+    connectionLimit: 4,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    dateStrings: true,
+    jsonStrings: true,
+    timezone: 'Z',
+  })
+  admin.on('connection', (connection) => {
+    connection.query(`SET SESSION time_zone = '+00:00'`)
+  })
+  return {
+    name,
+    admin,
+    input(extra = {}) {
+      const credentials: Record<string, unknown> = { user: base.user }
+      if (base.password) credentials.password = base.password
+      return { credentials, params: { host: base.host, port: base.port, database: name, ...extra } }
+    },
+    async sql(text) {
+      const [rows] = await admin.query(text)
+      return rows as any[]
+    },
+    async drop() {
+      await admin.query(`DROP DATABASE IF EXISTS \`${name}\``)
+      await admin.end()
+    },
+  }
+}

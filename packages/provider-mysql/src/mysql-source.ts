@@ -1,0 +1,340 @@
+import { addAbortSignal, type Readable } from 'node:stream'
+import {
+  type ReadItem,
+  type ReadOptions,
+  type SqlValue,
+  throwIfAborted,
+} from '@nvisy/provider-core'
+import { findColumn, type MysqlClient, type TableInfo } from './mysql-client.js'
+import { mysqlError } from './mysql-errors.js'
+import type { MysqlContext, MysqlFilter, MysqlStream } from './mysql-schemas.js'
+import {
+  type ColumnInfo,
+  type CursorValue,
+  cursorLiteral,
+  cursorTypeProblem,
+  type Decoder,
+  decoderFor,
+  isGeometry,
+  quoteId,
+  quoteTable,
+  toCursorValue,
+  toLiteral,
+} from './mysql-values.js'
+
+/** What a read needs, resolved once from the stream settings and the table's metadata. */
+export interface ReadPlan {
+  info: TableInfo
+  /** The SELECT list: requested columns, then cursor columns not requested. */
+  selected: ColumnInfo[]
+  /** How many of `selected` go into each record. */
+  outputCount: number
+  cursor: ColumnInfo[]
+  /** Indexes of the cursor columns in `selected`. */
+  cursorIndexes: number[]
+  decoders: (Decoder | undefined)[]
+  names: string[]
+  /** SELECT ... FROM ... [WHERE filter */
+  selectSql: string
+  filterSql: string | undefined
+  orderSql: string
+  pageSize: number
+}
+
+function resolveColumn(info: TableInfo, name: string, field: string): ColumnInfo {
+  const column = findColumn(info, name)
+  if (!column) {
+    throw mysqlError(
+      'config',
+      `${field}: column ${JSON.stringify(name)} does not exist in ${JSON.stringify(`${info.database}.${info.table}`)}`,
+    )
+  }
+  return column
+}
+
+function filterSql(info: TableInfo, filters: readonly MysqlFilter[]): string | undefined {
+  if (filters.length === 0) return undefined
+  const parts = filters.map((filter, i) => {
+    const column = resolveColumn(info, filter.column, `/stream/filter/${i}/column`)
+    const id = quoteId(column.name)
+    const literal = (value: unknown) => {
+      try {
+        return toLiteral(value as SqlValue, column)
+      } catch (error) {
+        throw mysqlError('config', `/stream/filter/${i}/value: ${(error as Error).message}`)
+      }
+    }
+    const needsValue = filter.op !== 'is null' && filter.op !== 'is not null'
+    if (needsValue && filter.value === undefined) {
+      throw mysqlError('config', `/stream/filter/${i}/value is required for operator ${filter.op}`)
+    }
+    switch (filter.op) {
+      case 'is null':
+        return `${id} IS NULL`
+      case 'is not null':
+        return `${id} IS NOT NULL`
+      case 'in':
+      case 'not in': {
+        const values = Array.isArray(filter.value) ? filter.value : [filter.value]
+        return `${id} ${filter.op === 'in' ? 'IN' : 'NOT IN'} (${values.map(literal).join(', ')})`
+      }
+      default: {
+        if (Array.isArray(filter.value)) {
+          throw mysqlError(
+            'config',
+            `/stream/filter/${i}/value must be a single value for operator ${filter.op}`,
+          )
+        }
+        const op = filter.op === 'like' ? 'LIKE' : filter.op === 'not like' ? 'NOT LIKE' : filter.op
+        return `${id} ${op} ${literal(filter.value)}`
+      }
+    }
+  })
+  return parts.map((p) => `(${p})`).join(' AND ')
+}
+
+export async function planRead(
+  client: MysqlClient,
+  stream: MysqlStream,
+  signal: AbortSignal,
+): Promise<ReadPlan> {
+  const database = client.database(stream.database)
+  const info = await client.tableInfo(database, stream.table, signal)
+  const requested = stream.columns
+    ? stream.columns.map((name, i) => resolveColumn(info, name, `/stream/columns/${i}`))
+    : info.columns
+  let cursor: ColumnInfo[]
+  if (stream.cursor) {
+    cursor = stream.cursor.map((name, i) => resolveColumn(info, name, `/stream/cursor/${i}`))
+    // The primary key breaks ties so that the order is total.
+    for (const key of info.primaryKey) {
+      if (!cursor.some((c) => c.name === key)) cursor.push(info.byName.get(key)!)
+    }
+  } else {
+    if (info.primaryKey.length === 0) {
+      throw mysqlError(
+        'config',
+        `/stream/cursor is required: ${info.type} ${JSON.stringify(`${database}.${stream.table}`)} has no primary key to order by`,
+      )
+    }
+    cursor = info.primaryKey.map((key) => info.byName.get(key)!)
+  }
+  for (const [i, column] of cursor.entries()) {
+    const problem = cursorTypeProblem(column)
+    if (problem)
+      throw mysqlError(
+        'config',
+        `/stream/cursor/${i}: column ${JSON.stringify(column.name)}: ${problem}`,
+      )
+  }
+  const selected = [...requested]
+  for (const column of cursor) if (!selected.includes(column)) selected.push(column)
+  const options = { tinyint1AsBoolean: stream.tinyint1AsBoolean ?? false }
+  const selectList = selected
+    .map((c) =>
+      isGeometry(c) ? `ST_AsBinary(${quoteId(c.name)}) AS ${quoteId(c.name)}` : quoteId(c.name),
+    )
+    .join(', ')
+  return {
+    info,
+    selected,
+    outputCount: requested.length,
+    cursor,
+    cursorIndexes: cursor.map((c) => selected.indexOf(c)),
+    decoders: selected.map((c) => decoderFor(c, options)),
+    names: selected.map((c) => c.name),
+    selectSql: `SELECT ${selectList} FROM ${quoteTable(database, info.table)}`,
+    filterSql: filterSql(info, stream.filter ?? []),
+    orderSql: ` ORDER BY ${cursor.map((c) => `${quoteId(c.name)} ASC`).join(', ')}`,
+    pageSize: stream.pageSize ?? 50_000,
+  }
+}
+
+/**
+ * The keyset condition "row comes after `values`" in the order of ORDER BY c1, c2, ...
+ * ASC, where MySQL sorts NULL first: expanded to (c1 > v1) OR (c1 = v1 AND c2 > v2) ...
+ * with a leading c1 >= v1 so the range optimizer uses the index.
+ */
+export function keysetSql(cursor: readonly ColumnInfo[], values: readonly CursorValue[]): string {
+  const ids = cursor.map((c) => quoteId(c.name))
+  const literals = cursor.map((c, i) => cursorLiteral(values[i] ?? null, c))
+  const greater = (i: number) =>
+    values[i] === null ? `${ids[i]} IS NOT NULL` : `${ids[i]} > ${literals[i]}`
+  const equal = (i: number) =>
+    values[i] === null ? `${ids[i]} IS NULL` : `${ids[i]} = ${literals[i]}`
+  const branches: string[] = []
+  for (let i = 0; i < cursor.length; i++) {
+    const prefix = Array.from({ length: i }, (_, j) => equal(j))
+    branches.push([...prefix, greater(i)].join(' AND '))
+  }
+  const ored = branches.length === 1 ? branches[0]! : branches.map((b) => `(${b})`).join(' OR ')
+  if (cursor.length > 1 && values[0] !== null) return `${ids[0]} >= ${literals[0]} AND (${ored})`
+  return ored
+}
+
+export function pageSql(plan: ReadPlan, after: readonly CursorValue[] | undefined): string {
+  const conditions: string[] = []
+  if (plan.filterSql) conditions.push(plan.filterSql)
+  if (after) conditions.push(`(${keysetSql(plan.cursor, after)})`)
+  const where = conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : ''
+  return `${plan.selectSql}${where}${plan.orderSql} LIMIT ${plan.pageSize}`
+}
+
+function checkContext(plan: ReadPlan, context: MysqlContext): CursorValue[] {
+  const expected = plan.cursor.map((c) => c.name)
+  const same =
+    context.columns.length === expected.length &&
+    context.columns.every((name, i) => name.toLowerCase() === expected[i]!.toLowerCase())
+  if (!same || context.values.length !== expected.length) {
+    throw mysqlError(
+      'config',
+      `/after was made with cursor columns ${JSON.stringify(context.columns)}; this stream orders by ${JSON.stringify(expected)}`,
+    )
+  }
+  return context.values
+}
+
+// How a cursor column's JSON-safe value is taken from the row, cheapest first: mysql2's
+// own text (BIGINT, DECIMAL, DATE, TIME arrive as strings), the tagged text, or the value.
+const RAW_CURSOR_TYPES = new Set(['bigint', 'decimal', 'numeric', 'date', 'time'])
+const TAGGED_CURSOR_TYPES = new Set(['datetime', 'timestamp'])
+const PLAIN_CURSOR_TYPES = new Set([
+  'tinyint',
+  'smallint',
+  'mediumint',
+  'int',
+  'integer',
+  'year',
+  'double',
+  'real',
+  'char',
+  'varchar',
+  'tinytext',
+  'text',
+  'mediumtext',
+  'longtext',
+  'enum',
+  'set',
+])
+
+type ItemBuilder = (row: unknown[]) => ReadItem<MysqlContext>
+
+/**
+ * A row-to-item function compiled for one read: an object literal with the column names
+ * as fixed keys is several times cheaper per row than building the object key by key,
+ * and reads dominate a copy. Keys are JSON string literals in computed position, so no
+ * column name (not even "__proto__") can do more than name a property.
+ */
+export function compileItemBuilder(plan: ReadPlan, cursorNames: readonly string[]): ItemBuilder {
+  const lines: string[] = []
+  plan.names.forEach((_, i) => {
+    lines.push(
+      plan.decoders[i]
+        ? `const v${i} = row[${i}] === null ? null : d[${i}](row[${i}])`
+        : `const v${i} = row[${i}]`,
+    )
+  })
+  const fields = plan.names
+    .slice(0, plan.outputCount)
+    .map((name, i) => `[${JSON.stringify(name)}]: v${i}`)
+    .join(', ')
+  const position = plan.cursorIndexes
+    .map((i) => {
+      const column = plan.selected[i]!
+      if (RAW_CURSOR_TYPES.has(column.dataType)) return `row[${i}]`
+      if (TAGGED_CURSOR_TYPES.has(column.dataType)) return `(v${i} === null ? null : v${i}.value)`
+      if (PLAIN_CURSOR_TYPES.has(column.dataType) && !plan.decoders[i]) return `v${i}`
+      return `c(v${i})`
+    })
+    .join(', ')
+  const body = `${lines.join('\n')}
+return { data: { kind: 'record', values: { ${fields} } }, context: { columns, values: [${position}] } }`
+  const build = new Function('d', 'c', 'columns', `return function buildItem(row) {\n${body}\n}`)
+  return build(plan.decoders, toCursorValue, cursorNames) as ItemBuilder
+}
+
+/** Settle when the stream has rows to read or has ended; reject with its error. */
+function readable(stream: Readable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (stream.errored) return reject(stream.errored)
+    if (stream.readableEnded || stream.readableLength > 0) return resolve()
+    const cleanup = () => {
+      stream.off('readable', onReady)
+      stream.off('end', onReady)
+      stream.off('close', onClose)
+      stream.off('error', onError)
+    }
+    const onReady = () => {
+      cleanup()
+      resolve()
+    }
+    const onClose = () => {
+      cleanup()
+      if (stream.errored) reject(stream.errored)
+      else if (!stream.readableEnded) reject(new Error('the row stream closed before its end'))
+      else resolve()
+    }
+    const onError = (error: Error) => {
+      cleanup()
+      reject(error)
+    }
+    stream.on('readable', onReady)
+    stream.on('end', onReady)
+    stream.on('close', onClose)
+    stream.on('error', onError)
+  })
+}
+
+export async function* readTable(
+  client: MysqlClient,
+  stream: MysqlStream,
+  options: ReadOptions<MysqlContext>,
+): AsyncGenerator<ReadItem<MysqlContext>> {
+  const { signal } = options
+  const plan = await planRead(client, stream, signal)
+  const cursorNames = plan.cursor.map((c) => c.name)
+  const after: CursorValue[] | undefined = options.after
+    ? checkContext(plan, options.after)
+    : undefined
+  const { pageSize } = plan
+  const buildItem = compileItemBuilder(plan, cursorNames)
+
+  let position: CursorValue[] | undefined = after
+  for (;;) {
+    throwIfAborted(signal)
+    const connection = await client.acquire(signal)
+    let count = 0
+    let drained = false
+    try {
+      // A streamed query: mysql2 pauses the socket while the consumer is behind, so memory
+      // holds a few rows whatever their size; LIMIT bounds how long one statement runs.
+      const raw = (connection as any).connection ?? connection
+      const rows: Readable = raw
+        .query({ sql: pageSql(plan, position), rowsAsArray: true })
+        .stream({ highWaterMark: 512 })
+      // Errors surface through rows.errored below; this listener keeps one that arrives
+      // while the consumer holds an item from being an uncaught 'error' event.
+      rows.on('error', () => {})
+      addAbortSignal(signal, rows)
+      // Rows already buffered are taken synchronously; only an empty buffer waits.
+      for (;;) {
+        const row = rows.read() as unknown[] | null
+        if (row === null) {
+          if (rows.readableEnded) break
+          await readable(rows)
+          continue
+        }
+        count++
+        const item = buildItem(row)
+        position = item.context.values
+        yield item
+      }
+      drained = true
+    } finally {
+      // A result set left half-read would poison the connection: close it instead.
+      if (drained) connection.release()
+      else connection.destroy()
+    }
+    if (count < pageSize) return
+  }
+}
