@@ -1,0 +1,73 @@
+export {
+  bytesToHex,
+  bytesToUtf8,
+  fromBase64,
+  hexToBytes,
+  isUuid,
+  toBase64,
+  utf8ToBytes,
+  uuidToBytes,
+} from './encoding.js'
+export {
+  assertKeyId,
+  assertMasterKey,
+  Keyring,
+  type KeyringOptions,
+  MASTER_KEY_LENGTH,
+} from './keyring.js'
+export {
+  CONNECTIONS_FILE_ENV,
+  type ConnectionSummary,
+  defaultStorePath,
+  type JsonObject,
+  LOCAL_WORKSPACE_ID,
+  LocalConnectionStore,
+  type LocalConnectionStoreOptions,
+  type NewConnection,
+  type OpenedConnection,
+  STORE_FILE_VERSION,
+  type StoredConnection,
+  type StoreFile,
+} from './local-connection-store.js'
+export {
+  generateMasterKey,
+  type LoadKeyringOptions,
+  loadKeyring,
+  loadMasterKey,
+  MASTER_KEY_ENV,
+  MASTER_KEY_FILE_ENV,
+  MASTER_KEY_ID_ENV,
+  PREVIOUS_MASTER_KEYS_ENV,
+  parseMasterKey,
+  readMasterKeyFile,
+} from './master-key.js'
+export {
+  associatedData,
+  type BlobContext,
+  type BlobHeader,
+  type CredentialsPlaintext,
+  DEFAULT_KEY_ID,
+  type DecryptOptions,
+  decryptCredentials,
+  decryptCredentialsJson,
+  deriveWorkspaceKey,
+  type EncryptOptions,
+  encryptCredentials,
+  FORMAT_VERSION,
+  HEADER_LENGTH,
+  type KeySelection,
+  MIN_BLOB_LENGTH,
+  NONCE_LENGTH,
+  parseBlobHeader,
+  type ReencryptOptions,
+  reencrypt,
+  TAG_LENGTH,
+  WORKSPACE_KEY_INFO,
+} from './vault.js'
+export {
+  VAULT_ERROR_KINDS,
+  VaultError,
+  type VaultErrorKind,
+  type VaultErrorOptions,
+} from './vault-errors.js'
+export { VERSION } from './version.js'
