@@ -1,0 +1,6 @@
+export {
+  type MongoEmulator,
+  type MongoEmulatorOptions,
+  MongoEmulatorServer,
+  startMongoEmulator,
+} from './server.js'
