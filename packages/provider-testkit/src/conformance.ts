@@ -159,7 +159,26 @@ export function runProviderConformance<TStream, TSinkStream>(
               return undefined
             })
             .catch((e: unknown) => e)
+          // The read and write paths with the same refused credentials: whatever they
+          // fail with, the secret stays out of it.
+          const pathErrors: unknown[] = []
+          if (connection && provider.capabilities.read) {
+            pathErrors.push(
+              await collect(connection, fixture.stream, { limit: 1 }).catch((e: unknown) => e),
+            )
+          }
+          if (connection && provider.capabilities.write && fixture.sink) {
+            pathErrors.push(
+              await connection
+                .write(fixture.sink.stream, [fixture.sink.makeItem(0)], {
+                  signal: new AbortController().signal,
+                })
+                .catch((e: unknown) => e),
+            )
+          }
           await connection?.close().catch(() => {})
+          for (const pathError of pathErrors)
+            expect(errorSurfaces(pathError, true)).not.toContain(canary)
           expect(error, 'check succeeded with refused credentials').toBeDefined()
           expect(ProviderError.isInstance(error), `not a ProviderError: ${String(error)}`).toBe(
             true,
