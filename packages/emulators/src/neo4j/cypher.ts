@@ -24,7 +24,7 @@ import {
   type Stats,
   type UndoLog,
 } from './graph.js'
-import { isMap, Struct, type Value } from './packstream.js'
+import { isMap, type Struct, type Value } from './packstream.js'
 
 // ------------------------------------------------------------------------- tokens
 
@@ -37,7 +37,28 @@ type Token =
   | { t: 'sym'; v: string }
   | { t: 'eof' }
 
-const SYMBOLS = ['+=', '->', '<>', '>=', '<=', '(', ')', '[', ']', '{', '}', ':', ',', '.', '=', '>', '<', '-', '|', '*']
+const SYMBOLS = [
+  '+=',
+  '->',
+  '<>',
+  '>=',
+  '<=',
+  '(',
+  ')',
+  '[',
+  ']',
+  '{',
+  '}',
+  ':',
+  ',',
+  '.',
+  '=',
+  '>',
+  '<',
+  '-',
+  '|',
+  '*',
+]
 
 function syntaxError(message: string): CypherError {
   return new CypherError('Neo.ClientError.Statement.SyntaxError', message)
@@ -220,7 +241,9 @@ class Parser {
   private unexpected(expected: string): CypherError {
     const t = this.peek()
     const got = t.t === 'eof' ? 'end of input' : `'${String(t.v)}'`
-    return syntaxError(`Invalid input ${got}: expected ${expected} (query: ${this.text.slice(0, 200)})`)
+    return syntaxError(
+      `Invalid input ${got}: expected ${expected} (query: ${this.text.slice(0, 200)})`,
+    )
   }
 
   private name(): string {
@@ -305,7 +328,8 @@ class Parser {
     const label = this.name()
     this.sym(')')
     this.keyword('REQUIRE')
-    if (this.name() !== v) throw syntaxError('constraint property must belong to the pattern variable')
+    if (this.name() !== v)
+      throw syntaxError('constraint property must belong to the pattern variable')
     this.sym('.')
     const prop = this.name()
     this.keyword('IS')
@@ -524,11 +548,15 @@ export function parseCypher(query: string): Statement {
   const clauses = new Parser(tokenize(query), query).parse()
   const last = clauses[clauses.length - 1]!
   clauses.forEach((clause, i) => {
-    if (clause.k === 'return' && i !== clauses.length - 1) throw syntaxError('RETURN can only be used at the end of the query')
-    if (clause.k === 'constraint' && clauses.length !== 1) throw syntaxError('CREATE CONSTRAINT must be alone')
+    if (clause.k === 'return' && i !== clauses.length - 1)
+      throw syntaxError('RETURN can only be used at the end of the query')
+    if (clause.k === 'constraint' && clauses.length !== 1)
+      throw syntaxError('CREATE CONSTRAINT must be alone')
   })
   if (last.k !== 'return' && !clauses.some((c) => WRITE_CLAUSES.has(c.k))) {
-    throw syntaxError('Query cannot conclude with MATCH or UNWIND (must be a RETURN clause or an update clause)')
+    throw syntaxError(
+      'Query cannot conclude with MATCH or UNWIND (must be a RETURN clause or an update clause)',
+    )
   }
   return {
     clauses,
@@ -567,7 +595,10 @@ function evaluate(expr: Expr, row: Row, ctx: ExecutionContext): Binding {
       return expr.value
     case 'param': {
       if (!(expr.name in ctx.params)) {
-        throw new CypherError('Neo.ClientError.Statement.ParameterMissing', `Expected parameter(s): ${expr.name}`)
+        throw new CypherError(
+          'Neo.ClientError.Statement.ParameterMissing',
+          `Expected parameter(s): ${expr.name}`,
+        )
       }
       return ctx.params[expr.name]!
     }
@@ -580,7 +611,10 @@ function evaluate(expr: Expr, row: Row, ctx: ExecutionContext): Binding {
       if (target === null) return null
       if (isNode(target) || isRel(target)) return target.props[expr.name] ?? null
       if (isMap(target as Value)) return (target as Record<string, Value>)[expr.name] ?? null
-      throw new CypherError('Neo.ClientError.Statement.TypeError', `Type mismatch: expected a map but was ${typeof target}`)
+      throw new CypherError(
+        'Neo.ClientError.Statement.TypeError',
+        `Type mismatch: expected a map but was ${typeof target}`,
+      )
     }
     case 'fn': {
       const target = evaluate(expr.arg, row, ctx)
@@ -589,7 +623,10 @@ function evaluate(expr: Expr, row: Row, ctx: ExecutionContext): Binding {
       if (expr.name === 'elementId' && isRel(target)) return relElementId(target)
       if (expr.name === 'labels' && isNode(target)) return [...target.labels]
       if (expr.name === 'type' && isRel(target)) return target.type
-      throw new CypherError('Neo.ClientError.Statement.TypeError', `Type mismatch in ${expr.name}()`)
+      throw new CypherError(
+        'Neo.ClientError.Statement.TypeError',
+        `Type mismatch in ${expr.name}()`,
+      )
     }
     case 'count':
       throw syntaxError('count() is only allowed in RETURN')
@@ -654,7 +691,11 @@ function evalProps(props: [string, Expr][], row: Row, ctx: ExecutionContext): [s
   return props.map(([key, expr]) => [key, evaluate(expr, row, ctx) as Value])
 }
 
-function candidates(pattern: NodePattern, wanted: [string, Value][], ctx: ExecutionContext): Iterable<NodeRecord> {
+function candidates(
+  pattern: NodePattern,
+  wanted: [string, Value][],
+  ctx: ExecutionContext,
+): Iterable<NodeRecord> {
   const label = pattern.labels[0]
   if (label !== undefined) {
     for (const [key, value] of wanted) {
@@ -669,7 +710,11 @@ function candidates(pattern: NodePattern, wanted: [string, Value][], ctx: Execut
 function boundNode(row: Row, name: string | undefined): NodeRecord | undefined {
   if (name === undefined || !row.has(name)) return undefined
   const v = row.get(name)
-  if (!isNode(v)) throw new CypherError('Neo.ClientError.Statement.TypeError', `Variable \`${name}\` is not a node`)
+  if (!isNode(v))
+    throw new CypherError(
+      'Neo.ClientError.Statement.TypeError',
+      `Variable \`${name}\` is not a node`,
+    )
   return v
 }
 
@@ -697,7 +742,8 @@ function matchPattern(pattern: Pattern, row: Row, ctx: ExecutionContext): Row[] 
       if (!propsMatch(r.props, relWanted)) continue
       if (boundEnd && r.end !== boundEnd) continue
       if (!nodeMatches(r.end, rel.end.labels, endWanted)) continue
-      if (rel.end.name === pattern.start.name && rel.end.name !== undefined && r.end !== start) continue
+      if (rel.end.name === pattern.start.name && rel.end.name !== undefined && r.end !== start)
+        continue
       const next = new Map(row)
       if (pattern.start.name) next.set(pattern.start.name, start)
       if (rel.rel.name) next.set(rel.rel.name, r)
@@ -739,7 +785,9 @@ function mergePattern(pattern: Pattern, row: Row, ctx: ExecutionContext): Row[] 
   const start = boundNode(row, pattern.start.name)
   const end = boundNode(row, pattern.rel.end.name)
   if (!start || !end || pattern.start.labels.length > 0 || pattern.rel.end.labels.length > 0) {
-    throw syntaxError('this emulator supports relationship MERGE between already bound endpoints only')
+    throw syntaxError(
+      'this emulator supports relationship MERGE between already bound endpoints only',
+    )
   }
   if (pattern.rel.rel.types.length !== 1) {
     throw syntaxError('Exactly one relationship type must be specified for MERGE.')
@@ -771,7 +819,10 @@ function applySet(item: SetItem, row: Row, ctx: ExecutionContext): void {
   if (target === undefined) throw syntaxError(`Variable \`${item.name}\` not defined`)
   if (target === null) return
   if (!isNode(target) && !isRel(target)) {
-    throw new CypherError('Neo.ClientError.Statement.TypeError', `Expected \`${item.name}\` to be a node or relationship`)
+    throw new CypherError(
+      'Neo.ClientError.Statement.TypeError',
+      `Expected \`${item.name}\` to be a node or relationship`,
+    )
   }
   const setProp = (key: string, value: Value) => {
     if (isNode(target)) ctx.graph.setNodeProperty(target, key, value, ctx.undo)
@@ -780,7 +831,8 @@ function applySet(item: SetItem, row: Row, ctx: ExecutionContext): void {
   }
   if (item.k === 'labels') {
     if (!isNode(target)) throw syntaxError('labels can only be set on nodes')
-    for (const label of item.labels) if (ctx.graph.addLabel(target, label, ctx.undo)) ctx.stats.labelsAdded++
+    for (const label of item.labels)
+      if (ctx.graph.addLabel(target, label, ctx.undo)) ctx.stats.labelsAdded++
     return
   }
   const value = evaluate(item.expr, row, ctx)
@@ -800,7 +852,10 @@ function applySet(item: SetItem, row: Row, ctx: ExecutionContext): void {
 
 function asPropertyValue(value: Binding): Value {
   if (isNode(value) || isRel(value)) {
-    throw new CypherError('Neo.ClientError.Statement.TypeError', 'Property values can only be of primitive types or arrays thereof.')
+    throw new CypherError(
+      'Neo.ClientError.Statement.TypeError',
+      'Property values can only be of primitive types or arrays thereof.',
+    )
   }
   return value as Value
 }
@@ -821,7 +876,12 @@ function describeBinding(value: Binding): string {
 
 function nonNegativeInteger(clause: string, value: Binding): number {
   if (typeof value === 'bigint' && value >= 0n) return Number(value)
-  const shown = typeof value === 'number' ? (Number.isInteger(value) ? value.toFixed(1) : String(value)) : String(value)
+  const shown =
+    typeof value === 'number'
+      ? Number.isInteger(value)
+        ? value.toFixed(1)
+        : String(value)
+      : String(value)
   throw new CypherError(
     'Neo.ClientError.Statement.ArgumentError',
     `Invalid input. '${shown}' is not a valid value. Must be a non-negative integer. (${clause})`,
@@ -859,10 +919,14 @@ export function execute(statement: Statement, ctx: ExecutionContext): QueryResul
           const matched = matchPattern(clause.pattern, row, ctx).filter(
             (r) => clause.where === undefined || test(clause.where, r, ctx) === true,
           )
-          if (matched.length > 0) next.push(...matched)
+          if (matched.length > 0) for (const m of matched) next.push(m)
           else if (clause.optional) {
             const empty = new Map(row)
-            for (const name of [clause.pattern.start.name, clause.pattern.rel?.rel.name, clause.pattern.rel?.end.name]) {
+            for (const name of [
+              clause.pattern.start.name,
+              clause.pattern.rel?.rel.name,
+              clause.pattern.rel?.end.name,
+            ]) {
               if (name !== undefined && !empty.has(name)) empty.set(name, null)
             }
             next.push(empty)
@@ -873,7 +937,7 @@ export function execute(statement: Statement, ctx: ExecutionContext): QueryResul
       }
       case 'merge': {
         const next: Row[] = []
-        for (const row of rows) next.push(...mergePattern(clause.pattern, row, ctx))
+        for (const row of rows) for (const m of mergePattern(clause.pattern, row, ctx)) next.push(m)
         rows = next
         break
       }
@@ -886,7 +950,8 @@ export function execute(statement: Statement, ctx: ExecutionContext): QueryResul
           for (const name of clause.names) {
             const target = row.get(name)
             if (target === undefined) throw syntaxError(`Variable \`${name}\` not defined`)
-            if (isRel(target) && ctx.graph.deleteRel(target, ctx.undo)) ctx.stats.relationshipsDeleted++
+            if (isRel(target) && ctx.graph.deleteRel(target, ctx.undo))
+              ctx.stats.relationshipsDeleted++
             if (isNode(target) && clause.detach) {
               for (const r of [...target.outgoing, ...target.incoming]) {
                 if (ctx.graph.deleteRel(r, ctx.undo)) ctx.stats.relationshipsDeleted++
@@ -916,18 +981,30 @@ export function execute(statement: Statement, ctx: ExecutionContext): QueryResul
   return { fields: [], records: [] }
 }
 
-function project(clause: Extract<Clause, { k: 'return' }>, rows: Row[], ctx: ExecutionContext): QueryResult {
+function project(
+  clause: Extract<Clause, { k: 'return' }>,
+  rows: Row[],
+  ctx: ExecutionContext,
+): QueryResult {
   const aggregate = clause.items.some((item) => item.expr.k === 'count')
   let out: { row: Row; values: Binding[] }[]
   if (aggregate) {
     const groups = new Map<string, { row: Row; values: Binding[]; counts: number[] }>()
-    const keyed = clause.items.map((item, i) => ({ item, i })).filter(({ item }) => item.expr.k !== 'count')
+    const keyed = clause.items
+      .map((item, i) => ({ item, i }))
+      .filter(({ item }) => item.expr.k !== 'count')
     for (const row of rows) {
       const keyValues = keyed.map(({ item }) => evaluate(item.expr, row, ctx))
-      const key = keyValues.map((v) => (isNode(v) ? `n${v.id}` : isRel(v) ? `r${v.id}` : String(v))).join('\u0000')
+      const key = keyValues
+        .map((v) => (isNode(v) ? `n${v.id}` : isRel(v) ? `r${v.id}` : String(v)))
+        .join('\u0000')
       let group = groups.get(key)
       if (!group) {
-        group = { row, values: new Array(clause.items.length).fill(null), counts: new Array(clause.items.length).fill(0) }
+        group = {
+          row,
+          values: new Array(clause.items.length).fill(null),
+          counts: new Array(clause.items.length).fill(0),
+        }
         keyed.forEach(({ i }, j) => {
           group!.values[i] = keyValues[j]!
         })
@@ -939,19 +1016,30 @@ function project(clause: Extract<Clause, { k: 'return' }>, rows: Row[], ctx: Exe
       })
     }
     if (groups.size === 0 && keyed.length === 0) {
-      groups.set('', { row: new Map(), values: clause.items.map(() => null), counts: clause.items.map(() => 0) })
+      groups.set('', {
+        row: new Map(),
+        values: clause.items.map(() => null),
+        counts: clause.items.map(() => 0),
+      })
     }
     out = [...groups.values()].map((g) => ({
       row: g.row,
-      values: g.values.map((v, i) => (clause.items[i]!.expr.k === 'count' ? BigInt(g.counts[i]!) : v)),
+      values: g.values.map((v, i) =>
+        clause.items[i]!.expr.k === 'count' ? BigInt(g.counts[i]!) : v,
+      ),
     }))
   } else {
-    out = rows.map((row) => ({ row, values: clause.items.map((item) => evaluate(item.expr, row, ctx)) }))
+    out = rows.map((row) => ({
+      row,
+      values: clause.items.map((item) => evaluate(item.expr, row, ctx)),
+    }))
   }
   if (clause.orderBy.length > 0) {
     const keys = out.map(({ row, values }) => {
       const scope = new Map(row)
-      clause.items.forEach((item, i) => scope.set(item.alias, values[i]!))
+      clause.items.forEach((item, i) => {
+        scope.set(item.alias, values[i]!)
+      })
       return clause.orderBy.map((o) => evaluate(o.expr, scope, ctx) as Value)
     })
     const order = out.map((_, i) => i)
@@ -966,7 +1054,9 @@ function project(clause: Extract<Clause, { k: 'return' }>, rows: Row[], ctx: Exe
   }
   const empty: Row = new Map()
   const skip = clause.skip ? nonNegativeInteger('SKIP', evaluate(clause.skip, empty, ctx)) : 0
-  const limit = clause.limit ? nonNegativeInteger('LIMIT', evaluate(clause.limit, empty, ctx)) : Number.POSITIVE_INFINITY
+  const limit = clause.limit
+    ? nonNegativeInteger('LIMIT', evaluate(clause.limit, empty, ctx))
+    : Number.POSITIVE_INFINITY
   out = out.slice(skip, skip + limit)
   return {
     fields: clause.items.map((item) => item.alias),

@@ -125,7 +125,9 @@ export function cypherEquals(a: Value, b: Value): boolean | null {
   const kb = Object.keys(b)
   if (ka.length !== kb.length) return false
   const bm = b as Properties
-  return ka.every((k) => Object.hasOwn(bm, k) && cypherEquals((a as Properties)[k]!, bm[k]!) === true)
+  return ka.every(
+    (k) => Object.hasOwn(bm, k) && cypherEquals((a as Properties)[k]!, bm[k]!) === true,
+  )
 }
 
 /** Cypher `<`/`>` comparison: null when the values are not comparable. */
@@ -299,9 +301,11 @@ export class Graph {
     if (node.labels.has(label)) return false
     node.labels.add(label)
     addTo(this.byLabel, label, node)
-    for (const property of this.indexesByLabel.get(label) ?? []) this.indexNode(node, label, property, true)
+    for (const property of this.indexesByLabel.get(label) ?? [])
+      this.indexNode(node, label, property, true)
     undo?.push(() => {
-      for (const property of this.indexesByLabel.get(label) ?? []) this.indexNode(node, label, property, false)
+      for (const property of this.indexesByLabel.get(label) ?? [])
+        this.indexNode(node, label, property, false)
       node.labels.delete(label)
       this.byLabel.get(label)?.delete(node)
     })
@@ -309,7 +313,12 @@ export class Graph {
     return true
   }
 
-  setNodeProperty(node: NodeRecord, property: string, value: Value, undo: UndoLog | undefined): void {
+  setNodeProperty(
+    node: NodeRecord,
+    property: string,
+    value: Value,
+    undo: UndoLog | undefined,
+  ): void {
     checkStorable(value)
     const previous = node.props[property]
     for (const label of node.labels) this.indexNode(node, label, property, false)
@@ -325,7 +334,12 @@ export class Graph {
     for (const label of node.labels) this.checkUnique(node, label, property)
   }
 
-  createRel(type: string, start: NodeRecord, end: NodeRecord, undo: UndoLog | undefined): RelRecord {
+  createRel(
+    type: string,
+    start: NodeRecord,
+    end: NodeRecord,
+    undo: UndoLog | undefined,
+  ): RelRecord {
     const rel: RelRecord = {
       id: this.nextRelId++,
       type,
@@ -381,7 +395,8 @@ export class Graph {
     }
     for (const label of node.labels) {
       this.byLabel.get(label)?.delete(node)
-      for (const property of this.indexesByLabel.get(label) ?? []) this.indexNode(node, label, property, false)
+      for (const property of this.indexesByLabel.get(label) ?? [])
+        this.indexNode(node, label, property, false)
     }
     this.nodes.delete(node.id)
     node.deleted = true
@@ -390,14 +405,20 @@ export class Graph {
       this.nodes.set(node.id, node)
       for (const label of node.labels) {
         addTo(this.byLabel, label, node)
-        for (const property of this.indexesByLabel.get(label) ?? []) this.indexNode(node, label, property, true)
+        for (const property of this.indexesByLabel.get(label) ?? [])
+          this.indexNode(node, label, property, true)
       }
     })
     return true
   }
 
   /** CREATE CONSTRAINT ... REQUIRE n.p IS UNIQUE: fails when existing data already violates it. */
-  createUniqueConstraint(name: string, label: string, property: string, ifNotExists: boolean): boolean {
+  createUniqueConstraint(
+    name: string,
+    label: string,
+    property: string,
+    ifNotExists: boolean,
+  ): boolean {
     for (const c of this.constraints.values()) {
       if (c.name === name || (c.label === label && c.property === property)) {
         if (ifNotExists) return false

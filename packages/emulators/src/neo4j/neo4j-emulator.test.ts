@@ -13,7 +13,10 @@ let emulator: Neo4jEmulator
 let driver: Driver
 
 beforeAll(async () => {
-  emulator = await startNeo4jEmulator({ auth: { user: USER, password: PASSWORD }, databases: ['neo4j', 'other'] })
+  emulator = await startNeo4jEmulator({
+    auth: { user: USER, password: PASSWORD },
+    databases: ['neo4j', 'other'],
+  })
   driver = neo4j.driver(emulator.url, neo4j.auth.basic(USER, PASSWORD), { useBigInt: true })
 })
 
@@ -65,10 +68,14 @@ describe('neo4j emulator: connection', () => {
 
   it('refuses wrong credentials with Unauthorized (basic and bearer)', async () => {
     const bad = neo4j.driver(emulator.url, neo4j.auth.basic(USER, 'wrong'))
-    await expect(bad.verifyConnectivity()).rejects.toMatchObject({ code: 'Neo.ClientError.Security.Unauthorized' })
+    await expect(bad.verifyConnectivity()).rejects.toMatchObject({
+      code: 'Neo.ClientError.Security.Unauthorized',
+    })
     await bad.close()
     const token = neo4j.driver(emulator.url, neo4j.auth.bearer('not-a-token'))
-    await expect(token.verifyConnectivity()).rejects.toMatchObject({ code: 'Neo.ClientError.Security.Unauthorized' })
+    await expect(token.verifyConnectivity()).rejects.toMatchObject({
+      code: 'Neo.ClientError.Security.Unauthorized',
+    })
     await token.close()
   })
 
@@ -76,7 +83,7 @@ describe('neo4j emulator: connection', () => {
     const other = await startNeo4jEmulator({ auth: { token: 'tok-123' } })
     const d = neo4j.driver(other.url, neo4j.auth.bearer('tok-123'))
     try {
-      await expect(d.getServerInfo()).resolves.toMatchObject({ agent: "Neo4j/5.26.0" })
+      await expect(d.getServerInfo()).resolves.toMatchObject({ agent: 'Neo4j/5.26.0' })
     } finally {
       await d.close()
       await other.close()
@@ -85,7 +92,9 @@ describe('neo4j emulator: connection', () => {
 
   it('answers an unknown database with DatabaseNotFound, and keeps databases apart', async () => {
     const session = driver.session({ database: 'missing' })
-    await expect(session.run('RETURN 1 AS ok')).rejects.toMatchObject({ code: 'Neo.ClientError.Database.DatabaseNotFound' })
+    await expect(session.run('RETURN 1 AS ok')).rejects.toMatchObject({
+      code: 'Neo.ClientError.Database.DatabaseNotFound',
+    })
     await session.close()
     const other = driver.session({ database: 'other' })
     await other.executeWrite((tx) => tx.run(MERGE_NODES, { rows: [{ key: 'x', props: {} }] }))
@@ -96,7 +105,9 @@ describe('neo4j emulator: connection', () => {
 
   it('after a FAILURE ignores the rest until RESET, and the session recovers', async () => {
     const session = driver.session()
-    await expect(session.run('MATCH (n) RETURN n LIMIT $limit', { limit: 5 })).rejects.toMatchObject({
+    await expect(
+      session.run('MATCH (n) RETURN n LIMIT $limit', { limit: 5 }),
+    ).rejects.toMatchObject({
       code: 'Neo.ClientError.Statement.ArgumentError',
     })
     const ok = await session.run('RETURN 1 AS ok')
@@ -116,9 +127,15 @@ describe('neo4j emulator: Cypher', () => {
   })
 
   it('refuses queries outside the subset with SyntaxError', async () => {
-    await expect(read('MATCH (n) WITH n RETURN n')).rejects.toMatchObject({ code: 'Neo.ClientError.Statement.SyntaxError' })
-    await expect(read('CALL db.labels()')).rejects.toMatchObject({ code: 'Neo.ClientError.Statement.SyntaxError' })
-    await expect(read('MATCH (n:`Bad` RETURN n')).rejects.toMatchObject({ code: 'Neo.ClientError.Statement.SyntaxError' })
+    await expect(read('MATCH (n) WITH n RETURN n')).rejects.toMatchObject({
+      code: 'Neo.ClientError.Statement.SyntaxError',
+    })
+    await expect(read('CALL db.labels()')).rejects.toMatchObject({
+      code: 'Neo.ClientError.Statement.SyntaxError',
+    })
+    await expect(read('MATCH (n:`Bad` RETURN n')).rejects.toMatchObject({
+      code: 'Neo.ClientError.Statement.SyntaxError',
+    })
   })
 
   it('MERGE matches or creates on the key; SET += updates, null removes; counters are reported', async () => {
@@ -129,11 +146,16 @@ describe('neo4j emulator: Cypher', () => {
       ],
     })
     expect(first.summary.counters.updates()).toMatchObject({ nodesCreated: 2, labelsAdded: 2 })
-    const second = await write(MERGE_NODES, { rows: [{ key: 'a', props: { name: 'Anna', age: null } }] })
+    const second = await write(MERGE_NODES, {
+      rows: [{ key: 'a', props: { name: 'Anna', age: null } }],
+    })
     expect(second.summary.counters.updates().nodesCreated).toBe(0)
     const nodes = emulator.graph.nodes('Person')
     expect(nodes).toHaveLength(2)
-    expect(nodes.find((n) => n.properties.id === 'a')!.properties).toEqual({ id: 'a', name: 'Anna' })
+    expect(nodes.find((n) => n.properties.id === 'a')!.properties).toEqual({
+      id: 'a',
+      name: 'Anna',
+    })
   })
 
   it('keeps int64 and floats apart, and returns Node and Relationship structures', async () => {
@@ -147,7 +169,9 @@ describe('neo4j emulator: Cypher', () => {
     expect(stored.properties.big).toBe(9007199254740993n)
     expect(stored.properties.f).toBe(3)
     expect(typeof stored.properties.f).toBe('number')
-    const rels = await write(MERGE_RELS, { rels: [{ from: 'a', to: 'b', id: 'e1', props: { w: 0.5 }, seq: neo4j.int(0) }] })
+    const rels = await write(MERGE_RELS, {
+      rels: [{ from: 'a', to: 'b', id: 'e1', props: { w: 0.5 }, seq: neo4j.int(0) }],
+    })
     expect(rels.records.map((r) => r.get('seq'))).toEqual([0n])
     const result = await read(
       'UNWIND $keys AS nodeKey MATCH (n:`Person` {`id`: nodeKey})-[r:`KNOWS`|`OTHER`]->(m) WHERE m.`id` IS NOT NULL RETURN nodeKey, r, m.`id` AS target',
@@ -165,7 +189,12 @@ describe('neo4j emulator: Cypher', () => {
   })
 
   it('relationship MERGE needs both endpoints and is idempotent by id', async () => {
-    await write(MERGE_NODES, { rows: [{ key: 'a', props: {} }, { key: 'b', props: {} }] })
+    await write(MERGE_NODES, {
+      rows: [
+        { key: 'a', props: {} },
+        { key: 'b', props: {} },
+      ],
+    })
     const rels = [
       { from: 'a', to: 'b', id: 'e1', props: {}, seq: neo4j.int(0) },
       { from: 'a', to: 'nobody', id: 'e2', props: {}, seq: neo4j.int(1) },
@@ -194,10 +223,19 @@ describe('neo4j emulator: Cypher', () => {
   })
 
   it('refuses maps and mixed lists as property values with TypeError, writing nothing', async () => {
-    await expect(write(MERGE_NODES, { rows: [{ key: 'a', props: {} }, { key: 'm', props: { nested: { a: 1 } } }] })).rejects.toMatchObject({
+    await expect(
+      write(MERGE_NODES, {
+        rows: [
+          { key: 'a', props: {} },
+          { key: 'm', props: { nested: { a: 1 } } },
+        ],
+      }),
+    ).rejects.toMatchObject({
       code: 'Neo.ClientError.Statement.TypeError',
     })
-    await expect(write(MERGE_NODES, { rows: [{ key: 'l', props: { mixed: ['a', 1] } }] })).rejects.toMatchObject({
+    await expect(
+      write(MERGE_NODES, { rows: [{ key: 'l', props: { mixed: ['a', 1] } }] }),
+    ).rejects.toMatchObject({
       code: 'Neo.ClientError.Statement.TypeError',
     })
     expect(emulator.graph.nodes()).toHaveLength(0)
@@ -210,24 +248,42 @@ describe('neo4j emulator: Cypher', () => {
   })
 
   it('enforces uniqueness constraints', async () => {
-    await write('CREATE CONSTRAINT person_id IF NOT EXISTS FOR (n:`Person`) REQUIRE n.`id` IS UNIQUE')
-    await write('CREATE CONSTRAINT person_id IF NOT EXISTS FOR (n:`Person`) REQUIRE n.`id` IS UNIQUE')
-    expect(emulator.graph.constraints()).toEqual([{ name: 'person_id', label: 'Person', property: 'id' }])
+    await write(
+      'CREATE CONSTRAINT person_id IF NOT EXISTS FOR (n:`Person`) REQUIRE n.`id` IS UNIQUE',
+    )
+    await write(
+      'CREATE CONSTRAINT person_id IF NOT EXISTS FOR (n:`Person`) REQUIRE n.`id` IS UNIQUE',
+    )
+    expect(emulator.graph.constraints()).toEqual([
+      { name: 'person_id', label: 'Person', property: 'id' },
+    ])
     await write(MERGE_NODES, { rows: [{ key: 'a', props: {} }] })
     // A second label set does not match the existing node, so MERGE creates a duplicate id.
     await expect(
-      write('UNWIND $rows AS row MERGE (n:`Person`:`Admin` {`id`: row.key}) SET n += row.props', { rows: [{ key: 'a', props: {} }] }),
+      write('UNWIND $rows AS row MERGE (n:`Person`:`Admin` {`id`: row.key}) SET n += row.props', {
+        rows: [{ key: 'a', props: {} }],
+      }),
     ).rejects.toMatchObject({ code: 'Neo.ClientError.Schema.ConstraintValidationFailed' })
     expect(emulator.graph.nodes()).toHaveLength(1)
   })
 
   it('DETACH DELETE removes nodes and their relationships; count() aggregates', async () => {
-    await write(MERGE_NODES, { rows: [{ key: 'a', props: {} }, { key: 'b', props: {} }] })
-    await write(MERGE_RELS, { rels: [{ from: 'a', to: 'b', id: 'e', props: {}, seq: neo4j.int(0) }] })
+    await write(MERGE_NODES, {
+      rows: [
+        { key: 'a', props: {} },
+        { key: 'b', props: {} },
+      ],
+    })
+    await write(MERGE_RELS, {
+      rels: [{ from: 'a', to: 'b', id: 'e', props: {}, seq: neo4j.int(0) }],
+    })
     const count = await read('MATCH (n:`Person`) RETURN count(n) AS c')
     expect(count.records[0]!.get('c')).toBe(2n)
     const deleted = await write('MATCH (n:`Person`) DETACH DELETE n')
-    expect(deleted.summary.counters.updates()).toMatchObject({ nodesDeleted: 2, relationshipsDeleted: 1 })
+    expect(deleted.summary.counters.updates()).toMatchObject({
+      nodesDeleted: 2,
+      relationshipsDeleted: 1,
+    })
     expect(emulator.graph.nodes()).toHaveLength(0)
     expect(emulator.graph.relationships()).toHaveLength(0)
   })
@@ -235,9 +291,12 @@ describe('neo4j emulator: Cypher', () => {
   it('a name in backticks is only a name', async () => {
     const hostile = 'X`) DETACH DELETE n //'
     await write(MERGE_NODES, { rows: [{ key: 'keep', props: {} }] })
-    await write(`UNWIND $rows AS row MERGE (n:\`${hostile.replace(/`/g, '``')}\` {\`id\`: row.key}) SET n += row.props`, {
-      rows: [{ key: 'h', props: {} }],
-    })
+    await write(
+      `UNWIND $rows AS row MERGE (n:\`${hostile.replace(/`/g, '``')}\` {\`id\`: row.key}) SET n += row.props`,
+      {
+        rows: [{ key: 'h', props: {} }],
+      },
+    )
     expect(emulator.graph.nodes(hostile)).toHaveLength(1)
     expect(emulator.graph.nodes('Person')).toHaveLength(1)
   })
@@ -275,12 +334,18 @@ describe('neo4j emulator: transactions', () => {
   })
 
   it('streams large results in PULL batches', async () => {
-    const rows = Array.from({ length: 2500 }, (_, i) => ({ key: `k${String(i).padStart(5, '0')}`, props: { i: neo4j.int(i) } }))
+    const rows = Array.from({ length: 2500 }, (_, i) => ({
+      key: `k${String(i).padStart(5, '0')}`,
+      props: { i: neo4j.int(i) },
+    }))
     await write(MERGE_NODES, { rows })
     const session = driver.session({ fetchSize: 300 })
-    const result = await session.run('MATCH (n:`Person`) WHERE n.`id` IS NOT NULL RETURN n ORDER BY n.`id` LIMIT $limit', {
-      limit: neo4j.int(5000),
-    })
+    const result = await session.run(
+      'MATCH (n:`Person`) WHERE n.`id` IS NOT NULL RETURN n ORDER BY n.`id` LIMIT $limit',
+      {
+        limit: neo4j.int(5000),
+      },
+    )
     await session.close()
     expect(result.records).toHaveLength(2500)
     expect(result.records[2499]!.get('n').properties.i).toBe(2499n)

@@ -51,7 +51,8 @@ export class Decoder {
   }
 
   private need(n: number): void {
-    if (this.offset + n > this.bytes.byteLength) throw new PackStreamError('truncated PackStream value')
+    if (this.offset + n > this.bytes.byteLength)
+      throw new PackStreamError('truncated PackStream value')
   }
 
   private u8(): number {
@@ -75,7 +76,9 @@ export class Decoder {
 
   private string(length: number): string {
     this.need(length)
-    const s = Buffer.from(this.bytes.buffer, this.bytes.byteOffset + this.offset, length).toString('utf8')
+    const s = Buffer.from(this.bytes.buffer, this.bytes.byteOffset + this.offset, length).toString(
+      'utf8',
+    )
     this.offset += length
     return s
   }
@@ -243,12 +246,17 @@ export class Encoder {
   }
 
   write(value: Value): void {
-    if (value === null || value === undefined) return this.u8(0xc0)
+    if (value === null || value === undefined) {
+      this.u8(0xc0)
+      return
+    }
     switch (typeof value) {
       case 'boolean':
-        return this.u8(value ? 0xc3 : 0xc2)
+        this.u8(value ? 0xc3 : 0xc2)
+        return
       case 'bigint':
-        return this.int(value)
+        this.int(value)
+        return
       case 'number':
         this.ensure(9)
         this.buffer[this.offset++] = 0xc1

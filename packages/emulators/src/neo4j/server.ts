@@ -1,6 +1,14 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { execute, nodeElementId, parseCypher, relElementId, type Statement } from './cypher.js'
-import { CypherError, emptyStats, Graph, type NodeRecord, type RelRecord, type Stats, type UndoLog } from './graph.js'
+import {
+  CypherError,
+  emptyStats,
+  Graph,
+  type NodeRecord,
+  type RelRecord,
+  type Stats,
+  type UndoLog,
+} from './graph.js'
 import { chunkMessage, Decoder, Encoder, isMap, Struct, type Value } from './packstream.js'
 
 export type Neo4jEmulatorAuth = { user: string; password: string } | { token: string }
@@ -242,7 +250,10 @@ class BoltConnection {
       if (this.pending.length - offset - 2 < size) break
       if (size === 0) {
         if (this.messageParts.length > 0) {
-          const message = this.messageParts.length === 1 ? this.messageParts[0]! : Buffer.concat(this.messageParts)
+          const message =
+            this.messageParts.length === 1
+              ? this.messageParts[0]!
+              : Buffer.concat(this.messageParts)
           this.messageParts = []
           try {
             const decoded = new Decoder(message).read()
@@ -301,7 +312,11 @@ class BoltConnection {
 
   private fail(error: unknown): void {
     if (error instanceof CypherError) this.failure(error.code, error.message)
-    else this.failure('Neo.DatabaseError.General.UnknownError', error instanceof Error ? error.message : String(error))
+    else
+      this.failure(
+        'Neo.DatabaseError.General.UnknownError',
+        error instanceof Error ? error.message : String(error),
+      )
   }
 
   private abortTransaction(): void {
@@ -338,7 +353,8 @@ class BoltConnection {
       case HELLO: {
         const extra = isMap(fields[0]) ? fields[0] : {}
         const routing = extra.routing
-        if (isMap(routing) && typeof routing.address === 'string') this.routingAddress = routing.address
+        if (isMap(routing) && typeof routing.address === 'string')
+          this.routingAddress = routing.address
         // Bolt 5.0 carried the credentials in HELLO; 5.1+ sends LOGON.
         this.success({ server: SERVER_AGENT, connection_id: this.connectionId, hints: {} })
         return undefined
@@ -346,7 +362,10 @@ class BoltConnection {
       case LOGON: {
         const auth = isMap(fields[0]) ? fields[0] : {}
         if (!this.server.accepts(auth)) {
-          this.failure('Neo.ClientError.Security.Unauthorized', 'The client is unauthorized due to authentication failure.')
+          this.failure(
+            'Neo.ClientError.Security.Unauthorized',
+            'The client is unauthorized due to authentication failure.',
+          )
           this.flush()
           this.socket.end()
           this.closed = true
@@ -365,7 +384,10 @@ class BoltConnection {
         return undefined
     }
     if (!this.authenticated) {
-      this.failure('Neo.ClientError.Security.Unauthorized', 'The client is not authenticated: send LOGON first.')
+      this.failure(
+        'Neo.ClientError.Security.Unauthorized',
+        'The client is not authenticated: send LOGON first.',
+      )
       return undefined
     }
     switch (signature) {
@@ -400,7 +422,10 @@ class BoltConnection {
         this.success()
         return undefined
       default:
-        this.failure('Neo.ClientError.Request.Invalid', `message 0x${signature.toString(16)} is not supported by this emulator`)
+        this.failure(
+          'Neo.ClientError.Request.Invalid',
+          `message 0x${signature.toString(16)} is not supported by this emulator`,
+        )
         return undefined
     }
   }
@@ -410,21 +435,32 @@ class BoltConnection {
     const extra = isMap(fields[2]) ? fields[2] : {}
     const name = typeof extra.db === 'string' ? extra.db : this.server.defaultDatabase
     if (!this.server.database(name)) {
-      this.failure('Neo.ClientError.Database.DatabaseNotFound', `Database does not exist. Database name: '${name}'.`)
+      this.failure(
+        'Neo.ClientError.Database.DatabaseNotFound',
+        `Database does not exist. Database name: '${name}'.`,
+      )
       return undefined
     }
     const address =
-      (typeof context.address === 'string' ? context.address : undefined) ?? this.routingAddress ?? this.server.address
+      (typeof context.address === 'string' ? context.address : undefined) ??
+      this.routingAddress ??
+      this.server.address
     const servers = ['WRITE', 'READ', 'ROUTE'].map((role) => ({ addresses: [address], role }))
     this.success({ rt: { ttl: 300n, db: name, servers } })
     return undefined
   }
 
-  private resolveDatabase(extra: Record<string, Value>): { name: string; db: Database } | undefined {
-    const name = typeof extra.db === 'string' && extra.db !== '' ? extra.db : this.server.defaultDatabase
+  private resolveDatabase(
+    extra: Record<string, Value>,
+  ): { name: string; db: Database } | undefined {
+    const name =
+      typeof extra.db === 'string' && extra.db !== '' ? extra.db : this.server.defaultDatabase
     const db = this.server.database(name)
     if (!db) {
-      this.failure('Neo.ClientError.Database.DatabaseNotFound', `Database does not exist. Database name: '${name}'.`)
+      this.failure(
+        'Neo.ClientError.Database.DatabaseNotFound',
+        `Database does not exist. Database name: '${name}'.`,
+      )
       return undefined
     }
     return { name, db }
@@ -453,7 +489,10 @@ class BoltConnection {
   private async run(fields: Value[]): Promise<void> {
     const [query, params, extra] = fields
     if (typeof query !== 'string' || !isMap(params)) {
-      this.failure('Neo.ClientError.Request.Invalid', 'RUN needs a query string and a parameter map')
+      this.failure(
+        'Neo.ClientError.Request.Invalid',
+        'RUN needs a query string and a parameter map',
+      )
       return
     }
     const tx = this.tx
@@ -479,7 +518,10 @@ class BoltConnection {
     const readOnly = tx ? tx.mode === 'r' : isMap(extra) && extra.mode === 'r'
     if (readOnly && statement.writes) {
       this.abortTransaction()
-      this.failure('Neo.ClientError.Statement.AccessMode', 'Writing in read access mode not allowed.')
+      this.failure(
+        'Neo.ClientError.Statement.AccessMode',
+        'Writing in read access mode not allowed.',
+      )
       return
     }
     try {
@@ -549,7 +591,8 @@ class BoltConnection {
       this.failure('Neo.ClientError.Request.Invalid', 'There is no result to PULL or DISCARD')
       return
     }
-    const end = n < 0n ? result.records.length : Math.min(result.records.length, result.at + Number(n))
+    const end =
+      n < 0n ? result.records.length : Math.min(result.records.length, result.at + Number(n))
     if (!discard) for (let i = result.at; i < end; i++) this.send(RECORD, [result.records[i]!])
     result.at = discard ? (n < 0n ? result.records.length : end) : end
     if (result.at < result.records.length) {
@@ -578,7 +621,8 @@ class EmulatorServer {
 
   constructor(private readonly options: Neo4jEmulatorOptions) {
     const names = options.databases?.length ? options.databases : ['neo4j']
-    for (const name of names) this.databases.set(name, { graph: new Graph(name), lock: new DatabaseLock() })
+    for (const name of names)
+      this.databases.set(name, { graph: new Graph(name), lock: new DatabaseLock() })
     this.defaultDatabase = names[0]!
     this.lockTimeoutMs = options.lockTimeoutMs ?? 30_000
   }
@@ -621,7 +665,11 @@ class EmulatorServer {
     const expected = this.options.auth
     if (!expected) return true
     if ('token' in expected) return auth.scheme === 'bearer' && auth.credentials === expected.token
-    return auth.scheme === 'basic' && auth.principal === expected.user && auth.credentials === expected.password
+    return (
+      auth.scheme === 'basic' &&
+      auth.principal === expected.user &&
+      auth.credentials === expected.password
+    )
   }
 }
 
@@ -632,7 +680,12 @@ function view(graph: Graph): Neo4jGraphView {
       const out: EmulatedNode[] = []
       for (const node of graph.nodes.values()) {
         if (label !== undefined && !node.labels.has(label)) continue
-        out.push({ id: node.id, elementId: nodeElementId(node), labels: [...node.labels], properties: { ...node.props } })
+        out.push({
+          id: node.id,
+          elementId: nodeElementId(node),
+          labels: [...node.labels],
+          properties: { ...node.props },
+        })
       }
       return out
     },
@@ -664,7 +717,9 @@ function view(graph: Graph): Neo4jGraphView {
  * Start a Bolt 5.4 server over an in-memory graph that the unmodified `neo4j-driver` talks
  * to (bolt:// and neo4j://). It runs the Cypher subset in cypher.ts; see README.md.
  */
-export async function startNeo4jEmulator(options: Neo4jEmulatorOptions = {}): Promise<Neo4jEmulator> {
+export async function startNeo4jEmulator(
+  options: Neo4jEmulatorOptions = {},
+): Promise<Neo4jEmulator> {
   const host = options.host ?? '127.0.0.1'
   const state = new EmulatorServer(options)
   const server: Server = createServer((socket) => state.accept(socket))
