@@ -1,0 +1,220 @@
+import { DataKindSchema, type Static, Type } from '@nvisy/provider-core'
+import {
+  ConnectionSpecSchema,
+  JsonObject,
+  NodeIdSchema,
+  PipelineIdSchema,
+  PipelineSchema,
+  ProviderIdSchema,
+} from './pipeline.js'
+import { RUN_ID_PATTERN } from './subjects.js'
+
+// Messages the runtime receives are strict (an unknown property is refused, which catches
+// typos on the sender's side). Messages the runtime sends allow unknown properties, so a
+// field added in v1 does not break a reader built against an older copy of the schemas.
+const strict = { additionalProperties: false } as const
+const open = { additionalProperties: true } as const
+
+export const RunIdSchema = Type.String({
+  pattern: RUN_ID_PATTERN,
+  description: 'run id: a UUID or [A-Za-z0-9_-]{1,128}',
+})
+
+export const PROTOCOL_ERROR_KINDS = [
+  'validation',
+  'config',
+  'auth',
+  'not_found',
+  'rate_limited',
+  'transient',
+  'data',
+  'internal',
+] as const
+export type ProtocolErrorKind = (typeof PROTOCOL_ERROR_KINDS)[number]
+
+export const ErrorKindSchema = Type.Union(PROTOCOL_ERROR_KINDS.map((kind) => Type.Literal(kind)))
+
+export const ValidationIssueSchema = Type.Object(
+  {
+    path: Type.String({ description: 'JSON pointer to the failing field' }),
+    rule: Type.String({ description: 'the JSON Schema keyword that failed' }),
+    message: Type.String(),
+  },
+  open,
+)
+
+/** A ProviderError as JSON (provider-core `SerializedProviderError`), or a protocol error. */
+export const SerializedErrorSchema = Type.Object(
+  {
+    kind: ErrorKindSchema,
+    message: Type.String(),
+    providerId: Type.Optional(Type.String()),
+    operation: Type.Optional(Type.String()),
+    stream: Type.Optional(Type.String()),
+    cursor: Type.Optional(Type.Unknown()),
+    retryAfterMs: Type.Optional(Type.Number({ minimum: 0 })),
+    code: Type.Optional(Type.String()),
+    issues: Type.Optional(Type.Array(ValidationIssueSchema)),
+  },
+  open,
+)
+export type SerializedError = Static<typeof SerializedErrorSchema>
+
+/** The reply to any request that failed. */
+export const ErrorReplySchema = Type.Object({ error: SerializedErrorSchema }, open)
+export type ErrorReply = Static<typeof ErrorReplySchema>
+
+// providers ---------------------------------------------------------------------------
+
+export const ProvidersRequestSchema = Type.Object({}, strict)
+export type ProvidersRequest = Static<typeof ProvidersRequestSchema>
+
+export const CapabilitiesSchema = Type.Object(
+  {
+    read: Type.Boolean(),
+    write: Type.Boolean(),
+    discover: Type.Boolean(),
+    incremental: Type.Boolean(),
+    delete: Type.Boolean(),
+    sourceData: Type.Array(DataKindSchema),
+    sinkData: Type.Array(DataKindSchema),
+  },
+  open,
+)
+
+const JsonSchemaObject = JsonObject({ description: 'a JSON Schema', maxProperties: 10_000 })
+
+/** provider-core `provider.describe()` as JSON. */
+export const ProviderDescriptionSchema = Type.Object(
+  {
+    id: ProviderIdSchema,
+    version: Type.String({ minLength: 1 }),
+    specificationVersion: Type.String({ minLength: 1 }),
+    displayName: Type.Optional(Type.String()),
+    description: Type.Optional(Type.String()),
+    capabilities: CapabilitiesSchema,
+    ordering: Type.Optional(Type.String()),
+    idempotentBy: Type.Optional(Type.String()),
+    schemas: Type.Object(
+      {
+        credentials: JsonSchemaObject,
+        params: JsonSchemaObject,
+        sourceStream: Type.Optional(JsonSchemaObject),
+        context: Type.Optional(JsonSchemaObject),
+        sinkStream: Type.Optional(JsonSchemaObject),
+      },
+      open,
+    ),
+  },
+  open,
+)
+
+export const ProvidersReplySchema = Type.Object(
+  {
+    runtime: Type.Object(
+      {
+        id: Type.String({ minLength: 1, description: 'the runtime instance id' }),
+        version: Type.String({ minLength: 1 }),
+        publicKey: Type.String({
+          pattern: '^X[A-Z2-7]{55}$',
+          description: 'the runtime xkey (curve) public key that credentials are sealed to',
+        }),
+      },
+      open,
+    ),
+    providers: Type.Array(ProviderDescriptionSchema),
+  },
+  open,
+)
+export type ProvidersReply = Static<typeof ProvidersReplySchema>
+
+// check / discover --------------------------------------------------------------------
+
+export const CheckRequestSchema = Type.Object(
+  { provider: ProviderIdSchema, connection: ConnectionSpecSchema },
+  strict,
+)
+export type CheckRequest = Static<typeof CheckRequestSchema>
+
+export const CheckReplySchema = Type.Object(
+  { ok: Type.Literal(true), latencyMs: Type.Number({ minimum: 0 }) },
+  open,
+)
+export type CheckReply = Static<typeof CheckReplySchema>
+
+export const DiscoverRequestSchema = Type.Object(
+  { provider: ProviderIdSchema, connection: ConnectionSpecSchema },
+  strict,
+)
+export type DiscoverRequest = Static<typeof DiscoverRequestSchema>
+
+export const StreamInfoSchema = Type.Object(
+  {
+    name: Type.String(),
+    type: Type.String(),
+    data: DataKindSchema,
+    stream: JsonObject(),
+    fields: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Type.String(),
+            type: Type.String(),
+            nullable: Type.Optional(Type.Boolean()),
+            primaryKey: Type.Optional(Type.Boolean()),
+          },
+          open,
+        ),
+      ),
+    ),
+    description: Type.Optional(Type.String()),
+  },
+  open,
+)
+
+export const DiscoverReplySchema = Type.Object({ streams: Type.Array(StreamInfoSchema) }, open)
+export type DiscoverReply = Static<typeof DiscoverReplySchema>
+
+// runs --------------------------------------------------------------------------------
+
+export const RunsStartRequestSchema = Type.Object(
+  {
+    runId: RunIdSchema,
+    pipeline: PipelineSchema,
+    resume: Type.Optional(
+      Type.Boolean({ description: 'start each source after its stored checkpoint; default true' }),
+    ),
+  },
+  strict,
+)
+export type RunsStartRequest = Static<typeof RunsStartRequestSchema>
+
+export const RunsStartReplySchema = Type.Object(
+  { accepted: Type.Literal(true), runId: RunIdSchema, instanceId: Type.String({ minLength: 1 }) },
+  open,
+)
+export type RunsStartReply = Static<typeof RunsStartReplySchema>
+
+export const CancelRequestSchema = Type.Object(
+  { reason: Type.Optional(Type.String({ maxLength: 1024 })) },
+  strict,
+)
+export type CancelRequest = Static<typeof CancelRequestSchema>
+
+export const CancelReplySchema = Type.Object({ cancelled: Type.Literal(true) }, open)
+export type CancelReply = Static<typeof CancelReplySchema>
+
+// checkpoints -------------------------------------------------------------------------
+
+/** The value stored under `<pipelineId>.<nodeId>` in the checkpoint bucket. */
+export const CheckpointValueSchema = Type.Object(
+  {
+    context: Type.Unknown({ description: "the source's resume context: read after this item" }),
+    runId: RunIdSchema,
+    at: Type.String({ format: 'date-time' }),
+  },
+  open,
+)
+export type CheckpointValue = Static<typeof CheckpointValueSchema>
+
+export { NodeIdSchema, PipelineIdSchema }
