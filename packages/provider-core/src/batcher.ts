@@ -22,7 +22,10 @@ const TIMEOUT = Symbol('timeout')
  * partial batch delivered once it is `maxAgeMs` old: the pending read is raced against the
  * deadline, and kept for the next batch, so no item is lost or reordered.
  */
-export async function* batchStream<T>(source: AsyncIterable<T>, options: BatchOptions<T> = {}): AsyncGenerator<T[]> {
+export async function* batchStream<T>(
+  source: AsyncIterable<T>,
+  options: BatchOptions<T> = {},
+): AsyncGenerator<T[]> {
   const maxItems = Math.max(1, options.maxItems ?? 1000)
   const maxBytes = Math.max(1, options.maxBytes ?? 8 * 1024 * 1024)
   const maxAgeMs = options.maxAgeMs ?? 1000
@@ -34,13 +37,23 @@ export async function* batchStream<T>(source: AsyncIterable<T>, options: BatchOp
   let bytes = 0
   let deadline = 0
   let finished = false
+  // Rejects when the signal aborts, so a read waiting on a stalled source ends at once.
+  let aborted: Promise<never> | undefined
+  let onAbort: (() => void) | undefined
+  if (signal) {
+    aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(abortReason(signal))
+      signal.addEventListener('abort', onAbort, { once: true })
+    })
+    aborted.catch(() => {})
+  }
   try {
     while (true) {
       if (signal?.aborted) throw abortReason(signal)
       pending ??= iterator.next()
       let result: IteratorResult<T> | typeof TIMEOUT
       if (batch.length === 0 || !Number.isFinite(maxAgeMs)) {
-        result = await pending
+        result = await (aborted ? Promise.race([pending, aborted]) : pending)
       } else {
         const wait = deadline - Date.now()
         if (wait <= 0) {
@@ -51,7 +64,7 @@ export async function* batchStream<T>(source: AsyncIterable<T>, options: BatchOp
             timer = setTimeout(resolve, wait, TIMEOUT)
           })
           try {
-            result = await Promise.race([pending, timeout])
+            result = await Promise.race(aborted ? [pending, timeout, aborted] : [pending, timeout])
           } finally {
             clearTimeout(timer)
           }
@@ -86,22 +99,37 @@ export async function* batchStream<T>(source: AsyncIterable<T>, options: BatchOp
     }
     if (batch.length > 0) yield batch
   } finally {
+    if (signal && onAbort) signal.removeEventListener('abort', onAbort)
     if (!finished) {
-      // Stop the source; a read still in flight is left to settle on its own.
-      pending?.catch(() => {})
-      await iterator.return?.()
+      if (pending) {
+        // A read is still in flight. An async generator queues return() behind it, so
+        // awaiting here would hang on a stalled source: ask it to stop and move on.
+        pending.catch(() => {})
+        try {
+          iterator.return?.()?.catch?.(() => {})
+        } catch {}
+      } else {
+        await iterator.return?.()
+      }
     }
   }
 }
 
 /** Split an array into chunks by count and by byte size (for a service's request limits). */
-export function chunkBy<T>(items: readonly T[], limits: { maxItems: number; maxBytes?: number; sizeOf?: (item: T) => number }): T[][] {
+export function chunkBy<T>(
+  items: readonly T[],
+  limits: { maxItems: number; maxBytes?: number; sizeOf?: (item: T) => number },
+): T[][] {
   const chunks: T[][] = []
   let current: T[] = []
   let bytes = 0
   for (const item of items) {
     const size = limits.sizeOf ? limits.sizeOf(item) : 0
-    if (current.length > 0 && (current.length >= limits.maxItems || (limits.maxBytes !== undefined && bytes + size > limits.maxBytes))) {
+    if (
+      current.length > 0 &&
+      (current.length >= limits.maxItems ||
+        (limits.maxBytes !== undefined && bytes + size > limits.maxBytes))
+    ) {
       chunks.push(current)
       current = []
       bytes = 0
@@ -114,15 +142,29 @@ export function chunkBy<T>(items: readonly T[], limits: { maxItems: number; maxB
 }
 
 /** Run `fn` over items with at most `concurrency` in flight; results keep the input order. */
-export async function mapConcurrent<T, R>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapConcurrent<T, R>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length)
   let next = 0
-  const workers = Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, async () => {
-    while (next < items.length) {
-      const index = next++
-      results[index] = await fn(items[index]!, index)
-    }
-  })
+  let failed = false
+  const workers = Array.from(
+    { length: Math.max(1, Math.min(concurrency, items.length)) },
+    async () => {
+      // After a failure the call has already rejected: start no further items.
+      while (next < items.length && !failed) {
+        const index = next++
+        try {
+          results[index] = await fn(items[index]!, index)
+        } catch (error) {
+          failed = true
+          throw error
+        }
+      }
+    },
+  )
   await Promise.all(workers)
   return results
 }

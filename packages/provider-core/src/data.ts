@@ -105,18 +105,24 @@ export async function* iterateBytes(source: ByteSource): AsyncGenerator<Uint8Arr
   for await (const chunk of source) yield chunk
 }
 
+function tooLarge(maxBytes: number): RangeError {
+  return new RangeError(
+    `body is larger than ${maxBytes} bytes; stream it instead of reading it whole`,
+  )
+}
+
 /** Read a whole body into memory, refusing bodies larger than `maxBytes`. For small objects and tests. */
 export async function readBytes(source: ByteSource, maxBytes = 64 * 1024 * 1024): Promise<Buffer> {
-  if (source instanceof Uint8Array)
+  if (source instanceof Uint8Array) {
+    if (source.byteLength > maxBytes) throw tooLarge(maxBytes)
     return Buffer.from(source.buffer, source.byteOffset, source.byteLength)
+  }
   const chunks: Uint8Array[] = []
   let total = 0
   for await (const chunk of source) {
     total += chunk.byteLength
     if (total > maxBytes) {
-      throw new RangeError(
-        `body is larger than ${maxBytes} bytes; stream it instead of reading it whole`,
-      )
+      throw tooLarge(maxBytes)
     }
     chunks.push(chunk)
   }

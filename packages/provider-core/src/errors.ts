@@ -164,7 +164,8 @@ export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message
   if (typeof error === 'string') return error
   try {
-    return JSON.stringify(error)
+    // JSON.stringify returns undefined for undefined, functions and symbols.
+    return JSON.stringify(error) ?? String(error)
   } catch {
     return String(error)
   }
@@ -187,7 +188,19 @@ export function toProviderError(
 ): ProviderError {
   if (ProviderError.isInstance(error)) return error.withContext(context)
   const classified = context.classify?.(error)
-  if (classified) return classified.withContext(context)
+  if (classified) {
+    const result = classified.withContext(context)
+    // Keep the driver's error reachable (for logs after redaction) when the classifier did not.
+    if (result.cause === undefined && error !== undefined) {
+      Object.defineProperty(result, 'cause', {
+        value: error,
+        writable: true,
+        configurable: true,
+        enumerable: false,
+      })
+    }
+    return result
+  }
   const kind: ErrorKind = isTransientNetworkError(error) ? 'transient' : 'internal'
   const code = (error as { code?: unknown } | null)?.code
   return new ProviderError({

@@ -1,5 +1,12 @@
+export { type Static, type TSchema, Type } from '@sinclair/typebox'
 export { abortReason, raceAbort, sleep, throwIfAborted } from './abort.js'
-export { type BatchLimits, type BatchOptions, batchStream, chunkBy, mapConcurrent } from './batcher.js'
+export {
+  type BatchLimits,
+  type BatchOptions,
+  batchStream,
+  chunkBy,
+  mapConcurrent,
+} from './batcher.js'
 export * from './data.js'
 export {
   ERROR_KINDS,
@@ -29,9 +36,9 @@ export {
   type ProviderDescription,
   type ReadItem,
   type ReadOptions,
-  SPECIFICATION_VERSION,
   type SinkDefinition,
   type SourceDefinition,
+  SPECIFICATION_VERSION,
   type SpecificationVersion,
   type StreamInfo,
   type WriteFailure,
@@ -51,4 +58,3 @@ export {
   validateValue,
 } from './schema.js'
 export { VERSION } from './version.js'
-export { type Static, type TSchema, Type } from '@sinclair/typebox'

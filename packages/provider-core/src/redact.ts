@@ -8,7 +8,8 @@ type SchemaNode = Record<string, any>
 
 function subSchemas(schema: SchemaNode, key: string): SchemaNode[] {
   const found: SchemaNode[] = []
-  if (schema.properties && typeof schema.properties[key] === 'object') found.push(schema.properties[key])
+  if (schema.properties && typeof schema.properties[key] === 'object')
+    found.push(schema.properties[key])
   if (schema.patternProperties) {
     for (const [pattern, sub] of Object.entries<SchemaNode>(schema.patternProperties)) {
       if (new RegExp(pattern).test(key)) found.push(sub)
@@ -22,7 +23,12 @@ function branches(schema: SchemaNode): SchemaNode[] {
   return [...(schema.anyOf ?? []), ...(schema.oneOf ?? []), ...(schema.allOf ?? [])]
 }
 
-function walk(schema: SchemaNode | undefined, value: unknown, onSecret: (value: unknown, path: string) => void, path: string): void {
+function walk(
+  schema: SchemaNode | undefined,
+  value: unknown,
+  onSecret: (value: unknown, path: string) => void,
+  path: string,
+): void {
   if (!schema || value === undefined || value === null) return
   if (isSecretSchema(schema)) {
     onSecret(value, path)
@@ -30,8 +36,22 @@ function walk(schema: SchemaNode | undefined, value: unknown, onSecret: (value: 
   }
   for (const branch of branches(schema)) walk(branch, value, onSecret, path)
   if (Array.isArray(value)) {
-    const items = schema.items
-    if (items && typeof items === 'object') value.forEach((v, i) => walk(items, v, onSecret, `${path}/${i}`))
+    // A tuple lists one schema per position (`items` as an array, or `prefixItems`).
+    const positional: SchemaNode[] | undefined = Array.isArray(schema.prefixItems)
+      ? schema.prefixItems
+      : Array.isArray(schema.items)
+        ? schema.items
+        : undefined
+    const rest = positional
+      ? Array.isArray(schema.items)
+        ? schema.additionalItems
+        : schema.items
+      : schema.items
+    value.forEach((v, i) => {
+      const itemSchema = positional && i < positional.length ? positional[i] : rest
+      if (itemSchema && typeof itemSchema === 'object')
+        walk(itemSchema, v, onSecret, `${path}/${i}`)
+    })
     return
   }
   if (typeof value === 'object') {
@@ -85,10 +105,15 @@ function collectStrings(value: unknown, out: Set<string>): void {
 /** Every secret string in `value`, found through the `secret` marks of its schema. */
 export function collectSecrets(schema: TSchema, value: unknown): string[] {
   const out = new Set<string>()
-  walk(schema as SchemaNode, value, (secret) => {
-    if (typeof secret === 'string') addSecretString(out, secret)
-    else collectStrings(secret, out)
-  }, '')
+  walk(
+    schema as SchemaNode,
+    value,
+    (secret) => {
+      if (typeof secret === 'string') addSecretString(out, secret)
+      else collectStrings(secret, out)
+    },
+    '',
+  )
   // Longest first, so a secret that contains another is replaced whole.
   return [...out].filter((s) => s.length > 0).sort((a, b) => b.length - a.length)
 }
@@ -114,7 +139,9 @@ export class Redactor {
   readonly #secrets: readonly string[]
 
   constructor(secrets: Iterable<string>) {
-    this.#secrets = [...new Set(secrets)].filter((s) => s.length >= 3).sort((a, b) => b.length - a.length)
+    this.#secrets = [...new Set(secrets)]
+      .filter((s) => s.length >= 3)
+      .sort((a, b) => b.length - a.length)
   }
 
   static fromSchema(schema: TSchema, value: unknown): Redactor {
@@ -167,31 +194,48 @@ export class Redactor {
    * a plain Error that keeps only its name, message and code.
    */
   error<E>(error: E): E {
-    if (!(error instanceof Error)) return (typeof error === 'string' ? this.text(error) : error) as E
+    return this.#error(error, new Map()) as E
+  }
+
+  #error(error: unknown, seen: Map<object, unknown>): unknown {
+    if (!(error instanceof Error)) {
+      if (typeof error === 'string') return this.text(error)
+      // A thrown or attached plain object (a driver's config, a response body) is redacted too.
+      return this.#secrets.length === 0 ? error : this.value(error)
+    }
     if (this.#secrets.length === 0) return error
+    if (seen.has(error)) return seen.get(error)
     const cause = (error as { cause?: unknown }).cause
-    const redactedCause = cause === undefined ? undefined : this.error(cause)
+    let copy: Error
     if (ProviderError.isInstance(error)) {
-      const copy = new ProviderError({
+      copy = new ProviderError({
         kind: error.kind,
         message: this.text(error.message),
         providerId: error.providerId,
         operation: error.operation,
-        stream: error.stream,
+        stream: error.stream === undefined ? undefined : this.text(error.stream),
         cursor: this.value(error.cursor),
         retryAfterMs: error.retryAfterMs,
         code: error.code,
         issues: error.issues?.map((i) => ({ ...i, message: this.text(i.message) })),
-        cause: redactedCause,
       })
-      if (error.stack) copy.stack = this.text(error.stack)
-      return copy as E
+    } else {
+      copy = new Error(this.text(error.message))
+      copy.name = error.name
+      const code = (error as { code?: unknown }).code
+      if (typeof code === 'string' || typeof code === 'number') (copy as any).code = code
     }
-    const copy = new Error(this.text(error.message), redactedCause === undefined ? undefined : { cause: redactedCause })
-    copy.name = error.name
-    const code = (error as { code?: unknown }).code
-    if (typeof code === 'string' || typeof code === 'number') (copy as any).code = code
-    if (error.stack) copy.stack = this.text(error.stack)
-    return copy as E
+    copy.stack = error.stack === undefined ? undefined : this.text(error.stack)
+    // Registered before the cause is visited, so a cyclic chain ends.
+    seen.set(error, copy)
+    if (cause !== undefined) {
+      Object.defineProperty(copy, 'cause', {
+        value: this.#error(cause, seen),
+        writable: true,
+        configurable: true,
+        enumerable: false,
+      })
+    }
+    return copy
   }
 }

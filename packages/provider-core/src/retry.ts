@@ -24,7 +24,12 @@ export interface RetryOptions {
  * "Full jitter" exponential backoff (a random delay between 0 and min(max, base * 2^n)),
  * the scheme AWS's architecture blog recommends for contended retries.
  */
-export function backoffDelay(attempt: number, base: number, max: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  base: number,
+  max: number,
+  random: () => number = Math.random,
+): number {
   const ceiling = Math.min(max, base * 2 ** Math.max(0, attempt - 1))
   return Math.floor(random() * ceiling)
 }
@@ -34,7 +39,10 @@ export function backoffDelay(attempt: number, base: number, max: number, random:
  * exponential backoff. A rate-limited error's `retryAfterMs` is waited in full (never less).
  * Every wait ends at once when the signal aborts.
  */
-export async function retry<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions = {}): Promise<T> {
+export async function retry<T>(
+  fn: (attempt: number) => Promise<T>,
+  options: RetryOptions = {},
+): Promise<T> {
   const maxAttempts = options.maxAttempts ?? 5
   const base = options.baseDelayMs ?? 200
   const max = options.maxDelayMs ?? 30_000
@@ -48,7 +56,8 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, options: Ret
     } catch (raw) {
       if (options.signal?.aborted) throw raw
       const error = ProviderError.isInstance(raw) ? raw : classify(raw)
-      if (attempt >= maxAttempts || !isRetryable(error)) throw ProviderError.isInstance(raw) ? raw : error
+      if (attempt >= maxAttempts || !isRetryable(error))
+        throw ProviderError.isInstance(raw) ? raw : error
       let delayMs = backoffDelay(attempt, base, max, options.random)
       if (error.kind === 'rate_limited' && error.retryAfterMs !== undefined) {
         if (error.retryAfterMs > maxRetryAfter) throw error

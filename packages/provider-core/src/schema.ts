@@ -13,7 +13,11 @@ export function Secret<T extends TSchema>(schema: T): T {
 }
 
 export function isSecretSchema(schema: unknown): boolean {
-  return typeof schema === 'object' && schema !== null && (schema as { secret?: unknown }).secret === true
+  return (
+    typeof schema === 'object' &&
+    schema !== null &&
+    (schema as { secret?: unknown }).secret === true
+  )
 }
 
 // ajv-formats is CommonJS with a default export; under NodeNext the default import is the module.
@@ -40,9 +44,33 @@ export function compileSchema(schema: TSchema): ValidateFunction {
   let validate = compiled.get(schema)
   if (!validate) {
     validate = sharedAjv.compile(schema)
+    // The compiled function is self-contained. Unregister the schema so that two providers
+    // may use the same `$id` in one process, and so Ajv's cache does not keep it alive.
+    sharedAjv.removeSchema(schema)
     compiled.set(schema, validate)
   }
   return validate
+}
+
+/** RFC 6901 escaping of one JSON pointer segment. */
+function pointerSegment(name: string): string {
+  return name.replace(/~/g, '~0').replace(/\//g, '~1')
+}
+
+/**
+ * A deep copy of the plain objects and arrays in `value` (other objects are shared), so
+ * that applying defaults never modifies the caller's object and works on frozen input.
+ */
+function copyPlain(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(copyPlain)
+  if (value !== null && typeof value === 'object') {
+    const proto = Object.getPrototypeOf(value)
+    if (proto !== Object.prototype && proto !== null) return value
+    const out: Record<string, unknown> = {}
+    for (const [key, item] of Object.entries(value)) out[key] = copyPlain(item)
+    return out
+  }
+  return value
 }
 
 function ruleText(error: ErrorObject): string {
@@ -64,14 +92,20 @@ function ruleText(error: ErrorObject): string {
 }
 
 /** Ajv errors as issues with a JSON pointer to the failing field, under `prefix`. */
-export function toIssues(errors: readonly ErrorObject[] | null | undefined, prefix = ''): ValidationIssue[] {
+export function toIssues(
+  errors: readonly ErrorObject[] | null | undefined,
+  prefix = '',
+): ValidationIssue[] {
   if (!errors) return []
   const issues: ValidationIssue[] = []
   const seen = new Set<string>()
   for (const error of errors) {
     let path = error.instancePath
     if (error.keyword === 'required') {
-      path = `${path}/${String((error.params as { missingProperty: string }).missingProperty)}`
+      path = `${path}/${pointerSegment(String((error.params as { missingProperty: string }).missingProperty))}`
+    } else if (error.keyword === 'additionalProperties') {
+      // Point at the unknown field itself, like `required` does.
+      path = `${path}/${pointerSegment(String((error.params as { additionalProperty: string }).additionalProperty))}`
     }
     const fullPath = `${prefix}${path}` || '/'
     const issue = { path: fullPath, rule: error.keyword, message: ruleText(error) }
@@ -95,10 +129,13 @@ export function formatIssues(issues: readonly ValidationIssue[]): string {
 export function validateValue<T extends TSchema>(
   schema: T,
   value: unknown,
-  options: { what: string; pathPrefix?: string; providerId?: string; operation?: string } = { what: 'value' },
+  options: { what: string; pathPrefix?: string; providerId?: string; operation?: string } = {
+    what: 'value',
+  },
 ): Static<T> {
   const validate = compileSchema(schema)
-  if (validate(value)) return value as Static<T>
+  const copy = copyPlain(value)
+  if (validate(copy)) return copy as Static<T>
   const issues = toIssues(validate.errors, options.pathPrefix ?? '')
   throw new ProviderError({
     kind: 'config',
@@ -111,7 +148,7 @@ export function validateValue<T extends TSchema>(
 
 export function checkValue(schema: TSchema, value: unknown, pathPrefix = ''): ValidationIssue[] {
   const validate = compileSchema(schema)
-  return validate(value) ? [] : toIssues(validate.errors, pathPrefix)
+  return validate(copyPlain(value)) ? [] : toIssues(validate.errors, pathPrefix)
 }
 
 /** An empty object schema, for providers whose stream or context has no settings. */
