@@ -889,3 +889,43 @@ describe('classification hooks', () => {
     expect(error.message).toBe('plain failure')
   })
 })
+
+describe('incremental per stream', () => {
+  it('follows incrementalFor when the provider declares it, and `incremental` otherwise', async () => {
+    const {
+      defineProvider: define,
+      Type: T,
+      SPECIFICATION_VERSION: spec,
+    } = await import('./index.js')
+    const base = {
+      version: '0.0.0',
+      specificationVersion: spec,
+      credentials: T.Object({}),
+      params: T.Object({}),
+      async connect() {
+        return { check: async () => {}, close: async () => {} }
+      },
+    } as const
+    const stream = T.Object({ kind: T.Union([T.Literal('log'), T.Literal('keys')]) })
+    const byStream = define({
+      ...base,
+      id: 'by-stream',
+      source: {
+        data: 'message' as const,
+        stream,
+        context: T.Object({}),
+        incremental: true,
+        ordering: 'id',
+        incrementalFor: (s) => s.kind === 'log',
+      },
+    })
+    expect(byStream.isIncremental({ kind: 'log' })).toBe(true)
+    expect(byStream.isIncremental({ kind: 'keys' })).toBe(false)
+    const plain = define({
+      ...base,
+      id: 'plain',
+      source: { data: 'message' as const, stream, context: T.Object({}), incremental: true, ordering: 'id' },
+    })
+    expect(plain.isIncremental({ kind: 'keys' })).toBe(true)
+  })
+})

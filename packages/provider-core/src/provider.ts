@@ -88,7 +88,12 @@ export interface SourceDefinition<TStream extends TSchema, TContext extends TSch
   /** The ordering key reads follow, for docs and the catalog: "primary key", "object key"... */
   ordering: string
   /** The data kind a given stream yields, when the source has more than one. */
-  dataKindOf?: (stream: Static<TStream>) => DataKind
+  dataKindOf?(stream: Static<TStream>): DataKind
+  /**
+   * Whether reads of this stream are incremental, when that depends on the stream (a Redis
+   * stream is, a SCAN over keys is not). Defaults to `incremental`.
+   */
+  incrementalFor?(stream: Static<TStream>): boolean
 }
 
 export interface SinkDefinition<TSinkStream extends TSchema> {
@@ -98,7 +103,7 @@ export interface SinkDefinition<TSinkStream extends TSchema> {
   idempotentBy: string
   /** Whether `delete` is supported. */
   deletes?: boolean
-  dataKindOf?: (stream: Static<TSinkStream>) => DataKind
+  dataKindOf?(stream: Static<TSinkStream>): DataKind
 }
 
 export interface ProviderDefinition<
@@ -171,6 +176,8 @@ export interface Provider<
   validateContext(context: unknown): Static<TContext>
   /** The data kind a source stream yields. */
   sourceDataKind(stream: Static<TStream>): DataKind
+  /** Whether reads of this (validated) stream are incremental. */
+  isIncremental(stream: Static<TStream>): boolean
   sinkDataKind(stream: Static<TSinkStream>): DataKind
   /** A redactor for every secret value in these credentials and params. */
   redactor(input: ConnectInput): Redactor
@@ -360,6 +367,11 @@ export function defineProvider<
     if (source.dataKindOf) return source.dataKindOf(stream)
     return sourceData[0]!
   }
+  const isIncremental = (stream: Static<TStream>): boolean => {
+    const source = requireSource('read')
+    if (source.incrementalFor) return source.incrementalFor(stream)
+    return source.incremental === true
+  }
   const sinkDataKind = (stream: Static<TSinkStream>): DataKind => {
     const sink = requireSink('write')
     if (sink.dataKindOf) return sink.dataKindOf(stream)
@@ -384,6 +396,7 @@ export function defineProvider<
     validateContext,
     sourceDataKind,
     sinkDataKind,
+    isIncremental,
     redactor,
     describe() {
       const description: ProviderDescription = {
