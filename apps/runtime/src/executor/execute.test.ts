@@ -1,0 +1,461 @@
+import { type Data, ProviderError } from '@nvisy/provider-core'
+import { describe, expect, it } from 'vitest'
+import {
+  createMemoryWorld,
+  keyOf,
+  type MemoryWorld,
+  memoryNode,
+  records,
+  simplePipeline,
+  sleep,
+  transient,
+} from '../__fixtures__/memory-provider.js'
+import { MemoryCheckpointStore } from '../checkpoints/memory-checkpoint-store.js'
+import type { Pipeline } from '../pipeline-types.js'
+import { MapProviderRegistry } from '../registry.js'
+import { executePipeline } from './execute.js'
+import type { CheckpointStore, ExecuteOptions, RunEvent } from './types.js'
+
+function setup(count = 100) {
+  const world = createMemoryWorld()
+  world.sources.set('in', records(count))
+  return world
+}
+
+async function run(world: MemoryWorld, pipeline: Pipeline, extra: Partial<ExecuteOptions> = {}) {
+  const events: RunEvent[] = []
+  const checkpoints =
+    (extra.checkpoints as MemoryCheckpointStore | undefined) ?? new MemoryCheckpointStore()
+  const summary = await executePipeline({
+    runId: 'run-1',
+    pipeline,
+    registry: new MapProviderRegistry([world.provider]),
+    resolveConnection: async (node) => ({
+      credentials: node.connection.credentials ?? {},
+      params: node.connection.params,
+    }),
+    checkpoints,
+    onEvent: (event) => {
+      events.push(event)
+    },
+    signal: new AbortController().signal,
+    retryBaseDelayMs: 5,
+    progressIntervalMs: 50,
+    ...extra,
+  })
+  return { summary, events, checkpoints }
+}
+
+function sinkKeys(world: MemoryWorld, name = 'out'): string[] {
+  return [...(world.sinks.get(name)?.keys() ?? [])].sort((a, b) => Number(a) - Number(b))
+}
+
+/** A store that checks, at every save, that every item up to the saved one is in the sink. */
+class AuditingStore extends MemoryCheckpointStore {
+  saves: number[] = []
+  violations: string[] = []
+  constructor(
+    readonly world: MemoryWorld,
+    readonly sinks: string[] = ['out'],
+  ) {
+    super()
+  }
+  override async save(
+    pipelineId: string,
+    nodeId: string,
+    context: unknown,
+    runId: string,
+  ): Promise<void> {
+    const index = (context as { index: number }).index
+    this.saves.push(index)
+    for (const name of this.sinks) {
+      const stored = this.world.sinks.get(name)
+      for (let i = 0; i <= index; i++) {
+        if (!stored?.has(String(i)))
+          this.violations.push(`checkpoint ${index} saved before item ${i} reached ${name}`)
+      }
+    }
+    await super.save(pipelineId, nodeId, context, runId)
+  }
+}
+
+describe('executePipeline', () => {
+  it('copies every item, emits events and saves the final checkpoint', async () => {
+    const world = setup(250)
+    const { summary, events, checkpoints } = await run(
+      world,
+      simplePipeline({}, { batch: { maxItems: 40 } }),
+    )
+    expect(summary.status).toBe('completed')
+    expect(sinkKeys(world)).toEqual(records(250).map(keyOf))
+    expect(summary.stats.nodes.src).toMatchObject({ items: 250, failed: 0 })
+    expect(summary.stats.nodes.dst).toMatchObject({ items: 250, failed: 0 })
+    expect(await checkpoints.load('p1', 'src')).toEqual({ index: 249 })
+    expect(events[0]).toEqual({ type: 'started' })
+    expect(events.at(-1)).toMatchObject({ type: 'completed' })
+    expect(events.filter((e) => e.type === 'checkpoint').at(-1)).toEqual({
+      type: 'checkpoint',
+      nodeId: 'src',
+      context: { index: 249 },
+    })
+    expect(summary.checkpoints).toEqual({ src: { index: 249 } })
+  })
+
+  it('batches by items, bytes and age', async () => {
+    const world = setup(95)
+    await run(world, simplePipeline({}, { batch: { maxItems: 10 } }))
+    const sizes = world.writes.map((w) => w.keys.length)
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(10)
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(95)
+
+    const bytesWorld = setup(50)
+    await run(bytesWorld, simplePipeline({}, { batch: { maxItems: 1000, maxBytes: 100 } }))
+    expect(Math.max(...bytesWorld.writes.map((w) => w.keys.length))).toBeLessThan(10)
+
+    const slow = setup(6)
+    slow.beforeRead = async (_s, index) => {
+      if (index === 3) await sleep(300)
+    }
+    await run(slow, simplePipeline({}, { batch: { maxItems: 100, maxAgeMs: 50 } }))
+    // The first three items are written long before the slow fourth one arrives.
+    expect(slow.writes[0]!.keys).toEqual(['0', '1', '2'])
+  })
+
+  it('bounds how far the source runs ahead of a slow sink (backpressure)', async () => {
+    const world = setup(2000)
+    let maxAhead = 0
+    world.beforeWrite = async () => {
+      const ahead = (world.readCount.get('in') ?? 0) - (world.sinks.get('out')?.size ?? 0)
+      maxAhead = Math.max(maxAhead, ahead)
+      await sleep(2)
+      return undefined
+    }
+    const { summary } = await run(
+      world,
+      simplePipeline({ queueCapacity: 2 }, { batch: { maxItems: 10 } }),
+    )
+    expect(summary.status).toBe('completed')
+    // item buffer (16) + a batch being formed + 2 queued + 1 in flight, with slack for the read in hand.
+    expect(maxAhead).toBeLessThanOrEqual(16 + 10 * 4 + 2)
+    expect(world.readCount.get('in')).toBe(2000)
+  })
+
+  it('fans out to several sinks, each getting every item, and checkpoints only what all acknowledged', async () => {
+    const world = setup(300)
+    world.beforeWrite = async (stream) => {
+      if (stream === 'slow') await sleep(3)
+    }
+    const store = new AuditingStore(world, ['out', 'slow'])
+    const pipeline: Pipeline = {
+      id: 'p1',
+      nodes: [
+        memoryNode('src', 'source', { name: 'in' }),
+        memoryNode('fast', 'sink', { name: 'out' }, { batch: { maxItems: 7 } }),
+        memoryNode('slow', 'sink', { name: 'slow' }, { batch: { maxItems: 5 } }),
+      ],
+      edges: [
+        { from: 'src', to: 'fast' },
+        { from: 'src', to: 'slow' },
+      ],
+      options: { checkpointEveryItems: 10 },
+    }
+    const { summary } = await run(world, pipeline, { checkpoints: store })
+    expect(summary.status).toBe('completed')
+    expect(sinkKeys(world, 'out')).toHaveLength(300)
+    expect(sinkKeys(world, 'slow')).toHaveLength(300)
+    expect(store.violations).toEqual([])
+    expect(store.saves.length).toBeGreaterThan(5)
+    expect(store.saves.at(-1)).toBe(299)
+  })
+
+  it('never checkpoints past an unacknowledged item when concurrent batches finish out of order', async () => {
+    const world = setup(200)
+    world.beforeWrite = async (_stream, _batch, call) => {
+      // Every third call is slow: later batches finish first.
+      await sleep(call % 3 === 0 ? 40 : 1)
+    }
+    const store = new AuditingStore(world)
+    const { summary } = await run(
+      world,
+      simplePipeline({ checkpointEveryItems: 1 }, { batch: { maxItems: 5 }, concurrency: 4 }),
+      {
+        checkpoints: store,
+      },
+    )
+    expect(summary.status).toBe('completed')
+    expect(store.violations).toEqual([])
+    expect(store.saves).toEqual([...store.saves].sort((a, b) => a - b))
+    expect(store.saves.at(-1)).toBe(199)
+  })
+
+  it('fails on a non-retryable write error, keeping a checkpoint only over written items', async () => {
+    const world = setup(200)
+    world.beforeWrite = async (_s, _b, call) => {
+      await sleep(call % 2 === 0 ? 10 : 1)
+      if (call === 9) throw new ProviderError({ kind: 'auth', message: 'token revoked' })
+    }
+    const store = new AuditingStore(world)
+    const { summary, events } = await run(
+      world,
+      simplePipeline({ checkpointEveryItems: 1 }, { batch: { maxItems: 5 }, concurrency: 3 }),
+      {
+        checkpoints: store,
+      },
+    )
+    expect(summary.status).toBe('failed')
+    expect(summary.error).toMatchObject({
+      kind: 'auth',
+      message: expect.stringContaining('token revoked'),
+    })
+    expect(events.at(-1)).toMatchObject({ type: 'failed', error: { kind: 'auth' } })
+    expect(store.violations).toEqual([])
+    const saved = (await store.load('p1', 'src')) as { index: number } | undefined
+    expect(saved?.index ?? -1).toBeLessThan(200)
+  })
+
+  it('retries transient write and read errors, and gives up after maxAttempts', async () => {
+    const world = setup(50)
+    let failures = 0
+    world.beforeWrite = () => {
+      if (failures < 2) {
+        failures++
+        throw transient('connection reset')
+      }
+      return undefined
+    }
+    let readFailed = false
+    world.beforeRead = (_s, index) => {
+      if (index === 20 && !readFailed) {
+        readFailed = true
+        throw transient('socket hang up')
+      }
+    }
+    const { summary } = await run(world, simplePipeline({}, { batch: { maxItems: 10 } }))
+    expect(summary.status).toBe('completed')
+    expect(sinkKeys(world)).toEqual(records(50).map(keyOf))
+    // The read resumed after item 19: no item was read twice.
+    expect(world.readCount.get('in')).toBe(50)
+
+    const hopeless = setup(10)
+    hopeless.beforeWrite = () => {
+      throw transient('still down')
+    }
+    const result = await run(hopeless, simplePipeline({ maxAttempts: 3 }))
+    expect(result.summary.status).toBe('failed')
+    expect(result.summary.error?.kind).toBe('transient')
+    expect(hopeless.writes).toHaveLength(3)
+  })
+
+  it('waits as long as a rate limit asks', async () => {
+    const world = setup(5)
+    let limited = false
+    world.beforeWrite = () => {
+      if (!limited) {
+        limited = true
+        throw new ProviderError({ kind: 'rate_limited', message: 'slow down', retryAfterMs: 200 })
+      }
+      return undefined
+    }
+    const started = Date.now()
+    const { summary } = await run(world, simplePipeline())
+    expect(summary.status).toBe('completed')
+    expect(Date.now() - started).toBeGreaterThanOrEqual(190)
+    expect(sinkKeys(world)).toHaveLength(5)
+  })
+
+  it('reports per-item failures and sends them to the dead-letter sink', async () => {
+    const world = setup(40)
+    world.beforeWrite = (stream, batch) =>
+      stream === 'out'
+        ? batch.flatMap((item, i) => (Number(keyOf(item)) % 10 === 3 ? [i] : []))
+        : undefined
+    const pipeline: Pipeline = {
+      id: 'p1',
+      nodes: [
+        memoryNode('src', 'source', { name: 'in' }),
+        memoryNode('dst', 'sink', { name: 'out' }, { deadLetter: 'dlq', batch: { maxItems: 8 } }),
+        memoryNode('dlq', 'sink', { name: 'dead', kind: 'document' }),
+      ],
+      edges: [{ from: 'src', to: 'dst' }],
+    }
+    const { summary, events } = await run(world, pipeline)
+    expect(summary.status).toBe('completed')
+    const failed = events.filter((e) => e.type === 'item_failed')
+    expect(failed).toHaveLength(4)
+    expect(failed[0]).toMatchObject({ nodeId: 'dst', item: 'record', error: { kind: 'data' } })
+    expect([...world.sinks.get('dead')!.keys()].sort()).toEqual(['13', '23', '3', '33'])
+    expect(world.sinks.get('dead')!.get('3')).toEqual({
+      kind: 'document',
+      id: '3',
+      content: { id: 3, name: 'row 3' },
+    })
+    expect(summary.stats.nodes.dst).toMatchObject({ items: 36, failed: 4 })
+    expect(summary.stats.failedItems).toBe(4)
+  })
+
+  it('fails once the failure budget is spent', async () => {
+    const world = setup(100)
+    world.beforeWrite = (_s, batch) =>
+      batch.flatMap((item, i) => (Number(keyOf(item)) % 10 === 0 ? [i] : []))
+    const { summary } = await run(
+      world,
+      simplePipeline({ failureBudget: 2 }, { batch: { maxItems: 10 } }),
+    )
+    expect(summary.status).toBe('failed')
+    expect(summary.error?.message).toContain(
+      'failure budget spent: 3 item failures, the pipeline allows 2',
+    )
+
+    const within = setup(100)
+    within.beforeWrite = (_s, batch) =>
+      batch.flatMap((item, i) => (Number(keyOf(item)) === 5 ? [i] : []))
+    expect((await run(within, simplePipeline({ failureBudget: 1 }))).summary.status).toBe(
+      'completed',
+    )
+  })
+
+  it('cancels promptly and leaves a valid checkpoint', async () => {
+    const world = setup(100_000)
+    world.beforeWrite = () => sleep(20).then(() => undefined)
+    const controller = new AbortController()
+    const store = new AuditingStore(world)
+    setTimeout(() => controller.abort('user asked'), 150)
+    const started = Date.now()
+    const { summary, events } = await run(
+      world,
+      simplePipeline({ checkpointEveryItems: 5 }, { batch: { maxItems: 10 }, concurrency: 2 }),
+      {
+        signal: controller.signal,
+        checkpoints: store,
+      },
+    )
+    expect(Date.now() - started).toBeLessThan(1500)
+    expect(summary.status).toBe('cancelled')
+    expect(events.at(-1)).toMatchObject({ type: 'cancelled', reason: 'user asked' })
+    expect(store.violations).toEqual([])
+    const saved = (await store.load('p1', 'src')) as { index: number }
+    expect(saved.index).toBeGreaterThan(0)
+    expect(saved.index).toBeLessThan(100_000)
+    expect(summary.checkpoints.src).toEqual(saved)
+  })
+
+  it('resumes after a crash: the sink ends up equal to the source', async () => {
+    const world = setup(500)
+    const store = new MemoryCheckpointStore()
+    // First run "crashes": a fatal error part way, after some batches were written out of order.
+    world.beforeWrite = async (_s, _b, call) => {
+      await sleep(call % 4 === 0 ? 8 : 1)
+      if (call === 23) throw new ProviderError({ kind: 'internal', message: 'process died' })
+    }
+    const pipeline = simplePipeline(
+      { checkpointEveryItems: 3 },
+      { batch: { maxItems: 7 }, concurrency: 3 },
+    )
+    const first = await run(world, pipeline, { checkpoints: store })
+    expect(first.summary.status).toBe('failed')
+    const saved = (await store.load('p1', 'src')) as { index: number }
+    expect(saved.index).toBeGreaterThan(50)
+    const readBefore = world.readCount.get('in')!
+
+    world.beforeWrite = undefined
+    const second = await run(world, pipeline, { checkpoints: store, runId: 'run-2' })
+    expect(second.summary.status).toBe('completed')
+    // The second run starts right after the checkpoint.
+    expect(world.readCount.get('in')! - readBefore).toBe(500 - saved.index - 1)
+    const stored = world.sinks.get('out')!
+    expect([...stored.keys()].sort()).toEqual(records(500).map(keyOf).sort())
+    for (const item of records(500)) expect(stored.get(keyOf(item))).toEqual(item)
+
+    // resume: false reads everything again.
+    const third = await run(world, pipeline, { checkpoints: store, resume: false })
+    expect(third.summary.stats.nodes.src!.items).toBe(500)
+  })
+
+  it('refuses an invalid pipeline before connecting', async () => {
+    const world = setup(1)
+    const pipeline = simplePipeline()
+    pipeline.nodes[1]!.stream = { name: '' }
+    const { summary, events } = await run(world, pipeline)
+    expect(summary.status).toBe('failed')
+    expect(summary.error?.kind).toBe('config')
+    expect(summary.error?.issues?.[0]?.path).toBe('/nodes/1/stream/name')
+    expect(events).toHaveLength(1)
+    expect(world.connects).toBe(0)
+  })
+
+  it('rejects a stored checkpoint that does not fit the source', async () => {
+    const world = setup(3)
+    const store: CheckpointStore = { load: async () => ({ offset: 'x' }), save: async () => {} }
+    const { summary } = await run(world, simplePipeline(), { checkpoints: store })
+    expect(summary.status).toBe('failed')
+    expect(summary.error?.message).toContain('stored checkpoint of node src')
+  })
+
+  it('converts records to JSONL blobs and blobs back to documents', async () => {
+    const world = setup(3)
+    const toBlobs = simplePipeline()
+    toBlobs.nodes[1]!.stream = { name: 'files', kind: 'blob' }
+    await run(world, toBlobs)
+    const files = world.sinks.get('files')!
+    expect([...files.keys()].sort()).toEqual(['0.jsonl', '1.jsonl', '2.jsonl'])
+    const body = (files.get('1.jsonl') as Extract<Data, { kind: 'blob' }>).body as Uint8Array
+    expect(new TextDecoder().decode(body)).toBe('{"id":1,"name":"row 1"}\n')
+
+    const text = '{"id":"a","n":1}\n{"id":"b","n":2}\nnot json\n{"n":4}\n'
+    world.sources.set('jsonl', [
+      { kind: 'blob', key: 'data.jsonl', body: new TextEncoder().encode(text) },
+    ])
+    const parse: Pipeline = {
+      id: 'p2',
+      nodes: [
+        memoryNode('src', 'source', { name: 'jsonl', kind: 'blob' }),
+        memoryNode('dst', 'sink', { name: 'docs', kind: 'document' }),
+      ],
+      edges: [{ from: 'src', to: 'dst' }],
+    }
+    const { summary, events } = await run(world, parse)
+    expect(summary.status).toBe('completed')
+    expect([...world.sinks.get('docs')!.values()]).toEqual([
+      { kind: 'document', id: 'a', content: { id: 'a', n: 1 } },
+      { kind: 'document', id: 'b', content: { id: 'b', n: 2 } },
+      { kind: 'document', id: 'data.jsonl:4', content: { n: 4 } },
+    ])
+    expect(events.filter((e) => e.type === 'item_failed')).toEqual([
+      expect.objectContaining({ nodeId: 'dst', item: 'blob "data.jsonl" line 3' }),
+    ])
+    expect(summary.checkpoints).toEqual({ src: { index: 0 } })
+  })
+})
+
+describe('streamed blobs', () => {
+  it('never resends a drained stream on retry', async () => {
+    const world = setup(0)
+    async function* big() {
+      yield new Uint8Array(1024)
+    }
+    world.sources.set('blobs', [
+      { kind: 'blob', key: 'big.bin', body: big(), size: 64 * 1024 * 1024 },
+    ])
+    let calls = 0
+    world.beforeWrite = async (_s: string, batch: readonly Data[]) => {
+      calls++
+      for (const item of batch)
+        if (item.kind === 'blob' && !(item.body instanceof Uint8Array))
+          for await (const _ of item.body) void _
+      if (calls === 1) throw transient('connection reset mid-upload')
+      return undefined
+    }
+    const pipeline: Pipeline = {
+      id: 'p3',
+      nodes: [
+        memoryNode('src', 'source', { name: 'blobs', kind: 'blob' }),
+        memoryNode('dst', 'sink', { name: 'out', kind: 'blob' }),
+      ],
+      edges: [{ from: 'src', to: 'dst' }],
+    }
+    const { summary } = await run(world, pipeline)
+    expect(summary.status).toBe('failed')
+    expect(summary.error?.message).toContain('cannot be resent by a retry')
+    expect(world.sinks.get('out')?.size ?? 0).toBe(0)
+  })
+})

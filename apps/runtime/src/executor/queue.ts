@@ -1,0 +1,84 @@
+/**
+ * A bounded async queue: `push` waits while the queue is full, so a slow consumer slows the
+ * producer (backpressure) and memory stays bounded by the capacity. One producer side, any
+ * number of consumers; `close()` ends the stream after the buffered items, `fail(error)` ends
+ * it at once with that error for every waiting party.
+ */
+export class BoundedQueue<T> implements AsyncIterable<T> {
+  readonly #capacity: number
+  readonly #items: T[] = []
+  #takers: { resolve: (result: IteratorResult<T>) => void; reject: (error: unknown) => void }[] = []
+  #putters: { resolve: () => void; reject: (error: unknown) => void }[] = []
+  #closed = false
+  #error: unknown
+  #failed = false
+
+  constructor(capacity: number) {
+    this.#capacity = Math.max(1, capacity)
+  }
+
+  get size(): number {
+    return this.#items.length
+  }
+
+  /** Add an item; resolves once there is room for it. Rejects when the queue failed. */
+  async push(item: T): Promise<void> {
+    while (true) {
+      if (this.#failed) throw this.#error
+      if (this.#closed) throw new Error('push on a closed queue')
+      const taker = this.#takers.shift()
+      if (taker) {
+        taker.resolve({ done: false, value: item })
+        return
+      }
+      if (this.#items.length < this.#capacity) {
+        this.#items.push(item)
+        return
+      }
+      await new Promise<void>((resolve, reject) => this.#putters.push({ resolve, reject }))
+    }
+  }
+
+  /** No more items: consumers finish once the buffer is drained. */
+  close(): void {
+    if (this.#closed || this.#failed) return
+    this.#closed = true
+    if (this.#items.length === 0) {
+      for (const taker of this.#takers.splice(0)) taker.resolve({ done: true, value: undefined })
+    }
+  }
+
+  /** End the queue with an error: waiting producers and consumers reject with it. */
+  fail(error: unknown): void {
+    if (this.#failed) return
+    this.#failed = true
+    this.#error = error
+    this.#items.length = 0
+    for (const taker of this.#takers.splice(0)) taker.reject(error)
+    for (const putter of this.#putters.splice(0)) putter.reject(error)
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.#failed) return Promise.reject(this.#error)
+    if (this.#items.length > 0) {
+      const value = this.#items.shift() as T
+      this.#putters.shift()?.resolve()
+      if (this.#closed && this.#items.length === 0) {
+        for (const taker of this.#takers.splice(0)) taker.resolve({ done: true, value: undefined })
+      }
+      return Promise.resolve({ done: false, value })
+    }
+    if (this.#closed) return Promise.resolve({ done: true, value: undefined })
+    // Wake a producer waiting on a full queue of capacity 0 semantics (handoff).
+    this.#putters.shift()?.resolve()
+    return new Promise((resolve, reject) => this.#takers.push({ resolve, reject }))
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return {
+      next: () => this.next(),
+      // Breaking out of a for-await must not close the queue for other consumers.
+      return: async () => ({ done: true, value: undefined }),
+    }
+  }
+}

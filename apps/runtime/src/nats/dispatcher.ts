@@ -1,0 +1,649 @@
+import { randomUUID } from 'node:crypto'
+import { type JetStreamClient, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { Kvm } from '@nats-io/kv'
+import type { KeyPair } from '@nats-io/nkeys'
+import {
+  type ConnectionOptions,
+  connect,
+  type Msg,
+  type NatsConnection,
+  nanos,
+  type Subscription,
+} from '@nats-io/transport-node'
+import {
+  CancelRequestSchema,
+  CHECKPOINT_BUCKET,
+  CheckRequestSchema,
+  createSubjects,
+  DiscoverRequestSchema,
+  type ErrorReply,
+  errorReply,
+  type Pipeline,
+  type ProtocolErrorKind,
+  ProvidersRequestSchema,
+  parseMessage,
+  QUEUE_GROUP,
+  RUN_EVENTS_STREAM,
+  type RunsStartRequest,
+  RunsStartRequestSchema,
+  SUBJECT_PREFIX,
+  type Subjects,
+} from '@nvisy/protocol'
+import {
+  errorMessage,
+  formatIssues,
+  type Logger,
+  type Provider,
+  ProviderError,
+  type Static,
+  silentLogger,
+  type TSchema,
+  toProviderError,
+  type ValidationIssue,
+} from '@nvisy/provider-core'
+import { validatePipeline as defaultValidatePipeline } from '../executor/index.js'
+import type { ExecuteOptions, ProviderRegistry, RunSummary } from '../executor/types.js'
+import { KvCheckpointStore } from './checkpoint-store.js'
+import {
+  type CredentialPolicy,
+  credentialIssues,
+  isCurvePublicKey,
+  resolveConnectionInput,
+  runtimeKeyPair,
+} from './credentials.js'
+import { secretSafeLogger } from './logging.js'
+import { RunEventPublisher } from './run-events.js'
+
+/** Subject prefix, stream, bucket and queue group. Override only in tests: the defaults are the protocol's. */
+export interface DispatcherNaming {
+  prefix: string
+  eventsStream: string
+  checkpointBucket: string
+  queueGroup: string
+}
+
+export interface DispatcherOptions {
+  /** NATS server URLs. */
+  servers: string | string[]
+  registry: ProviderRegistry
+  /** The pipeline executor (`executePipeline`), injected. */
+  execute: (options: ExecuteOptions) => Promise<RunSummary>
+  /** The xkey public key of the server allowed to seal credentials to this runtime. */
+  serverPublicKey?: string
+  /** This runtime's xkey seed (`SX...`); a new key pair is generated when absent. */
+  runtimeSeed?: string
+  /** Development only: accept plain `connection.credentials`. */
+  allowPlainCredentials?: boolean
+  /** A pino-compatible logger; secret-named fields are always redacted. */
+  logger?: Logger
+  /** Extra NATS connection options (auth, tls, name...). */
+  natsOptions?: Partial<ConnectionOptions>
+  naming?: Partial<DispatcherNaming>
+  /** Identifies this instance in replies and logs; a random id by default. */
+  instanceId?: string
+  /** The runtime version in the catalog reply. */
+  version?: string
+  /** Check the pipeline before a run is accepted; default the executor's validatePipeline. */
+  validatePipeline?: (pipeline: unknown, registry: ProviderRegistry) => ValidationIssue[]
+  /** How long run events are kept in the events stream when the dispatcher creates it. Default 7 days. */
+  eventsMaxAgeMs?: number
+  /** Time limit for one check or discover request. Default 30 s. */
+  requestTimeoutMs?: number
+  /** drain(): how long runs may keep going before they are aborted with reason `draining`. Default 0. */
+  drainGraceMs?: number
+  /** drain(): how long aborted runs get to finish their batches and write checkpoints. Default 30 s. */
+  drainTimeoutMs?: number
+  /** Passed to `execute` (tests lower them). */
+  executeOptions?: Pick<ExecuteOptions, 'progressIntervalMs' | 'retryBaseDelayMs'>
+}
+
+export interface Dispatcher {
+  readonly instanceId: string
+  /** This runtime's xkey public key: the server seals credentials to it. */
+  readonly publicKey: string
+  /** Run ids running on this instance now. */
+  activeRuns(): string[]
+  /** Stop taking requests, let runs stop at a batch boundary and checkpoint, then close. */
+  drain(): Promise<void>
+  /** Abort every run and close the connection now. */
+  close(): Promise<void>
+}
+
+const DEFAULT_VERSION = '0.1.0'
+const DAY_MS = 86_400_000
+const encoder = new TextEncoder()
+
+/** A request refused before any work: answered with an error reply naming each issue. */
+class RequestRejected extends Error {
+  constructor(
+    readonly kind: ProtocolErrorKind,
+    message: string,
+    readonly issues?: ValidationIssue[],
+  ) {
+    super(message)
+  }
+}
+
+function rejectInvalid(what: string, issues: ValidationIssue[]): RequestRejected {
+  return new RequestRejected('validation', `invalid ${what}: ${formatIssues(issues)}`, issues)
+}
+
+function prefixIssues(
+  issues: ValidationIssue[] | undefined,
+  prefix: string,
+): ValidationIssue[] | undefined {
+  return issues?.map((issue) =>
+    /^\/(credentials|params|stream)(\/|$)/.test(issue.path)
+      ? { ...issue, path: `${prefix}${issue.path}` }
+      : issue,
+  )
+}
+
+function abortError(reason: string): Error {
+  const error = new Error(reason)
+  error.name = 'AbortError'
+  return error
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref?.())
+}
+
+interface ActiveRun {
+  runId: string
+  pipelineId: string
+  controller: AbortController
+  events: RunEventPublisher
+  cancelSubscription: Subscription
+  finished: boolean
+  done: Promise<void>
+}
+
+/**
+ * Join NATS and serve the runtime protocol: the catalog, check, discover, runs.start and
+ * cancel, in the queue group `nvisy-runtime`, with run events on JetStream and checkpoints
+ * in a KV bucket.
+ */
+export async function startDispatcher(options: DispatcherOptions): Promise<Dispatcher> {
+  const naming: DispatcherNaming = {
+    prefix: options.naming?.prefix ?? SUBJECT_PREFIX,
+    eventsStream: options.naming?.eventsStream ?? RUN_EVENTS_STREAM,
+    checkpointBucket: options.naming?.checkpointBucket ?? CHECKPOINT_BUCKET,
+    queueGroup: options.naming?.queueGroup ?? QUEUE_GROUP,
+  }
+  if (options.serverPublicKey !== undefined && !isCurvePublicKey(options.serverPublicKey)) {
+    throw new ProviderError({
+      kind: 'config',
+      message: 'serverPublicKey must be an xkey public key: "X" followed by 55 base32 characters',
+    })
+  }
+  const keys = runtimeKeyPair(options.runtimeSeed)
+  const publicKey = keys.getPublicKey()
+  const instanceId = options.instanceId ?? `runtime-${randomUUID()}`
+  const logger = secretSafeLogger(options.logger ?? silentLogger)
+  const log = logger.child?.({ instanceId }) ?? logger
+  const subjects = createSubjects(naming.prefix)
+  const policy: CredentialPolicy = {
+    serverPublicKey: options.serverPublicKey,
+    allowPlainCredentials: options.allowPlainCredentials === true,
+  }
+
+  const nc = await connect({
+    name: `nvisy-runtime ${instanceId}`,
+    ...options.natsOptions,
+    servers: options.servers,
+    noAsyncTraces: true,
+  })
+  let js: JetStreamClient
+  let checkpoints: KvCheckpointStore
+  try {
+    const jsm = await jetstreamManager(nc)
+    await ensureEventsStream(
+      jsm,
+      naming.eventsStream,
+      subjects,
+      options.eventsMaxAgeMs ?? 7 * DAY_MS,
+      log,
+    )
+    js = jetstream(nc)
+    const kv = await new Kvm(js).create(naming.checkpointBucket, { history: 1 })
+    checkpoints = new KvCheckpointStore(kv)
+  } catch (error) {
+    await nc.close().catch(() => {})
+    throw toProviderError(error, { operation: 'connect' })
+  }
+
+  const dispatcher = new DispatcherState({
+    options,
+    nc,
+    js,
+    checkpoints,
+    keys,
+    publicKey,
+    instanceId,
+    log,
+    subjects,
+    naming,
+    policy,
+  })
+  dispatcher.serve()
+  await nc.flush()
+  log.info(
+    { publicKey, subjects: subjects.prefix, queue: naming.queueGroup },
+    'nvisy runtime dispatcher ready',
+  )
+  return {
+    instanceId,
+    publicKey,
+    activeRuns: () => dispatcher.activeRuns(),
+    drain: () => dispatcher.drain(),
+    close: () => dispatcher.close(),
+  }
+}
+
+async function ensureEventsStream(
+  jsm: Awaited<ReturnType<typeof jetstreamManager>>,
+  name: string,
+  subjects: Subjects,
+  maxAgeMs: number,
+  log: Logger,
+): Promise<void> {
+  try {
+    const info = await jsm.streams.info(name)
+    if (!info.config.subjects?.includes(subjects.eventsAll)) {
+      log.warn(
+        { stream: name, subjects: info.config.subjects },
+        `stream ${name} exists without subject ${subjects.eventsAll}: run events will not be kept`,
+      )
+    }
+    return
+  } catch (error) {
+    if (
+      (error as { name?: string }).name !== 'StreamNotFoundError' &&
+      !/not found/i.test(errorMessage(error))
+    )
+      throw error
+  }
+  try {
+    await jsm.streams.add({
+      name,
+      subjects: [subjects.eventsAll],
+      max_age: nanos(maxAgeMs),
+      duplicate_window: nanos(Math.min(120_000, maxAgeMs)),
+    })
+  } catch (error) {
+    // Another instance created it at the same time.
+    await jsm.streams.info(name).catch(() => {
+      throw error
+    })
+  }
+}
+
+interface StateInit {
+  options: DispatcherOptions
+  nc: NatsConnection
+  js: JetStreamClient
+  checkpoints: KvCheckpointStore
+  keys: KeyPair
+  publicKey: string
+  instanceId: string
+  log: Logger
+  subjects: Subjects
+  naming: DispatcherNaming
+  policy: CredentialPolicy
+}
+
+class DispatcherState {
+  readonly #o: StateInit
+  readonly #runs = new Map<string, ActiveRun>()
+  readonly #handlers = new Set<Promise<void>>()
+  readonly #requestSubscriptions: Subscription[] = []
+  readonly #stop = new AbortController()
+  #draining = false
+  #drained: Promise<void> | undefined
+  #closed: Promise<void> | undefined
+
+  constructor(init: StateInit) {
+    this.#o = init
+    init.nc
+      .closed()
+      .then((error) => {
+        if (!this.#draining) {
+          if (error)
+            init.log.error(
+              { error: { message: error.message } },
+              'NATS connection closed with an error',
+            )
+          this.#abortAll('connection closed')
+        }
+      })
+      .catch(() => {})
+  }
+
+  activeRuns(): string[] {
+    return [...this.#runs.keys()]
+  }
+
+  serve(): void {
+    const { subjects } = this.#o
+    this.#serveRequests(subjects.providers, (msg) => this.#providers(msg))
+    this.#serveRequests(subjects.check, (msg) => this.#check(msg))
+    this.#serveRequests(subjects.discover, (msg) => this.#discover(msg))
+    this.#serveRequests(subjects.runsStart, (msg) => this.#startRun(msg))
+  }
+
+  #serveRequests(subject: string, handler: (msg: Msg) => Promise<unknown>): void {
+    const subscription = this.#o.nc.subscribe(subject, {
+      queue: this.#o.naming.queueGroup,
+      callback: (error, msg) => {
+        if (error) {
+          this.#o.log.error({ subject, error: { message: error.message } }, 'subscription error')
+          return
+        }
+        this.#track(this.#answer(subject, msg, handler))
+      },
+    })
+    this.#requestSubscriptions.push(subscription)
+  }
+
+  #track(promise: Promise<void>): void {
+    this.#handlers.add(promise)
+    promise.finally(() => this.#handlers.delete(promise)).catch(() => {})
+  }
+
+  /** Run a handler and reply; whatever it throws becomes an error reply, never a crash. */
+  async #answer(subject: string, msg: Msg, handler: (msg: Msg) => Promise<unknown>): Promise<void> {
+    let reply: unknown
+    try {
+      reply = await handler(msg)
+    } catch (error) {
+      reply = this.#errorReply(subject, error)
+    }
+    if (!msg.reply) return
+    try {
+      msg.respond(encoder.encode(JSON.stringify(reply)))
+    } catch (error) {
+      this.#o.log.warn(
+        { subject, error: { message: errorMessage(error) } },
+        'could not send a reply',
+      )
+    }
+  }
+
+  #errorReply(subject: string, error: unknown): ErrorReply {
+    const log = this.#o.log
+    if (error instanceof RequestRejected) {
+      log.info(
+        { subject, kind: error.kind, issues: error.issues },
+        `request refused: ${error.message}`,
+      )
+      return errorReply(error.kind, error.message, error.issues)
+    }
+    if (ProviderError.isInstance(error)) {
+      const { cursor: _cursor, ...serialized } = error.toJSON()
+      const issues = prefixIssues(serialized.issues, '/connection')
+      if (issues) serialized.issues = issues
+      log.info({ subject, error: serialized }, `request failed: ${error.message}`)
+      return { error: serialized }
+    }
+    log.error(
+      { subject, error: { name: (error as Error)?.name, message: errorMessage(error) } },
+      'request handler failed',
+    )
+    return errorReply(
+      'internal',
+      `the runtime failed to handle ${subject}; see its logs (instance ${this.#o.instanceId})`,
+    )
+  }
+
+  #provider(id: string, path: string): Provider {
+    const provider = this.#o.options.registry.get(id)
+    if (!provider) {
+      throw new RequestRejected(
+        'not_found',
+        `provider ${JSON.stringify(id)} is not loaded in this runtime`,
+        [{ path, rule: 'provider', message: `no provider ${JSON.stringify(id)} is loaded` }],
+      )
+    }
+    return provider
+  }
+
+  #parse<T extends TSchema>(schema: T, msg: Msg, what: string): Static<T> {
+    const parsed = parseMessage(schema, msg.data)
+    if (!parsed.ok) throw rejectInvalid(what, parsed.issues)
+    return parsed.value
+  }
+
+  async #providers(msg: Msg) {
+    this.#parse(ProvidersRequestSchema, msg, 'providers request')
+    const { instanceId, publicKey, options } = this.#o
+    return {
+      runtime: { id: instanceId, version: options.version ?? DEFAULT_VERSION, publicKey },
+      providers: options.registry.list().map((provider) => provider.describe()),
+    }
+  }
+
+  async #withConnection<T>(
+    msg: Msg,
+    what: 'check' | 'discover',
+    use: (connection: Awaited<ReturnType<Provider['connect']>>, signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    const request = this.#parse(
+      what === 'check' ? CheckRequestSchema : DiscoverRequestSchema,
+      msg,
+      `${what} request`,
+    )
+    const provider = this.#provider(request.provider, '/provider')
+    const input = resolveConnectionInput(
+      request.connection,
+      this.#o.keys,
+      this.#o.policy,
+      `${provider.id} connection`,
+    )
+    const signal = AbortSignal.any([
+      AbortSignal.timeout(this.#o.options.requestTimeoutMs ?? 30_000),
+      this.#stop.signal,
+    ])
+    const logger = this.#o.log.child?.({ provider: provider.id, operation: what }) ?? this.#o.log
+    const connection = await provider.connect(input, { signal, logger })
+    try {
+      return await use(connection, signal)
+    } finally {
+      await connection
+        .close()
+        .catch((error) =>
+          logger.warn({ error: { message: errorMessage(error) } }, 'closing the connection failed'),
+        )
+    }
+  }
+
+  async #check(msg: Msg) {
+    const started = performance.now()
+    return this.#withConnection(msg, 'check', async (connection, signal) => {
+      await connection.check({ signal })
+      return {
+        ok: true as const,
+        latencyMs: Math.round((performance.now() - started) * 1000) / 1000,
+      }
+    })
+  }
+
+  async #discover(msg: Msg) {
+    return this.#withConnection(msg, 'discover', async (connection, signal) => ({
+      streams: await connection.discover({ signal }),
+    }))
+  }
+
+  async #startRun(msg: Msg) {
+    if (this.#draining) {
+      throw new RequestRejected(
+        'transient',
+        `runtime instance ${this.#o.instanceId} is draining; send the run again`,
+      )
+    }
+    const request: RunsStartRequest = this.#parse(RunsStartRequestSchema, msg, 'runs.start request')
+    const { runId, pipeline } = request
+    if (this.#runs.has(runId)) {
+      throw new RequestRejected('validation', `run ${runId} is already running on this instance`, [
+        { path: '/runId', rule: 'unique', message: 'a run with this id is already running' },
+      ])
+    }
+    const validate = this.#o.options.validatePipeline ?? defaultValidatePipeline
+    const issues: ValidationIssue[] = [
+      ...validate(structuredClone(pipeline), this.#o.options.registry).map((issue) => ({
+        ...issue,
+        path: `/pipeline${issue.path === '/' ? '' : issue.path}`,
+      })),
+      ...pipeline.nodes.flatMap((node, index) =>
+        credentialIssues(node.connection, this.#o.policy, `/pipeline/nodes/${index}/connection`),
+      ),
+    ]
+    if (issues.length > 0) throw rejectInvalid(`pipeline ${pipeline.id}`, issues)
+    await this.#launch(runId, pipeline, request.resume ?? true)
+    return { accepted: true as const, runId, instanceId: this.#o.instanceId }
+  }
+
+  async #launch(runId: string, pipeline: Pipeline, resume: boolean): Promise<void> {
+    const { nc, js, subjects, log, options, keys, policy, checkpoints } = this.#o
+    const runLog = log.child?.({ runId, pipelineId: pipeline.id }) ?? log
+    const controller = new AbortController()
+    const events = new RunEventPublisher(
+      js,
+      subjects.runEvents(runId),
+      { runId, pipelineId: pipeline.id },
+      runLog,
+    )
+    const run: ActiveRun = {
+      runId,
+      pipelineId: pipeline.id,
+      controller,
+      events,
+      finished: false,
+      done: Promise.resolve(),
+      cancelSubscription: nc.subscribe(subjects.runCancel(runId), {
+        callback: (error, msg) => {
+          if (error) return
+          this.#track(this.#answer(subjects.runCancel(runId), msg, (m) => this.#cancel(run, m)))
+        },
+      }),
+    }
+    this.#runs.set(runId, run)
+    try {
+      // The cancel subscription is registered with the server before the run is accepted.
+      await nc.flush()
+    } catch (error) {
+      this.#runs.delete(runId)
+      run.cancelSubscription.unsubscribe()
+      throw error
+    }
+    runLog.info({ nodes: pipeline.nodes.length, resume }, 'run accepted')
+    run.done = (async () => {
+      let summary: RunSummary | undefined
+      try {
+        summary = await options.execute({
+          runId,
+          pipeline,
+          registry: options.registry,
+          resolveConnection: async (node) =>
+            resolveConnectionInput(
+              node.connection,
+              keys,
+              policy,
+              `node ${node.id} (${node.provider})`,
+            ),
+          checkpoints,
+          onEvent: (event) => events.publish(event),
+          signal: controller.signal,
+          resume,
+          logger: runLog,
+          ...options.executeOptions,
+        })
+        if (!events.terminal) {
+          // The executor reports its end itself; this only covers one that did not.
+          if (summary.status === 'completed')
+            await events.publish({ type: 'completed', stats: summary.stats })
+          else if (summary.status === 'cancelled')
+            await events.publish({
+              type: 'cancelled',
+              reason: reasonOf(controller.signal),
+              checkpoints: summary.checkpoints,
+            })
+          else
+            await events.publish({
+              type: 'failed',
+              error: summary.error ?? { kind: 'internal', message: 'the run failed' },
+            })
+        }
+        runLog.info({ status: summary.status, stats: summary.stats }, `run ${summary.status}`)
+      } catch (error) {
+        const failure = toProviderError(error, { operation: 'run' })
+        runLog.error({ error: failure.toJSON() }, 'run failed')
+        if (!events.terminal) await events.publish({ type: 'failed', error: failure.toJSON() })
+      } finally {
+        run.finished = true
+        await events.idle()
+        await run.cancelSubscription.drain().catch(() => {})
+        this.#runs.delete(runId)
+      }
+    })()
+  }
+
+  async #cancel(run: ActiveRun, msg: Msg) {
+    const request = this.#parse(CancelRequestSchema, msg, 'cancel request')
+    if (run.finished) {
+      throw new RequestRejected('not_found', `run ${run.runId} has already finished`)
+    }
+    const reason = request.reason ?? 'cancelled'
+    this.#o.log.info({ runId: run.runId, reason }, 'run cancel requested')
+    if (!run.controller.signal.aborted) run.controller.abort(abortError(reason))
+    return { cancelled: true as const }
+  }
+
+  #abortAll(reason: string): void {
+    for (const run of this.#runs.values()) {
+      if (!run.controller.signal.aborted) run.controller.abort(abortError(reason))
+    }
+  }
+
+  async #waitForRuns(timeoutMs: number): Promise<boolean> {
+    const all = Promise.allSettled([...this.#runs.values()].map((run) => run.done)).then(() => true)
+    return Promise.race([all, sleep(timeoutMs).then(() => false)])
+  }
+
+  drain(): Promise<void> {
+    this.#drained ??= (async () => {
+      const { log, nc, options } = this.#o
+      this.#draining = true
+      log.info({ runs: this.activeRuns() }, 'draining: no new requests')
+      for (const subscription of this.#requestSubscriptions) subscription.unsubscribe()
+      await Promise.allSettled([...this.#handlers])
+      if ((options.drainGraceMs ?? 0) > 0) await this.#waitForRuns(options.drainGraceMs!)
+      this.#abortAll('draining')
+      const finished = await this.#waitForRuns(options.drainTimeoutMs ?? 30_000)
+      if (!finished)
+        log.warn({ runs: this.activeRuns() }, 'draining: runs still going after the timeout')
+      await Promise.allSettled([...this.#handlers])
+      if (!nc.isClosed()) await nc.drain().catch(() => nc.close())
+      log.info({}, 'drained')
+    })()
+    return this.#drained
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#draining = true
+      this.#stop.abort(abortError('closed'))
+      for (const subscription of this.#requestSubscriptions) subscription.unsubscribe()
+      this.#abortAll('closed')
+      await this.#waitForRuns(2_000)
+      if (!this.#o.nc.isClosed()) await this.#o.nc.close()
+    })()
+    return this.#closed
+  }
+}
+
+function reasonOf(signal: AbortSignal): string | undefined {
+  if (!signal.aborted) return undefined
+  const reason = signal.reason
+  return reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : undefined
+}
