@@ -3,7 +3,12 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Alias } from 'vite'
+
+/** A Vite alias entry (declared here so this file needs no direct `vite` dependency). */
+export interface Alias {
+  find: RegExp
+  replacement: string
+}
 
 export const repoRoot = dirname(fileURLToPath(import.meta.url))
 export const workspaceGroups = ['packages', 'apps', 'examples'] as const
