@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto'
 import {
   type BlobData,
   type GuardedConnection,
   ProviderError,
   readBytes,
 } from '@nvisy/provider-core'
+import { pseudoRandomChunks, sha256Of } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { gcsProvider } from './gcs-provider.js'
 import {
@@ -19,24 +19,6 @@ const skip = await gcsSkipReason()
 const storage = testStorage()
 const bucket = randomBucketName('int')
 const signal = new AbortController().signal
-
-async function* chunks(total: number, chunkSize = 1 << 20, seed = 11): AsyncGenerator<Uint8Array> {
-  let state = seed
-  for (let sent = 0; sent < total; sent += chunkSize) {
-    const chunk = Buffer.allocUnsafe(Math.min(chunkSize, total - sent))
-    for (let i = 0; i < chunk.length; i += 4) {
-      state = (state * 1103515245 + 12345) >>> 0
-      chunk.writeUInt32LE(state, i)
-    }
-    yield chunk
-  }
-}
-
-async function sha256Of(source: AsyncIterable<Uint8Array>): Promise<string> {
-  const hash = createHash('sha256')
-  for await (const chunk of source) hash.update(chunk)
-  return hash.digest('hex')
-}
 
 async function readAll(
   connection: GuardedConnection,
@@ -69,10 +51,10 @@ describe.skipIf(skip)('gcs provider against the GCS emulator', () => {
 
   it('streams a 64 MiB object through a resumable upload and back with the same sha256', async () => {
     const size = 64 * 1024 * 1024
-    const expected = await sha256Of(chunks(size))
+    const expected = await sha256Of(pseudoRandomChunks(size))
     const result = await connection.write(
       { prefix: 'big/' },
-      [{ kind: 'blob', key: 'object.bin', body: chunks(size) }],
+      [{ kind: 'blob', key: 'object.bin', body: pseudoRandomChunks(size) }],
       { signal },
     )
     expect(result).toEqual({ written: 1, failed: [] })

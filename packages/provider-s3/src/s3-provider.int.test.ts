@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3'
 import {
   type BlobData,
@@ -6,6 +6,7 @@ import {
   ProviderError,
   readBytes,
 } from '@nvisy/provider-core'
+import { pseudoRandomChunks, sha256Of } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { s3Provider } from './s3-provider.js'
 import {
@@ -22,25 +23,6 @@ const skip = await s3SkipReason()
 const client = testS3Client()
 const bucket = randomBucketName('int')
 const signal = new AbortController().signal
-
-async function* chunks(total: number, chunkSize = 1 << 20, seed = 7): AsyncGenerator<Uint8Array> {
-  // Deterministic pseudo-random bytes, produced chunk by chunk, never held whole.
-  let state = seed
-  for (let sent = 0; sent < total; sent += chunkSize) {
-    const chunk = Buffer.allocUnsafe(Math.min(chunkSize, total - sent))
-    for (let i = 0; i < chunk.length; i += 4) {
-      state = (state * 1103515245 + 12345) >>> 0
-      chunk.writeUInt32LE(state, i)
-    }
-    yield chunk
-  }
-}
-
-async function sha256Of(source: AsyncIterable<Uint8Array>): Promise<string> {
-  const hash = createHash('sha256')
-  for await (const chunk of source) hash.update(chunk)
-  return hash.digest('hex')
-}
 
 async function readAll(
   connection: GuardedConnection,
@@ -67,14 +49,14 @@ describe.skipIf(skip)('s3 provider against the S3 server', () => {
 
   it('streams a 64 MiB object through a multipart upload and back with the same sha256', async () => {
     const size = 64 * 1024 * 1024
-    const expected = await sha256Of(chunks(size))
+    const expected = await sha256Of(pseudoRandomChunks(size))
     const result = await connection.write(
       { prefix: 'big/' },
       [
         {
           kind: 'blob',
           key: 'object.bin',
-          body: chunks(size),
+          body: pseudoRandomChunks(size),
           size,
           contentType: 'application/octet-stream',
         },
@@ -213,7 +195,7 @@ describe.skipIf(skip)('s3 provider against the S3 server', () => {
     const controller = new AbortController()
     const size = 32 * 1024 * 1024
     async function* slow() {
-      for await (const chunk of chunks(size)) {
+      for await (const chunk of pseudoRandomChunks(size)) {
         yield chunk
         await new Promise((r) => setTimeout(r, 20))
       }

@@ -1,3 +1,4 @@
+export { pseudoRandomChunks, sha256Of } from './bytes.js'
 export { runProviderConformance } from './conformance.js'
 export {
   createMemoryProvider,
