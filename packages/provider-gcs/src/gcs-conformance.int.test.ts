@@ -8,7 +8,7 @@ import {
   listNames,
   randomBucketName,
   testStorage,
-} from './gcs-test-server.js'
+} from './__fixtures__/gcs-test-server.js'
 
 const skip = await gcsSkipReason()
 const storage = testStorage()

@@ -17,7 +17,7 @@ import {
   s3Input,
   s3SkipReason,
   testS3Client,
-} from './s3-test-server.js'
+} from './__fixtures__/s3-test-server.js'
 
 const skip = await s3SkipReason()
 const client = testS3Client()
