@@ -53,7 +53,8 @@ function ratios(value, path = []) {
   if (!value || typeof value !== 'object') return []
   const found = []
   for (const [key, child] of Object.entries(value)) {
-    if (/ratio/i.test(key) && typeof child === 'number') found.push({ path: [...path, key].join('.'), ratio: child })
+    if (/ratio/i.test(key) && typeof child === 'number')
+      found.push({ path: [...path, key].join('.'), ratio: child })
     else found.push(...ratios(child, [...path, key]))
   }
   return found
@@ -62,7 +63,9 @@ function ratios(value, path = []) {
 function run(file, extra) {
   return new Promise((resolve) => {
     const started = Date.now()
-    const child = spawn(process.execPath, ['--expose-gc', join(here, file), ...extra], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, ['--expose-gc', join(here, file), ...extra], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
     let stdout = ''
     child.stdout.on('data', (chunk) => {
       stdout += chunk
@@ -84,16 +87,24 @@ for (const file of files) {
   const { code, stdout, seconds } = await run(file, extra)
   const report = lastJson(stdout)
   results[name] = { exitCode: code, seconds, report: report ?? null, ratios: ratios(report) }
-  if (code !== 0 || !report) console.error(`${name}: exit ${code}${report ? '' : ', no JSON report'}`)
+  if (code !== 0 || !report)
+    console.error(`${name}: exit ${code}${report ? '' : ', no JSON report'}`)
 }
 
 const latest = { at: new Date().toISOString(), node: process.version, quick: args.quick, results }
-writeFileSync(join(here, 'results', args.quick ? 'quick.json' : 'latest.json'), `${JSON.stringify(latest, null, 2)}\n`)
+writeFileSync(
+  join(here, 'results', args.quick ? 'quick.json' : 'latest.json'),
+  `${JSON.stringify(latest, null, 2)}\n`,
+)
 
 const rows = ['| benchmark | measure | ratio (ours / baseline, same run) |', '| --- | --- | --- |']
 for (const [name, result] of Object.entries(results)) {
-  if (result.ratios.length === 0) rows.push(`| ${name} | ${result.exitCode === 0 ? 'no ratio reported' : `failed (exit ${result.exitCode})`} | |`)
-  for (const { path, ratio } of result.ratios) rows.push(`| ${name} | ${path} | ${ratio.toFixed(2)} |`)
+  if (result.ratios.length === 0)
+    rows.push(
+      `| ${name} | ${result.exitCode === 0 ? 'no ratio reported' : `failed (exit ${result.exitCode})`} | |`,
+    )
+  for (const { path, ratio } of result.ratios)
+    rows.push(`| ${name} | ${path} | ${ratio.toFixed(2)} |`)
 }
 const table = `# Benchmark ratios\n\n${latest.at}, Node ${process.version}${args.quick ? ', quick sizes' : ''}. Each ratio compares us with a baseline measured in the same run on the same machine.\n\n${rows.join('\n')}\n`
 writeFileSync(join(here, 'results', args.quick ? 'quick.md' : 'latest.md'), table)

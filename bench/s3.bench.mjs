@@ -39,10 +39,20 @@ const serverEnv = {
   S3_SERVER_MEM_BYTES: String((2 * (objectsMiB + largeMiB) + 1024) * MiB),
 }
 const endpoint = 'http://127.0.0.1:7490'
-const credentials = { accessKeyId: 'AKIALOCALS3TEST00001', secretAccessKey: 'localS3testSecretKey0000000000000000001' }
+const credentials = {
+  accessKeyId: 'AKIALOCALS3TEST00001',
+  secretAccessKey: 'localS3testSecretKey0000000000000000001',
+}
 const packageRequire = createRequire(join(here, '../packages/provider-s3/package.json'))
-const { S3Client, PutObjectCommand, CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, DeleteObjectsCommand, HeadObjectCommand } =
-  packageRequire('@aws-sdk/client-s3')
+const {
+  S3Client,
+  PutObjectCommand,
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  DeleteObjectsCommand,
+  HeadObjectCommand,
+} = packageRequire('@aws-sdk/client-s3')
 const { Upload } = packageRequire('@aws-sdk/lib-storage')
 const { Readable } = await import('node:stream')
 
@@ -61,7 +71,9 @@ async function listAll(s3, bucket) {
   const out = []
   let token
   do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }))
+    const page = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }),
+    )
     for (const o of page.Contents ?? []) out.push(o)
     token = page.IsTruncated ? page.NextContinuationToken : undefined
   } while (token)
@@ -83,10 +95,18 @@ if (args.child) {
       Array.from({ length: concurrency }, async () => {
         while (next < objects.length) {
           const object = objects[next++]
-          const response = await s3.send(new GetObjectCommand({ Bucket: 'bench-src', Key: object.Key }))
+          const response = await s3.send(
+            new GetObjectCommand({ Bucket: 'bench-src', Key: object.Key }),
+          )
           await new Upload({
             client: s3,
-            params: { Bucket: 'bench-dst', Key: object.Key, Body: response.Body, ContentType: response.ContentType, Metadata: response.Metadata },
+            params: {
+              Bucket: 'bench-dst',
+              Key: object.Key,
+              Body: response.Body,
+              ContentType: response.ContentType,
+              Metadata: response.Metadata,
+            },
             partSize,
             queueSize: partConcurrency,
           }).done()
@@ -104,7 +124,11 @@ if (args.child) {
       for await (const item of source.read({}, { signal })) yield item.data
     })()
     for await (const batch of batchStream(items, { maxItems: concurrency, maxAgeMs: 1000 })) {
-      const result = await sink.write({ concurrency, partConcurrency, partSizeBytes: partSize }, batch, { signal })
+      const result = await sink.write(
+        { concurrency, partConcurrency, partSizeBytes: partSize },
+        batch,
+        { signal },
+      )
       if (result.failed.length) throw new Error(`copy failed: ${result.failed[0].error.message}`)
     }
     await source.close()
@@ -120,19 +144,28 @@ if (args.child) {
 // ---- parent: server, data, both sides, verification ----
 function side(name) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--child', name, ...process.argv.slice(2)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
+    const child = spawn(
+      process.execPath,
+      [fileURLToPath(import.meta.url), '--child', name, ...process.argv.slice(2)],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    )
     let out = ''
     child.stdout.on('data', (c) => {
       out += c
     })
-    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`${name} side exited ${code}`))))
+    child.on('close', (code) =>
+      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`${name} side exited ${code}`)),
+    )
   })
 }
 
 const serverScript = join(here, '../scripts/services/s3-server.sh')
-execFileSync('bash', [serverScript, 'start'], { env: serverEnv, stdio: ['ignore', 'ignore', 'inherit'] })
+execFileSync('bash', [serverScript, 'start'], {
+  env: serverEnv,
+  stdio: ['ignore', 'ignore', 'inherit'],
+})
 try {
   const s3 = client()
   await s3.send(new CreateBucketCommand({ Bucket: 'bench-src' }))
@@ -141,32 +174,50 @@ try {
   for (let i = 0; i < block.length; i += 4) block.writeUInt32LE((i * 2654435761) >>> 0, i)
   for (let i = 0; i < objectCount; i++) {
     block.writeUInt32LE(i, 0) // each object differs
-    await s3.send(new PutObjectCommand({ Bucket: 'bench-src', Key: `objects/${String(i).padStart(5, '0')}.bin`, Body: block }))
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: 'bench-src',
+        Key: `objects/${String(i).padStart(5, '0')}.bin`,
+        Body: block,
+      }),
+    )
   }
   if (largeMiB > 0) {
     async function* large() {
       for (let i = 0; i < largeMiB / 8; i++) yield block
     }
-    await new Upload({ client: s3, params: { Bucket: 'bench-src', Key: 'large.bin', Body: Readable.from(large()) }, partSize }).done()
+    await new Upload({
+      client: s3,
+      params: { Bucket: 'bench-src', Key: 'large.bin', Body: Readable.from(large()) },
+      partSize,
+    }).done()
   }
   const source = await listAll(s3, 'bench-src')
 
   async function emptyDestination() {
     const objects = await listAll(s3, 'bench-dst')
     for (let i = 0; i < objects.length; i += 1000) {
-      await s3.send(new DeleteObjectsCommand({ Bucket: 'bench-dst', Delete: { Objects: objects.slice(i, i + 1000).map((o) => ({ Key: o.Key })) } }))
+      await s3.send(
+        new DeleteObjectsCommand({
+          Bucket: 'bench-dst',
+          Delete: { Objects: objects.slice(i, i + 1000).map((o) => ({ Key: o.Key })) },
+        }),
+      )
     }
   }
   async function verify() {
     const copied = await listAll(s3, 'bench-dst')
-    if (copied.length !== source.length) throw new Error(`copied ${copied.length} of ${source.length} objects`)
+    if (copied.length !== source.length)
+      throw new Error(`copied ${copied.length} of ${source.length} objects`)
     for (const [i, object] of copied.entries()) {
-      if (object.Key !== source[i].Key || object.Size !== source[i].Size) throw new Error(`object ${object.Key} differs`)
+      if (object.Key !== source[i].Key || object.Size !== source[i].Size)
+        throw new Error(`object ${object.Key} differs`)
     }
     // Single-part objects have an md5 ETag on both sides: compare them.
     for (const object of copied.filter((o) => !o.ETag.includes('-'))) {
       const head = await s3.send(new HeadObjectCommand({ Bucket: 'bench-src', Key: object.Key }))
-      if (head.ETag !== object.ETag) throw new Error(`object ${object.Key}: ETag ${object.ETag} != ${head.ETag}`)
+      if (head.ETag !== object.ETag)
+        throw new Error(`object ${object.Key}: ETag ${object.ETag} != ${head.ETag}`)
     }
   }
 
@@ -195,5 +246,8 @@ try {
   }
   console.log(JSON.stringify(report, null, 2))
 } finally {
-  execFileSync('bash', [serverScript, 'stop'], { env: serverEnv, stdio: ['ignore', 'ignore', 'inherit'] })
+  execFileSync('bash', [serverScript, 'stop'], {
+    env: serverEnv,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
 }

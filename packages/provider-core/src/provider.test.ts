@@ -924,7 +924,13 @@ describe('incremental per stream', () => {
     const plain = define({
       ...base,
       id: 'plain',
-      source: { data: 'message' as const, stream, context: T.Object({}), incremental: true, ordering: 'id' },
+      source: {
+        data: 'message' as const,
+        stream,
+        context: T.Object({}),
+        incremental: true,
+        ordering: 'id',
+      },
     })
     expect(plain.isIncremental({ kind: 'keys' })).toBe(true)
   })
