@@ -1,5 +1,17 @@
-import { ProviderError } from '@nvisy/provider-core'
-import type { PipelineNode } from './pipeline-types.js'
+import { randomBytes } from 'node:crypto'
+import { isAbsolute, resolve } from 'node:path'
+import { type Provider, ProviderError, type ValidationIssue } from '@nvisy/provider-core'
+import {
+  defaultStorePath,
+  isUuid,
+  type Keyring,
+  LocalConnectionStore,
+  loadKeyring,
+  MASTER_KEY_ENV,
+  MASTER_KEY_FILE_ENV,
+  VaultError,
+} from '@nvisy/vault'
+import type { Pipeline, PipelineNode } from './pipeline-types.js'
 
 /** `{ "$env": "NAME" }` in a pipeline file: the value of that environment variable at run time. */
 export interface EnvReference {
@@ -49,12 +61,27 @@ export function resolveEnvReferences(value: unknown, env: NodeJS.ProcessEnv, pat
   return value
 }
 
+/** Options of the embedded resolver. */
+export interface LocalResolverOptions {
+  /** The local connection store that nodes with a `connectionId` are opened from. */
+  store?: LocalConnectionStore | undefined
+}
+
 /**
  * The embedded runtime's `resolveConnection`: plain credentials and params from the pipeline
- * file with environment references resolved. Sealed credentials need the NATS runtime's key.
+ * file with environment references resolved, or, for a node whose connection is
+ * `{ "connectionId": "<uuid>" }`, the stored params (the node's own params override them key by
+ * key) and the stored credentials, decrypted at this call and held by nothing here afterwards.
+ * Sealed credentials need the NATS runtime's key.
  */
-export function localConnectionResolver(env: NodeJS.ProcessEnv = process.env) {
+export function localConnectionResolver(
+  env: NodeJS.ProcessEnv = process.env,
+  options: LocalResolverOptions = {},
+) {
   return async (node: PipelineNode): Promise<{ credentials: unknown; params: unknown }> => {
+    if (node.connection.connectionId !== undefined) {
+      return openStoredConnection(node, env, options.store)
+    }
     if (node.connection.sealedCredentials !== undefined) {
       throw new ProviderError({
         kind: 'config',
@@ -70,4 +97,264 @@ export function localConnectionResolver(env: NodeJS.ProcessEnv = process.env) {
       ),
     }
   }
+}
+
+async function openStoredConnection(
+  node: PipelineNode,
+  env: NodeJS.ProcessEnv,
+  store: LocalConnectionStore | undefined,
+): Promise<{ credentials: unknown; params: unknown }> {
+  const id = node.connection.connectionId as string
+  const conflicts = storedConnectionIssues(node.connection, '/connection')
+  if (conflicts.length > 0) {
+    throw new ProviderError({
+      kind: 'config',
+      message: `node ${node.id}: ${conflicts.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+      issues: conflicts,
+    })
+  }
+  if (!store) {
+    throw new ProviderError({
+      kind: 'config',
+      message: `node ${node.id}: connection ${id} is a stored connection, but no local connection store is open`,
+    })
+  }
+  const opened = await openFromStore(store, id)
+  if (opened.provider !== node.provider) {
+    throw new ProviderError({
+      kind: 'config',
+      message: `node ${node.id}: connection ${id} is a ${opened.provider} connection, but the node uses provider ${node.provider}`,
+    })
+  }
+  return {
+    params: resolveEnvReferences(
+      { ...opened.params, ...(node.connection.params ?? {}) },
+      env,
+      '/connection/params',
+    ),
+    credentials: opened.credentials,
+  }
+}
+
+/** A stored connection with its credentials decrypted, vault errors turned into clear `config` errors. */
+export async function openFromStore(
+  store: LocalConnectionStore,
+  id: string,
+): Promise<{ provider: string; params: Record<string, unknown>; credentials: unknown }> {
+  try {
+    return await store.open(id)
+  } catch (error) {
+    throw storeError(error, store.path, id)
+  }
+}
+
+/** Issues of a connection that names a stored connection id (format, and no inline credentials). */
+export function storedConnectionIssues(
+  connection: PipelineNode['connection'],
+  at: string,
+): ValidationIssue[] {
+  const issues: ValidationIssue[] = []
+  if (!isUuid(connection.connectionId)) {
+    issues.push({
+      path: `${at}/connectionId`,
+      rule: 'uuid',
+      message: 'must be the UUID of a connection in the local store (nvisy connections list)',
+    })
+  }
+  for (const key of ['credentials', 'sealedCredentials'] as const) {
+    if (connection[key] !== undefined) {
+      issues.push({
+        path: `${at}/${key}`,
+        rule: 'oneOf',
+        message: `give either connectionId or ${key}, not both (the stored connection has its credentials)`,
+      })
+    }
+  }
+  return issues
+}
+
+/** The store file: `--store`, else `NVISY_CONNECTIONS_FILE`, else `~/.nvisy/connections.json`. */
+export function connectionStorePath(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+): string {
+  const path = flag ?? defaultStorePath(env)
+  return isAbsolute(path) ? path : resolve(cwd, path)
+}
+
+/**
+ * The master keyring from `NVISY_MASTER_KEY` / `NVISY_MASTER_KEY_FILE` (and the rotation
+ * variables), with vault errors as `config` errors that name the variable, never a key.
+ */
+export function loadStoreKeyring(env: NodeJS.ProcessEnv): Keyring {
+  try {
+    return loadKeyring({ env })
+  } catch (error) {
+    throw storeError(error)
+  }
+}
+
+/**
+ * A store for reading connection summaries only (`list`, `get`, `remove`): those never
+ * decrypt, so it holds a random throwaway key instead of needing the master key.
+ */
+export function summaryStore(path: string): LocalConnectionStore {
+  const throwaway = randomBytes(32)
+  try {
+    return new LocalConnectionStore({ path, masterKey: new Uint8Array(throwaway) })
+  } finally {
+    throwaway.fill(0)
+  }
+}
+
+/**
+ * Fill in the params of every node whose connection is `{ "connectionId": ... }` from the
+ * store (params are kept in clear there; nothing is decrypted), so the pipeline can be
+ * validated as usual. The node's own params override stored ones key by key. Returns issues
+ * for unknown ids, malformed ids, inline credentials next to an id, and provider mismatches.
+ */
+export async function applyStoredConnections(
+  pipeline: Pipeline,
+  store: LocalConnectionStore,
+): Promise<ValidationIssue[]> {
+  const issues: ValidationIssue[] = []
+  const nodes = Array.isArray(pipeline?.nodes) ? pipeline.nodes : []
+  for (const [i, node] of nodes.entries()) {
+    const connection = node?.connection as PipelineNode['connection'] | undefined
+    if (connection === null || typeof connection !== 'object') continue
+    if (connection.connectionId === undefined) continue
+    const at = `/nodes/${i}/connection`
+    const own = storedConnectionIssues(connection, at)
+    if (own.length > 0) {
+      issues.push(...own)
+      continue
+    }
+    let summary: Awaited<ReturnType<LocalConnectionStore['get']>>
+    try {
+      summary = await store.get(connection.connectionId)
+    } catch (error) {
+      throw storeError(error, store.path)
+    }
+    if (!summary) {
+      issues.push({
+        path: `${at}/connectionId`,
+        rule: 'stored',
+        message: `no connection ${connection.connectionId} in the local store ${store.path} (nvisy connections list)`,
+      })
+      continue
+    }
+    if (summary.provider !== node.provider) {
+      issues.push({
+        path: `${at}/connectionId`,
+        rule: 'provider',
+        message: `connection ${summary.id} is a ${summary.provider} connection, but the node uses provider ${node.provider}`,
+      })
+      continue
+    }
+    const ownParams =
+      connection.params !== null && typeof connection.params === 'object' ? connection.params : {}
+    connection.params = { ...summary.params, ...ownParams }
+  }
+  return issues
+}
+
+/** True when some node of the pipeline names a stored connection. */
+export function usesStoredConnections(pipeline: Pipeline): boolean {
+  return (
+    Array.isArray(pipeline?.nodes) &&
+    pipeline.nodes.some(
+      (node) =>
+        node?.connection !== null &&
+        typeof node?.connection === 'object' &&
+        node.connection.connectionId !== undefined,
+    )
+  )
+}
+
+/**
+ * A vault error as a `config` ProviderError with a message for a person: which variable or
+ * file to fix. Vault messages never contain key material or plaintext, and neither do these.
+ */
+export function storeError(error: unknown, path?: string, id?: string): unknown {
+  if (!VaultError.isInstance(error)) return error
+  const which = id ? `connection ${id}` : (path ?? 'the local connection store')
+  let message: string
+  switch (error.kind) {
+    case 'integrity':
+      message = `${which}: the stored credentials cannot be decrypted: the master key (${MASTER_KEY_ENV} or ${MASTER_KEY_FILE_ENV}) is not the one they were sealed with, or ${path ?? 'the store file'} was modified`
+      break
+    case 'key':
+      message =
+        error.field === 'keyring'
+          ? `${which}: ${error.message}; set the master key generation it was sealed with in NVISY_MASTER_KEYS_PREVIOUS`
+          : error.message
+      break
+    case 'not_found':
+      message = id ? `no connection ${id} in the local store ${path}` : error.message
+      break
+    default:
+      message = error.message
+  }
+  return new ProviderError({
+    kind: error.kind === 'not_found' ? 'not_found' : 'config',
+    message,
+    cause: error,
+  })
+}
+
+/** `accessKeyId` -> `ACCESS_KEY_ID`. */
+export function envNameOf(field: string): string {
+  return field
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/[^A-Za-z0-9]+/g, '_')
+    .toUpperCase()
+}
+
+/**
+ * Credentials from environment variables: each top-level field of the provider's credentials
+ * schema from `<PREFIX>_<FIELD>` (`password` from `PG_PASSWORD` with prefix `PG`,
+ * `accessKeyId` from `S3_ACCESS_KEY_ID`). Fields whose schema type is not a string are parsed
+ * as JSON. Unset variables are left out (the schema check names what is required).
+ */
+export function credentialsFromEnv(
+  provider: Provider,
+  prefix: string,
+  env: NodeJS.ProcessEnv,
+): { credentials: Record<string, unknown>; variables: Record<string, string> } {
+  const schema = provider.definition.credentials as {
+    properties?: Record<string, { type?: unknown }>
+  }
+  const properties = schema.properties ?? {}
+  const names = Object.keys(properties)
+  const base = prefix === '' || prefix.endsWith('_') ? prefix : `${prefix}_`
+  const credentials: Record<string, unknown> = {}
+  const variables: Record<string, string> = {}
+  for (const name of names) {
+    const variable = `${base}${envNameOf(name)}`
+    variables[name] = variable
+    const value = env[variable]
+    if (value === undefined) continue
+    const type = properties[name]?.type
+    if (type === undefined || type === 'string') {
+      credentials[name] = value
+      continue
+    }
+    try {
+      credentials[name] = JSON.parse(value)
+    } catch {
+      throw new ProviderError({
+        kind: 'config',
+        message: `/credentials/${name}: ${variable} must hold JSON (${String(type)})`,
+        issues: [
+          {
+            path: `/credentials/${name}`,
+            rule: 'json',
+            message: `${variable} must hold JSON (${String(type)})`,
+          },
+        ],
+      })
+    }
+  }
+  return { credentials, variables }
 }

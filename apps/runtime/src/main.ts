@@ -3,9 +3,27 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { type Logger, ProviderError, toProviderError } from '@nvisy/provider-core'
+import {
+  type Logger,
+  type Provider,
+  ProviderError,
+  toProviderError,
+  type ValidationIssue,
+} from '@nvisy/provider-core'
+import { type JsonObject, type Keyring, LocalConnectionStore } from '@nvisy/vault'
 import { FileCheckpointStore } from './checkpoints/file-checkpoint-store.js'
-import { localConnectionResolver, resolveEnvReferences } from './connections.js'
+import {
+  applyStoredConnections,
+  connectionStorePath,
+  credentialsFromEnv,
+  loadStoreKeyring,
+  localConnectionResolver,
+  openFromStore,
+  resolveEnvReferences,
+  storeError,
+  summaryStore,
+  usesStoredConnections,
+} from './connections.js'
 import { executePipeline } from './executor/execute.js'
 import type { RunEvent } from './executor/types.js'
 import { validatePipeline } from './executor/validate.js'
@@ -31,16 +49,22 @@ export interface CliIo {
 const USAGE = `nvisy ${VERSION}: run Nvisy pipelines
 
 Usage:
-  nvisy run <pipeline.json> [--config nvisy.config.json] [--checkpoints .nvisy/checkpoints.json] [--no-resume] [--run-id id]
-  nvisy validate <pipeline.json> [--config ...]
+  nvisy run <pipeline.json> [--config nvisy.config.json] [--checkpoints .nvisy/checkpoints.json] [--no-resume] [--run-id id] [--store file]
+  nvisy validate <pipeline.json> [--config ...] [--store file]
   nvisy providers [--config ...]
-  nvisy check <provider> --connection conn.json [--config ...]
-  nvisy discover <provider> --connection conn.json [--config ...]
+  nvisy check <provider> (--connection conn.json | --connection-id uuid) [--config ...] [--store file]
+  nvisy discover <provider> (--connection conn.json | --connection-id uuid) [--config ...] [--store file]
+  nvisy connections add --provider <id|package> [--params params.json|'{json}'] (--credentials creds.json | --credentials-env PREFIX) [--id uuid] [--store file]
+  nvisy connections list [--store file]
+  nvisy connections remove <id> [--store file]
   nvisy serve [--nats nats://127.0.0.1:4222] [--server-key X...] [--dev-plain-credentials] [--config ...]
 
 Providers are the packages named in nvisy.config.json ({"providers": [...]}, looked up next to
 the pipeline file, then in the working directory), --provider name[,name] and NVISY_PROVIDERS.
 Connection values may be {"$env": "NAME"} references, resolved when the run starts.
+A node's connection may be {"connectionId": "<uuid>"}: a connection from the local store
+(--store, NVISY_CONNECTIONS_FILE, default ~/.nvisy/connections.json), its credentials encrypted
+with the master key from NVISY_MASTER_KEY or NVISY_MASTER_KEY_FILE and decrypted only for the run.
 serve reads NVISY_NATS_URL, NVISY_SERVER_PUBLIC_KEY and NVISY_RUNTIME_SEED from the environment.
 
 Exit codes: 0 completed, 1 run failed, 2 usage or validation error, 3 cancelled.
@@ -71,7 +95,12 @@ interface Common {
   provider?: string[] | undefined
 }
 
-async function registryFor(flags: Common, io: CliIo, near?: string): Promise<MapProviderRegistry> {
+async function registryFor(
+  flags: Common,
+  io: CliIo,
+  near?: string,
+  extraPackages: string[] = [],
+): Promise<MapProviderRegistry> {
   let configPath = flags.config ? resolve(io.cwd, flags.config) : undefined
   if (!configPath) {
     const candidates = [
@@ -83,7 +112,7 @@ async function registryFor(flags: Common, io: CliIo, near?: string): Promise<Map
   const config = configPath ? await readRuntimeConfig(configPath) : undefined
   const packages = providerPackages({
     config,
-    flags: flags.provider ?? [],
+    flags: [...(flags.provider ?? []), ...extraPackages],
     env: io.env.NVISY_PROVIDERS,
   })
   return loadProviders(packages, { from: configPath ? dirname(configPath) : io.cwd })
@@ -93,6 +122,7 @@ const commonOptions = {
   config: { type: 'string' },
   provider: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
+  store: { type: 'string' },
 } as const
 
 /** The `nvisy` command: returns the exit code instead of exiting, so tests run it in-process. */
@@ -111,6 +141,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         return await connectionCommand(command, rest, io)
       case 'serve':
         return await serveCommand(rest, io)
+      case 'connections':
+        return await connectionsCommand(rest, io)
       case '--version':
       case '-v':
         io.stdout.write(`${VERSION}\n`)
@@ -161,7 +193,14 @@ async function validateCommand(args: string[], io: CliIo): Promise<number> {
   })
   const { pipeline, file } = await loadPipeline(positionals[0], io)
   const registry = await registryFor(values, io, dirname(file))
-  const issues = validatePipeline(pipeline, registry)
+  // Stored connections' params are in clear: validating needs the store file, not the master key.
+  const storeIssues = usesStoredConnections(pipeline)
+    ? await applyStoredConnections(
+        pipeline,
+        summaryStore(connectionStorePath(values.store, io.env, io.cwd)),
+      )
+    : []
+  const issues = storeIssues.length > 0 ? storeIssues : validatePipeline(pipeline, registry)
   if (issues.length > 0) {
     printIssues(io, issues)
     return EXIT.usage
@@ -185,11 +224,43 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
   if (positionals.length !== 1) throw new UsageError('nvisy run takes exactly one pipeline file')
   const { pipeline, file } = await loadPipeline(positionals[0], io)
   const registry = await registryFor(values, io, dirname(file))
-  const issues = validatePipeline(pipeline, registry)
-  if (issues.length > 0) {
-    printIssues(io, issues)
-    return EXIT.usage
+  let store: LocalConnectionStore | undefined
+  let keyring: Keyring | undefined
+  try {
+    let storeIssues: ValidationIssue[] = []
+    if (usesStoredConnections(pipeline)) {
+      // The key is loaded (and checked) now; credentials are decrypted only when the executor
+      // resolves each node's connection, and the key is wiped when the run ends.
+      keyring = loadStoreKeyring(io.env)
+      store = new LocalConnectionStore({
+        path: connectionStorePath(values.store, io.env, io.cwd),
+        keyring,
+      })
+      storeIssues = await applyStoredConnections(pipeline, store)
+    }
+    const issues = storeIssues.length > 0 ? storeIssues : validatePipeline(pipeline, registry)
+    if (issues.length > 0) {
+      printIssues(io, issues)
+      return EXIT.usage
+    }
+    return await executeRun(pipeline, registry, values, io, store)
+  } finally {
+    keyring?.destroy()
   }
+}
+
+async function executeRun(
+  pipeline: Pipeline,
+  registry: MapProviderRegistry,
+  values: {
+    checkpoints: string
+    'no-resume'?: boolean | undefined
+    'run-id'?: string | undefined
+    'log-level'?: string | undefined
+  },
+  io: CliIo,
+  store: LocalConnectionStore | undefined,
+): Promise<number> {
   const tty = io.stderr.isTTY === true
   const logger = createLogger(io.stderr, values['log-level'] ?? (tty ? 'warn' : 'info'))
   const progress = tty ? new ProgressLine((text) => io.stderr.write(text)) : undefined
@@ -211,7 +282,7 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
     runId,
     pipeline,
     registry,
-    resolveConnection: localConnectionResolver(io.env),
+    resolveConnection: localConnectionResolver(io.env, { store }),
     checkpoints: new FileCheckpointStore(resolve(io.cwd, values.checkpoints)),
     onEvent,
     signal: io.signal,
@@ -236,6 +307,22 @@ async function providersCommand(args: string[], io: CliIo): Promise<number> {
   return EXIT.completed
 }
 
+function providerNotLoaded(
+  providerId: string,
+  registry: MapProviderRegistry,
+  hint = '',
+): ProviderError {
+  return new ProviderError({
+    kind: 'config',
+    message: `provider ${providerId} is not loaded (loaded: ${
+      registry
+        .list()
+        .map((p) => p.id)
+        .join(', ') || 'none'
+    })${hint}`,
+  })
+}
+
 async function connectionCommand(
   command: 'check' | 'discover',
   args: string[],
@@ -243,37 +330,70 @@ async function connectionCommand(
 ): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
-    options: { ...commonOptions, connection: { type: 'string' } },
+    options: {
+      ...commonOptions,
+      connection: { type: 'string' },
+      'connection-id': { type: 'string' },
+    },
     allowPositionals: true,
   })
   const providerId = positionals[0]
   if (!providerId || positionals.length !== 1)
     throw new UsageError(`nvisy ${command} takes one provider id`)
-  if (!values.connection)
+  if (values.connection !== undefined && values['connection-id'] !== undefined)
+    throw new UsageError(`nvisy ${command} takes either --connection or --connection-id, not both`)
+  let spec: { params?: unknown; credentials?: unknown; connectionId?: unknown }
+  let near: string | undefined
+  if (values['connection-id'] !== undefined) {
+    spec = { connectionId: values['connection-id'] }
+  } else if (values.connection !== undefined) {
+    const connectionFile = resolve(io.cwd, values.connection)
+    spec = (await readJson(connectionFile, 'connection file')) as typeof spec
+    near = dirname(connectionFile)
+  } else {
     throw new UsageError(
-      `nvisy ${command} needs --connection conn.json ({"params": {...}, "credentials": {...}})`,
+      `nvisy ${command} needs --connection conn.json ({"params": {...}, "credentials": {...}}) or --connection-id <uuid> (a stored connection)`,
     )
-  const connectionFile = resolve(io.cwd, values.connection)
-  const spec = (await readJson(connectionFile, 'connection file')) as {
-    params?: unknown
-    credentials?: unknown
   }
-  const registry = await registryFor(values, io, dirname(connectionFile))
+  const registry = await registryFor(values, io, near)
   const provider = registry.get(providerId)
-  if (!provider) {
-    throw new ProviderError({
-      kind: 'config',
-      message: `provider ${providerId} is not loaded (loaded: ${
-        registry
-          .list()
-          .map((p) => p.id)
-          .join(', ') || 'none'
-      })`,
-    })
-  }
-  const input = {
-    params: resolveEnvReferences(spec.params ?? {}, io.env, '/params'),
-    credentials: resolveEnvReferences(spec.credentials ?? {}, io.env, '/credentials'),
+  if (!provider) throw providerNotLoaded(providerId, registry)
+  let keyring: Keyring | undefined
+  let input: { params: unknown; credentials: unknown }
+  try {
+    if (spec.connectionId !== undefined) {
+      if (spec.credentials !== undefined) {
+        throw new UsageError('give either connectionId or credentials, not both')
+      }
+      const id = String(spec.connectionId)
+      keyring = loadStoreKeyring(io.env)
+      const store = new LocalConnectionStore({
+        path: connectionStorePath(values.store, io.env, io.cwd),
+        keyring,
+      })
+      const stored = await openFromStore(store, id)
+      if (stored.provider !== providerId) {
+        throw new ProviderError({
+          kind: 'config',
+          message: `connection ${id} is a ${stored.provider} connection, not ${providerId}`,
+        })
+      }
+      input = {
+        params: resolveEnvReferences(
+          { ...stored.params, ...((spec.params as object | undefined) ?? {}) },
+          io.env,
+          '/params',
+        ),
+        credentials: stored.credentials,
+      }
+    } else {
+      input = {
+        params: resolveEnvReferences(spec.params ?? {}, io.env, '/params'),
+        credentials: resolveEnvReferences(spec.credentials ?? {}, io.env, '/credentials'),
+      }
+    }
+  } finally {
+    keyring?.destroy()
   }
   const started = performance.now()
   try {
@@ -295,6 +415,218 @@ async function connectionCommand(
     io.stderr.write(`nvisy: ${command} failed: ${providerError.message}\n`)
     return providerError.kind === 'config' ? EXIT.usage : EXIT.failed
   }
+}
+
+async function connectionsCommand(args: string[], io: CliIo): Promise<number> {
+  const [sub, ...rest] = args
+  switch (sub) {
+    case 'add':
+      return addConnection(rest, io)
+    case 'list':
+    case 'ls':
+      return listConnections(rest, io)
+    case 'remove':
+    case 'rm':
+      return removeConnection(rest, io)
+    default:
+      throw new UsageError(
+        sub === undefined
+          ? 'nvisy connections needs a subcommand: add, list or remove'
+          : `unknown connections subcommand ${JSON.stringify(sub)} (add, list or remove)`,
+      )
+  }
+}
+
+function isJsonObject(value: unknown): value is JsonObject {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+/** `--params`: inline JSON when it starts with `{`, else a JSON file. */
+async function readParamsArgument(value: string | undefined, io: CliIo): Promise<JsonObject> {
+  if (value === undefined) return {}
+  let parsed: unknown
+  if (value.trimStart().startsWith('{')) {
+    try {
+      parsed = JSON.parse(value)
+    } catch (error) {
+      throw new UsageError(`--params is not valid JSON: ${(error as Error).message}`)
+    }
+  } else {
+    parsed = await readJson(resolve(io.cwd, value), 'params file')
+  }
+  if (!isJsonObject(parsed)) throw new UsageError('--params must be a JSON object')
+  return parsed
+}
+
+/** The provider `--provider` names: a loaded provider id, or a package to load. */
+async function connectionProvider(
+  values: { provider?: string | undefined; config?: string | undefined },
+  io: CliIo,
+): Promise<Provider> {
+  const named = values.provider
+  if (named === undefined || named === '')
+    throw new UsageError(
+      'nvisy connections add needs --provider <id> (e.g. postgres) or a provider package',
+    )
+  // An id is lower-case letters, digits and dashes; anything else is a package name or path.
+  const isPackage = !/^[a-z][a-z0-9-]*$/.test(named)
+  const registry = await registryFor(
+    { config: values.config },
+    io,
+    undefined,
+    isPackage ? [named] : [],
+  )
+  const provider = isPackage
+    ? registry.list().find((p) => registry.packageOf(p.id) === named)
+    : registry.get(named)
+  if (!provider) {
+    throw providerNotLoaded(
+      named,
+      registry,
+      `; name its package in nvisy.config.json or NVISY_PROVIDERS, or pass the package itself: --provider @nvisy/provider-${named}`,
+    )
+  }
+  return provider
+}
+
+async function addConnection(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string' },
+      store: { type: 'string' },
+      provider: { type: 'string' },
+      params: { type: 'string' },
+      credentials: { type: 'string' },
+      'credentials-env': { type: 'string' },
+      id: { type: 'string' },
+    },
+    allowPositionals: true,
+  })
+  if (positionals.length > 0)
+    throw new UsageError(
+      `nvisy connections add takes no positional arguments (got ${positionals[0]})`,
+    )
+  if (values.credentials !== undefined && values['credentials-env'] !== undefined)
+    throw new UsageError('give either --credentials or --credentials-env, not both')
+  if (values.credentials?.trimStart().startsWith('{'))
+    throw new UsageError(
+      '--credentials takes a file: credentials on the command line end up in shell history and the process list (or use --credentials-env PREFIX)',
+    )
+  const id = values.id ?? randomUUID()
+  const provider = await connectionProvider(values, io)
+  const params = await readParamsArgument(values.params, io)
+  let credentials: JsonObject = {}
+  let variables: Record<string, string> | undefined
+  if (values.credentials !== undefined) {
+    const file = resolve(io.cwd, values.credentials)
+    const parsed = await readJson(file, 'credentials file').catch((error: unknown) => {
+      // The JSON parser's message may quote the file's text: keep only the file name.
+      if (error instanceof UsageError && error.message.includes('is not valid JSON'))
+        throw new UsageError(`credentials file ${file} is not valid JSON`)
+      throw error
+    })
+    if (!isJsonObject(parsed))
+      throw new UsageError(`credentials file ${file} must hold a JSON object`)
+    credentials = parsed
+  } else if (values['credentials-env'] !== undefined) {
+    const fromEnv = credentialsFromEnv(provider, values['credentials-env'], io.env)
+    credentials = fromEnv.credentials
+    variables = fromEnv.variables
+    if (Object.keys(credentials).length === 0 && Object.keys(variables).length > 0) {
+      throw new UsageError(
+        `--credentials-env ${values['credentials-env']}: none of ${Object.values(variables).join(', ')} is set`,
+      )
+    }
+  }
+  // Both are checked against the provider's schemas before anything is stored; the issues
+  // name field paths (/params/host, /credentials/password) and rules, never values.
+  try {
+    provider.validateInput({ params, credentials })
+  } catch (error) {
+    if (ProviderError.isInstance(error) && error.issues && variables) {
+      const hinted = error.issues.map((i) => {
+        const field = /^\/credentials\/([^/]+)$/.exec(i.path)?.[1]
+        const variable = field === undefined ? undefined : variables[field]
+        return variable ? { ...i, message: `${i.message} (from ${variable})` } : i
+      })
+      throw new ProviderError({
+        kind: 'config',
+        message: `invalid ${provider.id} connection: ${hinted.map((i) => `${i.path} ${i.message} (${i.rule})`).join('; ')}`,
+        issues: hinted,
+      })
+    }
+    throw error
+  }
+  const keyring = loadStoreKeyring(io.env)
+  try {
+    const store = new LocalConnectionStore({
+      path: connectionStorePath(values.store, io.env, io.cwd),
+      keyring,
+    })
+    const summary = await store
+      .add(id, { provider: provider.id, params, credentials })
+      .catch((error) => {
+        throw storeError(error, store.path)
+      })
+    io.stdout.write(
+      json({
+        id: summary.id,
+        provider: summary.provider,
+        params: summary.params,
+        createdAt: summary.createdAt,
+        store: store.path,
+      }),
+    )
+    return EXIT.completed
+  } finally {
+    keyring.destroy()
+  }
+}
+
+async function listConnections(args: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { store: { type: 'string' } },
+    allowPositionals: false,
+  })
+  const store = summaryStore(connectionStorePath(values.store, io.env, io.cwd))
+  const connections = await store.list().catch((error) => {
+    throw storeError(error, store.path)
+  })
+  io.stdout.write(
+    json({
+      store: store.path,
+      connections: connections.map((c) => ({
+        id: c.id,
+        provider: c.provider,
+        params: c.params,
+        createdAt: c.createdAt,
+      })),
+    }),
+  )
+  return EXIT.completed
+}
+
+async function removeConnection(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { store: { type: 'string' } },
+    allowPositionals: true,
+  })
+  if (positionals.length !== 1)
+    throw new UsageError('nvisy connections remove takes one connection id')
+  const id = positionals[0]!
+  const store = summaryStore(connectionStorePath(values.store, io.env, io.cwd))
+  const removed = await store.remove(id).catch((error) => {
+    throw storeError(error, store.path)
+  })
+  if (!removed) {
+    io.stderr.write(`nvisy: no connection ${id} in ${store.path}\n`)
+    return EXIT.failed
+  }
+  io.stdout.write(json({ removed: id.toLowerCase() }))
+  return EXIT.completed
 }
 
 async function serveCommand(args: string[], io: CliIo): Promise<number> {
