@@ -51,7 +51,7 @@ const gcsCache =
 const services: Service[] = [
   {
     name: 'S3 server (Ceph RADOS Gateway)',
-    projects: ['provider-s3', 'runtime', 'integration-tests'],
+    projects: ['provider-s3', 'runtime', 'integration-tests', 'reliability-tests'],
     configured: () => Boolean(process.env.NVISY_TEST_S3_ENDPOINT),
     url: 'http://127.0.0.1:7480/',
     start: async () =>
