@@ -1,6 +1,5 @@
 import { type BlobData, readBytes } from '@nvisy/provider-core'
 import { runProviderConformance } from '@nvisy/provider-testkit'
-import { gcsProvider } from './gcs-provider.js'
 import {
   brokenServiceAccount,
   gcsInput,
@@ -9,6 +8,7 @@ import {
   randomBucketName,
   testStorage,
 } from './__fixtures__/gcs-test-server.js'
+import { gcsProvider } from './gcs-provider.js'
 
 const skip = await gcsSkipReason()
 const storage = testStorage()

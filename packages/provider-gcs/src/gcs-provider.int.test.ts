@@ -6,7 +6,6 @@ import {
 } from '@nvisy/provider-core'
 import { pseudoRandomChunks, sha256Of } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { gcsProvider } from './gcs-provider.js'
 import {
   gcsInput,
   gcsSkipReason,
@@ -14,6 +13,7 @@ import {
   randomBucketName,
   testStorage,
 } from './__fixtures__/gcs-test-server.js'
+import { gcsProvider } from './gcs-provider.js'
 
 const skip = await gcsSkipReason()
 const storage = testStorage()

@@ -1,7 +1,6 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3'
 import { type BlobData, readBytes } from '@nvisy/provider-core'
 import { runProviderConformance } from '@nvisy/provider-testkit'
-import { s3Provider } from './s3-provider.js'
 import {
   createBucket,
   deleteBucket,
@@ -12,6 +11,7 @@ import {
   s3SkipReason,
   testS3Client,
 } from './__fixtures__/s3-test-server.js'
+import { s3Provider } from './s3-provider.js'
 
 const skip = await s3SkipReason()
 const client = testS3Client()

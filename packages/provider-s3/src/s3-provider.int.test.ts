@@ -8,7 +8,6 @@ import {
 } from '@nvisy/provider-core'
 import { pseudoRandomChunks, sha256Of } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { s3Provider } from './s3-provider.js'
 import {
   createBucket,
   deleteBucket,
@@ -18,6 +17,7 @@ import {
   s3SkipReason,
   testS3Client,
 } from './__fixtures__/s3-test-server.js'
+import { s3Provider } from './s3-provider.js'
 
 const skip = await s3SkipReason()
 const client = testS3Client()
