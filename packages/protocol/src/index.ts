@@ -97,6 +97,7 @@ export {
 export {
   errorReply,
   isErrorReply,
+  MAX_MESSAGE_DEPTH,
   parseMessage,
   type ValidationResult,
   validateMessage,

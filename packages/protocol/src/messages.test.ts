@@ -472,3 +472,27 @@ describe('run events', () => {
     expect(validateRunEvent(null).ok).toBe(false)
   })
 })
+
+describe('nesting limit', () => {
+  it('refuses a message nested deeper than MAX_MESSAGE_DEPTH with the path and the maxDepth rule', async () => {
+    const {
+      parseMessage: parse,
+      CheckRequestSchema: schema,
+      MAX_MESSAGE_DEPTH: limit,
+    } = await import('./index.js')
+    // Built as text: JSON.stringify itself would overflow on such a value.
+    const deep = `${'{"a":'.repeat(5_000)}"x"${'}'.repeat(5_000)}`
+    const message = `{"provider":"fs","connection":{"params":{"root":${deep}}}}`
+    const result = parse(schema, message)
+    expect(result.ok).toBe(false)
+    if (result.ok) return
+    expect(result.issues[0]!.rule).toBe('maxDepth')
+    expect(result.issues[0]!.path.startsWith('/connection/params/root/a/a')).toBe(true)
+    let shallow: unknown = 'x'
+    for (let i = 0; i < limit - 4; i++) shallow = { a: shallow }
+    expect(
+      parse(schema, JSON.stringify({ provider: 'fs', connection: { params: { root: shallow } } }))
+        .ok,
+    ).toBe(true)
+  })
+})

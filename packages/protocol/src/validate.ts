@@ -75,7 +75,49 @@ export function parseMessage<T extends TSchema>(
     // The parser's message quotes the input, which may hold a secret: it is not repeated.
     return { ok: false, issues: [{ path: '/', rule: 'json', message: 'is not valid UTF-8 JSON' }] }
   }
+  const tooDeep = pathDeeperThan(value, MAX_MESSAGE_DEPTH)
+  if (tooDeep !== undefined) {
+    return {
+      ok: false,
+      issues: [
+        {
+          path: tooDeep,
+          rule: 'maxDepth',
+          message: `nests deeper than ${MAX_MESSAGE_DEPTH} levels`,
+        },
+      ],
+    }
+  }
   return validateMessage(schema, value)
+}
+
+/**
+ * How deep a message may nest. Settings objects are free-form JSON; a value nested thousands
+ * of levels deep would overflow the stack of whatever copies it later, so it is refused here.
+ */
+export const MAX_MESSAGE_DEPTH = 64
+
+/** The JSON pointer of the first value nested deeper than `limit`, found without recursion. */
+function pathDeeperThan(value: unknown, limit: number): string | undefined {
+  const stack: { value: unknown; depth: number; path: string }[] = [{ value, depth: 0, path: '' }]
+  while (stack.length > 0) {
+    const { value: current, depth, path } = stack.pop()!
+    if (current === null || typeof current !== 'object') continue
+    if (depth >= limit) return path || '/'
+    const entries = Array.isArray(current)
+      ? current.map((v, i) => [String(i), v] as const)
+      : Object.entries(current)
+    for (const [key, child] of entries) {
+      if (child !== null && typeof child === 'object') {
+        stack.push({
+          value: child,
+          depth: depth + 1,
+          path: `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`,
+        })
+      }
+    }
+  }
+  return undefined
 }
 
 /** The reply to a request that failed: `{ error: { kind, message, issues? } }`. */

@@ -55,3 +55,16 @@ describe('paths', () => {
     expect(relativePathProblem('/a')).toBeTypeOf('string')
   })
 })
+
+describe('params.root', () => {
+  it('refuses a root with a NUL byte as a config error naming /params/root', async () => {
+    const { fsProvider } = await import('./fs-provider.js')
+    const error = await fsProvider
+      .connect({ credentials: {}, params: { root: '/tmp/a\u0000b' } })
+      .catch((e: unknown) => e)
+    expect((error as { kind?: string }).kind).toBe('config')
+    expect((error as { issues?: { path: string }[] }).issues?.map((i) => i.path)).toContain(
+      '/params/root',
+    )
+  })
+})

@@ -8,6 +8,8 @@ export const FsParamsSchema = Type.Object(
   {
     root: Type.String({
       minLength: 1,
+      // A path with a NUL byte is refused by every file system call; refuse it up front.
+      pattern: '^[^\\u0000]+$',
       description:
         'The directory that holds the data: absolute, or relative to the process working directory (or the factory baseDir).',
     }),
