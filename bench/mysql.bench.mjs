@@ -44,14 +44,19 @@ async function phase(name, bytes, fn) {
   globalThis.gc?.()
   peak = process.memoryUsage().rss
   const started = process.hrtime.bigint()
+  const cpuStart = process.cpuUsage()
   const rows = await fn()
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  const cpu = process.cpuUsage(cpuStart)
   peak = Math.max(peak, process.memoryUsage().rss)
   const result = {
     rows,
     seconds: round(seconds, 3),
     rowsPerSecond: Math.round(rows / seconds),
     mbPerSecond: round(bytes / 1e6 / seconds, 2),
+    // CPU time of this process (user + system) per row: less sensitive than wall time to
+    // other load on the machine.
+    cpuMicrosPerRow: round((cpu.user + cpu.system) / rows, 2),
     peakRssMb: round(peak / 1024 / 1024, 1),
   }
   process.stderr.write(`${name}: ${JSON.stringify(result)}\n`)

@@ -10,7 +10,11 @@
 // `node --experimental-strip-types` is not available there. Build first:
 //
 //   pnpm --filter @nvisy/provider-core build && pnpm --filter @nvisy/provider-postgres build
-//   node bench/postgres.bench.mjs [--rows 1000000] [--batch 5000] [--url postgres://postgres@127.0.0.1:5432/test]
+//   node bench/postgres.bench.mjs [--rows 1000000] [--batch 5000] [--rounds 3] [--url postgres://postgres@127.0.0.1:5432/test]
+//
+// The pipe and the provider run `rounds` times in alternating order (the machine may be
+// shared); the report gives the median round's ratio, every round, the provider process's
+// CPU time per row (less sensitive to other load than wall time) and the load average.
 //
 // Prints one JSON object on stdout (one line, for bench/run.mjs), then a one-line summary on
 // stderr. Exits 1 only when a copy is not exact; `pass` in the report tells whether the
@@ -18,6 +22,7 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
+import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
@@ -38,6 +43,7 @@ const url = arg(
 )
 const phase = arg('phase', '')
 const schema = arg('schema', `nvisy_bench_${randomBytes(4).toString('hex')}`)
+const rounds = Math.max(1, Number(arg('rounds', '3')))
 
 function trackRss() {
   let peak = process.memoryUsage().rss
@@ -67,6 +73,7 @@ async function runProvider() {
   })
   const signal = new AbortController().signal
   const started = process.hrtime.bigint()
+  const cpuStart = process.cpuUsage()
   let batch = []
   let inFlight = Promise.resolve()
   let written = 0
@@ -88,11 +95,13 @@ async function runProvider() {
   await inFlight
   if (batch.length > 0) await flush(batch)
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  const cpu = process.cpuUsage(cpuStart)
   await connection.close()
   process.stdout.write(
     JSON.stringify({
       rows: written,
       seconds,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
       peakRssBytes: stopRss(),
       peakHeapBytes: stopRss.peakHeap(),
     }),
@@ -187,8 +196,27 @@ async function main() {
       ).trim(),
     )
 
-    const pipeSeconds = runPipe()
-    const provider = await runChild()
+    // The machine may be shared: run the two sides in alternating order, `rounds` times,
+    // each into emptied tables, and report the median ratio (every round is listed too).
+    const results = []
+    for (let round = 0; round < rounds; round++) {
+      psql(`TRUNCATE "${schema}".target_provider, "${schema}".target_pipe`)
+      let pipeSeconds
+      let provider
+      if (round % 2 === 0) {
+        pipeSeconds = runPipe()
+        provider = await runChild()
+      } else {
+        provider = await runChild()
+        pipeSeconds = runPipe()
+      }
+      results.push({ pipeSeconds, provider, ratio: pipeSeconds / provider.seconds })
+      console.error(
+        `round ${round + 1}/${rounds}: pipe ${pipeSeconds.toFixed(2)} s, provider ${provider.seconds.toFixed(2)} s (CPU ${provider.cpuSeconds.toFixed(2)} s): ${(pipeSeconds / provider.seconds).toFixed(3)}`,
+      )
+    }
+    const median = [...results].sort((a, b) => a.ratio - b.ratio)[Math.floor(results.length / 2)]
+    const { pipeSeconds, provider } = median
     const sourceMd5 = md5('orders')
     const exact = {
       provider: md5('target_provider') === sourceMd5,
@@ -204,7 +232,13 @@ async function main() {
         seconds: Number(provider.seconds.toFixed(3)),
         rowsPerSecond: Math.round(rows / provider.seconds),
         mbPerSecond: Number((mb / provider.seconds).toFixed(1)),
-        peakRssMB: Number((provider.peakRssBytes / 1024 / 1024).toFixed(1)),
+        // CPU time of the provider process (user + system): less sensitive than wall time
+        // to other load on the machine.
+        cpuSeconds: Number(provider.cpuSeconds.toFixed(3)),
+        cpuMicrosPerRow: Number(((provider.cpuSeconds * 1e6) / rows).toFixed(2)),
+        peakRssMB: Number(
+          (Math.max(...results.map((r) => r.provider.peakRssBytes)) / 1024 / 1024).toFixed(1),
+        ),
         peakHeapUsedMB: Number((provider.peakHeapBytes / 1024 / 1024).toFixed(1)),
       },
       psqlPipe: {
@@ -213,6 +247,12 @@ async function main() {
         mbPerSecond: Number((mb / pipeSeconds).toFixed(1)),
       },
       ratio: Number((pipeSeconds / provider.seconds).toFixed(3)),
+      rounds: results.map((r) => ({
+        pipeSeconds: Number(r.pipeSeconds.toFixed(3)),
+        providerSeconds: Number(r.provider.seconds.toFixed(3)),
+        providerCpuMicrosPerRow: Number(((r.provider.cpuSeconds * 1e6) / rows).toFixed(2)),
+      })),
+      loadAverage: os.loadavg().map((l) => Number(l.toFixed(1))),
       exact,
       targets: { minimumOfPipe: 0.5, maxPeakRssMB: 256 },
     }

@@ -24,6 +24,7 @@ export {
   type ValidationIssue,
 } from './errors.js'
 export { type Logger, memoryLogger, redactingLogger, silentLogger } from './logger.js'
+export { itemsFromPages, type Page } from './paged-items.js'
 export {
   type Capabilities,
   type ConnectContext,

@@ -1,5 +1,7 @@
 import { addAbortSignal, type Readable } from 'node:stream'
 import {
+  itemsFromPages,
+  type Page,
   type ReadItem,
   type ReadOptions,
   type SqlValue,
@@ -285,11 +287,23 @@ function readable(stream: Readable): Promise<void> {
   })
 }
 
-export async function* readTable(
+export function readTable(
   client: MysqlClient,
   stream: MysqlStream,
   options: ReadOptions<MysqlContext>,
-): AsyncGenerator<ReadItem<MysqlContext>> {
+): AsyncIterableIterator<ReadItem<MysqlContext>> {
+  return itemsFromPages(readPages(client, stream, options), options.signal)
+}
+
+/**
+ * The rows of a read in the batches the row stream has buffered, each with the item
+ * builder; `finally` releases (or, for a result set left half-read, destroys) the connection.
+ */
+async function* readPages(
+  client: MysqlClient,
+  stream: MysqlStream,
+  options: ReadOptions<MysqlContext>,
+): AsyncGenerator<Page<unknown[], ReadItem<MysqlContext>>, void, undefined> {
   const { signal } = options
   const plan = await planRead(client, stream, signal)
   const cursorNames = plan.cursor.map((c) => c.name)
@@ -304,6 +318,7 @@ export async function* readTable(
     throwIfAborted(signal)
     const connection = await client.acquire(signal)
     let count = 0
+    let last: unknown[] | undefined
     let drained = false
     try {
       // A streamed query: mysql2 pauses the socket while the consumer is behind, so memory
@@ -316,18 +331,22 @@ export async function* readTable(
       // while the consumer holds an item from being an uncaught 'error' event.
       rows.on('error', () => {})
       addAbortSignal(signal, rows)
-      // Rows already buffered are taken synchronously; only an empty buffer waits.
+      // Rows already buffered are taken synchronously, all at once; only an empty buffer waits.
       for (;;) {
-        const row = rows.read() as unknown[] | null
+        let row = rows.read() as unknown[] | null
         if (row === null) {
           if (rows.readableEnded) break
           await readable(rows)
           continue
         }
-        count++
-        const item = buildItem(row)
-        position = item.context.values
-        yield item
+        const batch: unknown[][] = []
+        while (row !== null) {
+          batch.push(row)
+          row = rows.read() as unknown[] | null
+        }
+        count += batch.length
+        last = batch[batch.length - 1]
+        yield { rows: batch, build: buildItem }
       }
       drained = true
     } finally {
@@ -336,5 +355,7 @@ export async function* readTable(
       else connection.destroy()
     }
     if (count < pageSize) return
+    // The next page starts after the last row of this one.
+    position = buildItem(last!).context.values
   }
 }

@@ -351,4 +351,29 @@ describe.skipIf(skip)('postgres provider against PostgreSQL', () => {
     expect(peak).toBeLessThan(40 * 1024 * 1024)
     await connection.close()
   })
+
+  it('COPY append writes multi-byte, escaped and oversized values across chunk boundaries exactly', async () => {
+    await admin.query(`CREATE TABLE ${q(schema)}.chunks (id int PRIMARY KEY, a text, b text)`)
+    // 360k UTF-16 units, about 840 KB of escaped UTF-8: larger than one COPY chunk.
+    const big = '€\t\\'.repeat(120_000)
+    const values: Record<string, string | number>[] = []
+    for (let i = 1; i <= 3000; i++) {
+      // Odd rows: keys id, a. Even rows: other keys in another order (the columns are the union).
+      values.push(
+        i % 2 === 1
+          ? { id: i, a: `ü${'x'.repeat(i % 300)}\n\\N ${i}` }
+          : { b: i === 1500 ? big : `r\r€${i}`, id: i },
+      )
+    }
+    const connection = await postgresProvider.connect(testInput(schema))
+    const result = await connection.write(
+      { table: 'chunks', mode: 'append' },
+      values.map((v) => ({ kind: 'record', values: v })),
+      { signal },
+    )
+    expect(result).toEqual({ written: 3000, failed: [] })
+    const back = await admin.query(`SELECT id, a, b FROM ${q(schema)}.chunks ORDER BY id`)
+    expect(back.rows).toEqual(values.map((v) => ({ id: v.id, a: v.a ?? null, b: v.b ?? null })))
+    await connection.close()
+  })
 })

@@ -17,8 +17,12 @@ import { copyField, sqlValueToText } from './postgres-values.js'
 
 /** PostgreSQL's limit on bind parameters in one statement. */
 const MAX_PARAMETERS = 65_535
-/** COPY data is sent in chunks of about this many characters. */
-const COPY_CHUNK_CHARS = 256 * 1024
+/** COPY data is sent in chunks of about this many bytes. */
+const COPY_CHUNK_BYTES = 256 * 1024
+/** COPY data buffered ahead of the socket, at most. */
+const COPY_BUFFER_BYTES = 8 * 1024 * 1024
+/** Lines are encoded into the chunk buffer once they add up to about this many characters. */
+const COPY_FLUSH_CHARS = 16 * 1024
 
 type Row = Record<string, SqlValue>
 
@@ -29,9 +33,31 @@ export interface SinkDeps {
 
 /** Every column named by any record, in first-seen order. */
 function batchColumns(rows: readonly Row[]): string[] {
-  const seen = new Set<string>()
-  for (const row of rows) for (const name in row) seen.add(name)
-  return [...seen]
+  // Records of one batch usually have the same keys in the same order: check that with
+  // string comparisons, and only collect into a set when a record differs.
+  const columns: string[] = []
+  for (const name in rows[0]) columns.push(name)
+  let seen: Set<string> | undefined
+  for (let r = 1; r < rows.length; r++) {
+    const row = rows[r]!
+    let i = 0
+    let same = true
+    for (const name in row) {
+      if (name !== columns[i++]) {
+        same = false
+        break
+      }
+    }
+    if (same && i === columns.length) continue
+    seen ??= new Set(columns)
+    for (const name in row) {
+      if (!seen.has(name)) {
+        seen.add(name)
+        columns.push(name)
+      }
+    }
+  }
+  return columns
 }
 
 function checkColumns(table: TableInfo, columns: readonly string[]): void {
@@ -194,26 +220,44 @@ async function upsertBatch(
   }
 }
 
-async function* copyChunks(
+/**
+ * COPY text of `rows` in buffers of about COPY_CHUNK_BYTES. Lines are joined into a short
+ * string (about COPY_FLUSH_CHARS) that is encoded into the current buffer at once: few
+ * encode calls, and no long-lived rope of strings for the garbage collector to trace (the
+ * buffers live outside the JS heap). A row may span two chunks (CopyData messages need not
+ * align with rows).
+ */
+function* copyChunks(
   rows: readonly Row[],
   columns: readonly string[],
   signal: AbortSignal,
-): AsyncGenerator<string> {
-  let chunk = ''
-  for (const row of rows) {
-    let line = ''
-    for (let c = 0; c < columns.length; c++) {
-      if (c > 0) line += '\t'
-      line += copyField(row[columns[c]!])
-    }
-    chunk += `${line}\n`
-    if (chunk.length >= COPY_CHUNK_CHARS) {
+): Generator<Buffer> {
+  let buffer = Buffer.allocUnsafe(COPY_CHUNK_BYTES)
+  let at = 0
+  let pending = ''
+  const first = columns[0]!
+  const count = columns.length
+  // Encode `pending` into the buffer; hand the buffer over first when it might not fit.
+  function* flush(): Generator<Buffer> {
+    // At most 3 UTF-8 bytes per UTF-16 unit.
+    const room = pending.length * 3
+    if (at + room > buffer.length) {
       throwIfAborted(signal)
-      yield chunk
-      chunk = ''
+      if (at > 0) yield buffer.subarray(0, at)
+      buffer = Buffer.allocUnsafe(Math.max(COPY_CHUNK_BYTES, room))
+      at = 0
     }
+    at += buffer.write(pending, at)
+    pending = ''
   }
-  if (chunk.length > 0) yield chunk
+  for (const row of rows) {
+    let line = copyField(row[first])
+    for (let c = 1; c < count; c++) line += `\t${copyField(row[columns[c]!])}`
+    pending += `${line}\n`
+    if (pending.length >= COPY_FLUSH_CHARS) yield* flush()
+  }
+  if (pending.length > 0) yield* flush()
+  if (at > 0) yield buffer.subarray(0, at)
 }
 
 async function copyBatch(
@@ -224,8 +268,17 @@ async function copyBatch(
   signal: AbortSignal,
 ): Promise<void> {
   const sql = `COPY ${qualifiedName(table.schema, table.table)} (${columns.map(quoteIdent).join(', ')}) FROM STDIN`
-  const target = client.query(copyFrom(sql))
-  await pipeline(Readable.from(copyChunks(rows, columns, signal), { objectMode: false }), target)
+  // The whole batch's COPY text (up to COPY_BUFFER_BYTES) is handed to the socket at once:
+  // the server then takes it at its own pace, without waiting for this thread to produce
+  // the next chunk between the items of a read running in the same process.
+  const target = client.query(copyFrom(sql, { highWaterMark: COPY_BUFFER_BYTES }))
+  await pipeline(
+    Readable.from(copyChunks(rows, columns, signal), {
+      objectMode: false,
+      highWaterMark: COPY_BUFFER_BYTES,
+    }),
+    target,
+  )
 }
 
 /**

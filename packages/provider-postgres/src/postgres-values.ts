@@ -42,14 +42,16 @@ const TIMESTAMPTZ_UTC = /^(\d{4,}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?)\+00$/
 
 /** '2024-02-29 13:45:00.123456' -> '2024-02-29T13:45:00.123456'; BC and infinity stay as printed. */
 export function timestampFromText(text: string): string {
-  const m = TIMESTAMP.exec(text)
-  return m ? `${m[1]}T${m[2]}` : text
+  if (!TIMESTAMP.test(text)) return text
+  const at = text.indexOf(' ')
+  return `${text.slice(0, at)}T${text.slice(at + 1)}`
 }
 
 /** '2024-02-29 13:45:00.123456+00' -> '2024-02-29T13:45:00.123456Z' (session TimeZone is UTC). */
 export function timestamptzFromText(text: string): string {
-  const m = TIMESTAMPTZ_UTC.exec(text)
-  return m ? `${m[1]}T${m[2]}Z` : text
+  if (!TIMESTAMPTZ_UTC.test(text)) return text
+  const at = text.indexOf(' ')
+  return `${text.slice(0, at)}T${text.slice(at + 1, -3)}Z`
 }
 
 /** bytea in hex output format ('\x0a0b') to bytes. */
@@ -117,6 +119,46 @@ export function converterFor(type: ColumnType): TextConverter {
   return identity
 }
 
+/**
+ * The conversion of text `t` as a JavaScript expression, for the row builder compiled once
+ * per read (see postgres-source.ts), `t` naming the text variable; undefined when the column needs its converter function.
+ * Each expression returns exactly what `converterFor(type)(t)` returns: tagged values are
+ * `{ $type, value }` literals, the shape `tagged()` builds.
+ */
+export function converterExpression(type: ColumnType, t: string): string | undefined {
+  const oid = type.baseOid || type.oid
+  const tag = (name: TaggedValue['$type'], value = t) => `{ $type: '${name}', value: ${value} }`
+  switch (oid) {
+    case OID.bool:
+      return `${t} === 't'`
+    case OID.int2:
+    case OID.int4:
+    case OID.oid:
+    case OID.float4:
+    case OID.float8:
+      return `Number(${t})`
+    case OID.int8:
+      return `BigInt(${t})`
+    case OID.numeric:
+      return tag('decimal')
+    case OID.date:
+      return tag('date')
+    case OID.time:
+    case OID.timetz:
+      return tag('time')
+    case OID.timestamp:
+      return tag('timestamp', `timestampFromText(${t})`)
+    case OID.timestamptz:
+      return tag('timestamptz', `timestamptzFromText(${t})`)
+    case OID.interval:
+      return tag('interval')
+    case OID.json:
+    case OID.jsonb:
+      return tag('json')
+  }
+  return converterFor(type) === identity ? t : undefined
+}
+
 /** '{1,2,NULL}' (possibly with '[1:3]=' bounds, possibly nested) to nested arrays. */
 export function parseArrayText(text: string, element: TextConverter): SqlValue[] {
   const body = text.startsWith('[') ? text.slice(text.indexOf('=') + 1) : text
@@ -182,12 +224,15 @@ export function sqlValueToText(value: SqlValue | undefined): string | null {
   return scalarText(value as Exclude<SqlValue, readonly SqlValue[] | null>)
 }
 
+const COPY_ESCAPED = /[\\\t\n\r]/
+const COPY_ESCAPED_ALL = /[\\\t\n\r]/g
+const copyEscape = (c: string) =>
+  c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'
+
 /** One field of COPY's text format: '\N' for null, backslash, tab, newline and CR escaped. */
 export function copyField(value: SqlValue | undefined): string {
-  const text = sqlValueToText(value)
+  const text = typeof value === 'string' ? value : sqlValueToText(value)
   if (text === null) return '\\N'
-  if (!/[\\\t\n\r]/.test(text)) return text
-  return text.replace(/[\\\t\n\r]/g, (c) =>
-    c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r',
-  )
+  if (!COPY_ESCAPED.test(text)) return text
+  return text.replace(COPY_ESCAPED_ALL, copyEscape)
 }

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest'
+import { itemsFromPages, type Page } from './paged-items.js'
+
+function source(pages: number[][], log: string[]) {
+  return async function* (): AsyncGenerator<Page<number, { n: number }>, void, undefined> {
+    try {
+      for (const rows of pages) {
+        await Promise.resolve()
+        yield {
+          rows,
+          build: (n) => {
+            if (n < 0) throw new Error(`bad row ${n}`)
+            return { n }
+          },
+        }
+      }
+      log.push('end')
+    } finally {
+      log.push('finally')
+    }
+  }
+}
+
+describe('itemsFromPages', () => {
+  it('hands out every item of every page in order, skipping empty pages', async () => {
+    const log: string[] = []
+    const items = itemsFromPages(source([[1, 2], [], [3]], log)(), new AbortController().signal)
+    const out: number[] = []
+    for await (const item of items) out.push(item.n)
+    expect(out).toEqual([1, 2, 3])
+    expect(log).toEqual(['end', 'finally'])
+    expect(await items.next()).toEqual({ done: true, value: undefined })
+  })
+
+  it('lets other I/O run between items of a long page, and still hands out every item', async () => {
+    const log: string[] = []
+    const page = Array.from({ length: 3000 }, (_, i) => i)
+    const items = itemsFromPages(source([page], log)(), new AbortController().signal)
+    let turns = 0
+    let stopped = false
+    const tick = () => {
+      turns++
+      if (!stopped) setImmediate(tick)
+    }
+    setImmediate(tick)
+    const out: number[] = []
+    // This consumer never waits on I/O itself: `tick` runs only when the items let the loop turn.
+    for await (const item of items) out.push(item.n)
+    stopped = true
+    expect(out).toEqual(page)
+    expect(turns).toBeGreaterThan(1)
+  })
+
+  it('runs the page generator cleanup when the consumer stops early', async () => {
+    const log: string[] = []
+    const items = itemsFromPages(source([[1, 2], [3]], log)(), new AbortController().signal)
+    for await (const item of items) if (item.n === 1) break
+    expect(log).toEqual(['finally'])
+  })
+
+  it('rejects with a build error after cleaning up, then is done', async () => {
+    const log: string[] = []
+    const items = itemsFromPages(source([[1, -1, 2]], log)(), new AbortController().signal)
+    expect(await items.next()).toEqual({ done: false, value: { n: 1 } })
+    await expect(items.next()).rejects.toThrow('bad row -1')
+    expect(log).toEqual(['finally'])
+    expect(await items.next()).toEqual({ done: true, value: undefined })
+  })
+
+  it('rejects with the abort reason and cleans up', async () => {
+    const log: string[] = []
+    const controller = new AbortController()
+    const items = itemsFromPages(source([[1, 2, 3]], log)(), controller.signal)
+    expect(await items.next()).toEqual({ done: false, value: { n: 1 } })
+    controller.abort(new Error('stop'))
+    await expect(items.next()).rejects.toThrow('stop')
+    expect(log).toEqual(['finally'])
+  })
+})
