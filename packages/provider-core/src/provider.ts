@@ -599,31 +599,54 @@ function guardConnection<
               await inner?.return?.()
             } catch {}
           }
+          const onError = async (error: unknown): Promise<never> => {
+            // An aborted read ends with the abort, whatever the provider turned it into.
+            if (signal.aborted) throw abortReason(signal)
+            throw fail(error, { operation: 'read', stream: label, cursor })
+          }
+          const onResult = async (
+            result: IteratorResult<ReadItem<Static<TContext>>>,
+          ): Promise<IteratorResult<ReadItem<Static<TContext>>>> => {
+            if (signal.aborted) {
+              await stopInner()
+              throw abortReason(signal)
+            }
+            if (!result.done) cursor = result.value.context
+            return result
+          }
+          const slowNext = async (): Promise<IteratorResult<ReadItem<Static<TContext>>>> => {
+            try {
+              if (signal.aborted) {
+                // A for-await loop does not call return() after next() throws: stop the source here.
+                await stopInner()
+                throw abortReason(signal)
+              }
+              if (inner && closing) {
+                await stopInner()
+                ensureOpen('read')
+              }
+              inner ??= start()
+              return await onResult(await inner.next())
+            } catch (error) {
+              return onError(error)
+            }
+          }
           return {
-            async next() {
+            next() {
+              // The per-item path: one promise reaction, no extra async frame. Start, abort
+              // and close take the slow path above.
+              if (inner === undefined || closing || signal.aborted) return slowNext()
+              let pending: Promise<IteratorResult<ReadItem<Static<TContext>>>>
               try {
-                if (signal.aborted) {
-                  // A for-await loop does not call return() after next() throws: stop the source here.
-                  await stopInner()
-                  throw abortReason(signal)
-                }
-                if (inner && closing) {
-                  await stopInner()
-                  ensureOpen('read')
-                }
-                inner ??= start()
-                const result = await inner.next()
-                if (signal.aborted) {
-                  await stopInner()
-                  throw abortReason(signal)
-                }
+                pending = inner.next()
+              } catch (error) {
+                return onError(error)
+              }
+              return pending.then((result) => {
+                if (signal.aborted) return onResult(result)
                 if (!result.done) cursor = result.value.context
                 return result
-              } catch (error) {
-                // An aborted read ends with the abort, whatever the provider turned it into.
-                if (signal.aborted) throw abortReason(signal)
-                throw fail(error, { operation: 'read', stream: label, cursor })
-              }
+              }, onError)
             },
             async return() {
               try {
