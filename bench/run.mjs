@@ -30,6 +30,8 @@ const quickArgs = {
   neo4j: ['--nodes', '2000'],
   s3: ['--objects-mib', '64', '--large-mib', '64'],
   runtime: ['--rows', '20000'],
+  'peers-pgloader': ['--rows', '20000'],
+  'peers-rclone': ['--objects-mib', '64', '--large-mib', '64'],
 }
 
 function lastJson(text) {

@@ -36,7 +36,8 @@ const serverEnv = {
   S3_SERVER_PORT: '7490',
   S3_SERVER_MON_PORT: '3310',
   S3_SERVER_DIR: '/tmp/nvisy-bench-s3',
-  S3_SERVER_MEM_BYTES: String((2 * (objectsMiB + largeMiB) + 1024) * MiB),
+  // Source, the copy being written, and the previous copy not yet reclaimed by the gateway.
+  S3_SERVER_MEM_BYTES: String((3 * (objectsMiB + largeMiB) + 1024) * MiB),
 }
 const endpoint = 'http://127.0.0.1:7490'
 const credentials = {

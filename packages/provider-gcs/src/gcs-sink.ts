@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Bucket } from '@google-cloud/storage'
@@ -53,6 +54,8 @@ export async function writeGcs(
   const failed: WriteFailure[] = []
   let written = 0
   const stop = new AbortController()
+  // One listener per object in flight, on top of the caller's: not a leak.
+  setMaxListeners(stream.concurrency + 10, stop.signal)
   const onAbort = () => stop.abort(signal.reason)
   signal.addEventListener('abort', onAbort, { once: true })
   try {

@@ -1,8 +1,11 @@
+import { getMaxListeners, setMaxListeners } from 'node:events'
 import type { Bucket, File } from '@google-cloud/storage'
 import { type BlobData, ProviderError, type ReadItem, toProviderError } from '@nvisy/provider-core'
 import picomatch from 'picomatch'
 import { classifyGcsError, gcsStatus } from './gcs-errors.js'
 import type { GcsContext, GcsStream } from './gcs-schemas.js'
+
+const BODY_LISTENERS = 1000
 
 function maxKey(a: string | undefined, b: string | undefined): string | undefined {
   if (a === undefined) return b
@@ -56,6 +59,9 @@ export async function* readGcs(
   after: GcsContext | undefined,
   signal: AbortSignal,
 ): AsyncGenerator<ReadItem<GcsContext>> {
+  // Each blob body being read listens on the read's signal; a sink reading many bodies at
+  // once is expected, not a leak.
+  if (getMaxListeners(signal) < BODY_LISTENERS) setMaxListeners(BODY_LISTENERS, signal)
   const prefix = stream.prefix ?? ''
   const matches = stream.glob ? picomatch(stream.glob, { dot: true }) : undefined
   const since = stream.modifiedSince ? Date.parse(stream.modifiedSince) : undefined

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { Readable } from 'node:stream'
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
@@ -54,6 +55,8 @@ export async function writeS3(
   const failed: WriteFailure[] = []
   let written = 0
   const stop = new AbortController()
+  // One listener per object in flight, on top of the caller's: not a leak.
+  setMaxListeners(stream.concurrency + 10, stop.signal)
   const onAbort = () => stop.abort(signal.reason)
   signal.addEventListener('abort', onAbort, { once: true })
   try {

@@ -1,3 +1,4 @@
+import { getMaxListeners, setMaxListeners } from 'node:events'
 import {
   type _Object,
   GetObjectCommand,
@@ -13,6 +14,8 @@ import type { S3Context, S3Stream } from './s3-schemas.js'
 
 /** HeadObject requests kept in flight ahead of the consumer, to hide their latency. */
 const HEAD_PREFETCH = 8
+
+const BODY_LISTENERS = 1000
 
 function maxKey(a: string | undefined, b: string | undefined): string | undefined {
   if (a === undefined) return b
@@ -80,6 +83,9 @@ export async function* readS3(
   after: S3Context | undefined,
   signal: AbortSignal,
 ): AsyncGenerator<ReadItem<S3Context>> {
+  // Each blob body being read listens on the read's signal; a sink reading many bodies at
+  // once is expected, not a leak.
+  if (getMaxListeners(signal) < BODY_LISTENERS) setMaxListeners(BODY_LISTENERS, signal)
   const prefix = stream.prefix ?? ''
   const matches = stream.glob ? picomatch(stream.glob, { dot: true }) : undefined
   const since = stream.modifiedSince ? Date.parse(stream.modifiedSince) : undefined
