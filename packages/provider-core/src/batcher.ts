@@ -1,4 +1,4 @@
-import { abortReason } from './abort.js'
+import { abortReason, raceAbort } from './abort.js'
 
 export interface BatchLimits {
   /** Close a batch at this many items. Default 1000. */
@@ -37,23 +37,15 @@ export async function* batchStream<T>(
   let bytes = 0
   let deadline = 0
   let finished = false
-  // Rejects when the signal aborts, so a read waiting on a stalled source ends at once.
-  let aborted: Promise<never> | undefined
-  let onAbort: (() => void) | undefined
-  if (signal) {
-    aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(abortReason(signal))
-      signal.addEventListener('abort', onAbort, { once: true })
-    })
-    aborted.catch(() => {})
-  }
   try {
     while (true) {
       if (signal?.aborted) throw abortReason(signal)
       pending ??= iterator.next()
       let result: IteratorResult<T> | typeof TIMEOUT
       if (batch.length === 0 || !Number.isFinite(maxAgeMs)) {
-        result = await (aborted ? Promise.race([pending, aborted]) : pending)
+        // Raced per read (a listener added and removed each time), so a read waiting on a
+        // stalled source ends at once on abort and nothing accumulates on a long-lived promise.
+        result = await raceAbort(pending, signal)
       } else {
         const wait = deadline - Date.now()
         if (wait <= 0) {
@@ -64,7 +56,7 @@ export async function* batchStream<T>(
             timer = setTimeout(resolve, wait, TIMEOUT)
           })
           try {
-            result = await Promise.race(aborted ? [pending, timeout, aborted] : [pending, timeout])
+            result = await raceAbort(Promise.race([pending, timeout]), signal)
           } finally {
             clearTimeout(timer)
           }
@@ -99,7 +91,6 @@ export async function* batchStream<T>(
     }
     if (batch.length > 0) yield batch
   } finally {
-    if (signal && onAbort) signal.removeEventListener('abort', onAbort)
     if (!finished) {
       if (pending) {
         // A read is still in flight. An async generator queues return() behind it, so

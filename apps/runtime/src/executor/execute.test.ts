@@ -11,7 +11,7 @@ import {
   transient,
 } from '../__fixtures__/memory-provider.js'
 import { MemoryCheckpointStore } from '../checkpoints/memory-checkpoint-store.js'
-import type { Pipeline } from '../pipeline-types.js'
+import type { Pipeline, PipelineNode } from '../pipeline-types.js'
 import { MapProviderRegistry } from '../registry.js'
 import { executePipeline } from './execute.js'
 import type { CheckpointStore, ExecuteOptions, RunEvent } from './types.js'
@@ -457,5 +457,87 @@ describe('streamed blobs', () => {
     expect(summary.status).toBe('failed')
     expect(summary.error?.message).toContain('cannot be resent by a retry')
     expect(world.sinks.get('out')?.size ?? 0).toBe(0)
+  })
+})
+
+describe('buffered blobs', () => {
+  /** A streamed body that takes `ms` to arrive and counts the reads running at once. */
+  function slowBodies(count: number, ms: number) {
+    const reads = { active: 0, max: 0, started: 0 }
+    const items: Data[] = Array.from({ length: count }, (_, i) => {
+      const text = `body ${i}`
+      async function* body() {
+        reads.started++
+        reads.active++
+        reads.max = Math.max(reads.max, reads.active)
+        try {
+          await sleep(ms)
+          yield new TextEncoder().encode(text)
+        } finally {
+          reads.active--
+        }
+      }
+      return { kind: 'blob' as const, key: `${i}.txt`, body: body(), size: text.length }
+    })
+    return { items, reads }
+  }
+
+  function blobPipeline(sinks: string[], extra: Partial<PipelineNode> = {}): Pipeline {
+    return {
+      id: 'pb',
+      nodes: [
+        memoryNode('src', 'source', { name: 'blobs', kind: 'blob' }),
+        ...sinks.map((name) => memoryNode(name, 'sink', { name, kind: 'blob' }, extra)),
+      ],
+      edges: sinks.map((name) => ({ from: 'src', to: name })),
+    }
+  }
+
+  const text = (data: Data | undefined) =>
+    new TextDecoder().decode((data as Extract<Data, { kind: 'blob' }>).body as Uint8Array)
+
+  it("reads small bodies concurrently in the sink's write path and resends them on a retry", async () => {
+    const world = setup(0)
+    const { items, reads } = slowBodies(24, 40)
+    world.sources.set('blobs', items)
+    let calls = 0
+    world.beforeWrite = () => {
+      if (++calls === 1) throw transient('connection reset mid-upload')
+      return undefined
+    }
+    const { summary } = await run(world, blobPipeline(['out'], { batch: { maxItems: 8 } }))
+    expect(summary.status).toBe('completed')
+    const out = world.sinks.get('out')!
+    expect(out.size).toBe(24)
+    for (let i = 0; i < 24; i++) expect(text(out.get(`${i}.txt`))).toBe(`body ${i}`)
+    // Each body was read once (the retry resent the bytes) and several were read at once.
+    expect(reads.started).toBe(24)
+    expect(reads.max).toBeGreaterThan(1)
+    expect(reads.max).toBeLessThanOrEqual(8)
+  })
+
+  it('reads a body once for several sinks', async () => {
+    const world = setup(0)
+    const { items, reads } = slowBodies(10, 5)
+    world.sources.set('blobs', items)
+    const { summary } = await run(world, blobPipeline(['a', 'b'], { batch: { maxItems: 4 } }))
+    expect(summary.status).toBe('completed')
+    expect(reads.started).toBe(10)
+    for (const name of ['a', 'b'])
+      for (let i = 0; i < 10; i++)
+        expect(text(world.sinks.get(name)?.get(`${i}.txt`))).toBe(`body ${i}`)
+  })
+
+  it('fails the run when a body shared by several sinks is too large to buffer', async () => {
+    const world = setup(0)
+    const chunk = new Uint8Array(1024 * 1024)
+    async function* huge() {
+      for (let i = 0; i < 65; i++) yield chunk
+    }
+    world.sources.set('blobs', [{ kind: 'blob', key: 'huge.bin', body: huge() }])
+    const { summary } = await run(world, blobPipeline(['a', 'b']))
+    expect(summary.status).toBe('failed')
+    expect(summary.error?.message).toContain('could not be buffered to send to 2 sinks')
+    expect(world.sinks.get('a')?.size ?? 0).toBe(0)
   })
 })

@@ -1,5 +1,6 @@
 import {
   approximateSize,
+  type ByteSource,
   backoffDelay,
   batchStream,
   type Data,
@@ -9,6 +10,7 @@ import {
   type GuardedConnection,
   isAbortError,
   type Logger,
+  mapConcurrent,
   type Provider,
   ProviderError,
   raceAbort,
@@ -38,7 +40,53 @@ export const DEFAULTS = {
   bufferBlobBytes: 8 * 1024 * 1024,
   /** The largest streamed blob read into memory to fan out to several sinks. */
   maxFanOutBlobBytes: 64 * 1024 * 1024,
+  /** Buffered blob bodies of one batch read at the same time, per batch in flight. */
+  bodyReads: 8,
 } as const
+
+/**
+ * A streamed blob body that is read into memory on first use and then shared: by every sink
+ * of the source, by a retry, by a conversion. The source loop only wraps the body; the read
+ * happens in the consumer (a sink's batch write reads its bodies concurrently), so downloads
+ * overlap and only the batches in flight hold bytes.
+ */
+class BufferedBody implements AsyncIterable<Uint8Array> {
+  #source: ByteSource | undefined
+  #bytes: Promise<Uint8Array> | undefined
+  #size: number | undefined
+  readonly #fail: (error: unknown) => ProviderError
+
+  constructor(source: ByteSource, fail: (error: unknown) => ProviderError) {
+    this.#source = source
+    this.#fail = fail
+  }
+
+  /** The body's length once it has been read. */
+  get size(): number | undefined {
+    return this.#size
+  }
+
+  load(): Promise<Uint8Array> {
+    if (!this.#bytes) {
+      const source = this.#source!
+      this.#source = undefined
+      this.#bytes = readBytes(source, DEFAULTS.maxFanOutBlobBytes).then(
+        (body) => {
+          this.#size = body.byteLength
+          return new Uint8Array(body.buffer, body.byteOffset, body.byteLength)
+        },
+        (error) => {
+          throw this.#fail(error)
+        },
+      )
+    }
+    return this.#bytes
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    yield await this.load()
+  }
+}
 
 interface Item {
   seq: number
@@ -97,6 +145,14 @@ interface SourceRuntime extends NodeRuntime {
   sinceSave: number
   saving: Promise<void> | undefined
   saveAgain: boolean
+}
+
+/** An item's bytes for batching: a buffered body not read yet counts its declared size, or the buffering threshold when it has none. */
+function batchSize(item: Item): number {
+  const data = item.data
+  if (data.kind === 'blob' && data.body instanceof BufferedBody)
+    return data.size ?? data.body.size ?? DEFAULTS.bufferBlobBytes
+  return approximateSize(data)
 }
 
 function serialize(error: unknown): SerializedProviderError {
@@ -422,7 +478,7 @@ class PipelineRun {
   async #readSource(source: SourceRuntime): Promise<void> {
     const fanOut = source.edges.length
     for await (const item of this.#readWithRetry(source)) {
-      const data = await this.#prepareItem(source, item.data, fanOut)
+      const data = this.#prepareItem(source, item.data, fanOut)
       source.stats.items++
       source.stats.bytes += approximateSize(data)
       const seq = source.tracker.register(item.context, fanOut)
@@ -441,8 +497,11 @@ class PipelineRun {
     for (const edge of source.edges) edge.items.close()
   }
 
-  /** Streamed blob bodies that must be sent more than once (a second sink, a retry) are read into memory. */
-  async #prepareItem(source: SourceRuntime, data: Data, fanOut: number): Promise<Data> {
+  /**
+   * Streamed blob bodies that may be sent more than once (a second sink, a retry) are wrapped
+   * to be read into memory by their first consumer; larger single-sink bodies stream once.
+   */
+  #prepareItem(source: SourceRuntime, data: Data, fanOut: number): Data {
     if (data.kind !== 'blob' || data.body instanceof Uint8Array) return data
     const small = data.size !== undefined && data.size <= DEFAULTS.bufferBlobBytes
     if (!small && fanOut <= 1) {
@@ -464,30 +523,41 @@ class PipelineRun {
       }
       return { ...data, body: once }
     }
-    try {
-      const body = await readBytes(data.body, DEFAULTS.maxFanOutBlobBytes)
-      return {
-        ...data,
-        body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
-        size: body.byteLength,
-      }
-    } catch (error) {
-      throw new ProviderError({
-        kind: 'data',
-        providerId: source.provider.id,
-        operation: 'read',
-        message: `${describeItem(data)} could not be buffered to send to ${fanOut} sinks: ${(error as Error).message}`,
-        cause: error,
-      })
-    }
+    const body = new BufferedBody(
+      data.body,
+      (error) =>
+        new ProviderError({
+          kind: 'data',
+          providerId: source.provider.id,
+          operation: 'read',
+          message: `${describeItem(data)} could not be buffered to send to ${fanOut} sink${fanOut === 1 ? '' : 's'}: ${(error as Error).message}`,
+          cause: error,
+        }),
+    )
+    return { ...data, body }
+  }
+
+  /** The batch's data with buffered blob bodies read, a few at a time, so a retry resends the same bytes. */
+  async #loadBodies(batch: Item[]): Promise<Data[]> {
+    if (!batch.some((item) => item.data.kind === 'blob' && item.data.body instanceof BufferedBody))
+      return batch.map((item) => item.data)
+    return mapConcurrent(batch, DEFAULTS.bodyReads, async ({ data }) => {
+      if (data.kind !== 'blob' || !(data.body instanceof BufferedBody)) return data
+      const body = await raceAbort(data.body.load(), this.#signal)
+      return { ...data, body, size: body.byteLength }
+    })
   }
 
   async #batchEdge(edge: EdgeRuntime): Promise<void> {
     const limits = edge.sink.node.batch ?? {}
+    // No `signal` here on purpose. batchStream races every read against one promise that only
+    // settles on abort (`Promise.race([pending, aborted])`), and each race leaves a reaction
+    // on that promise until the run ends: two promises and a closure per item, which grew the
+    // heap with every row copied (~500 bytes a row). An abort reaches the batcher anyway:
+    // `#run` fails `edge.items` on abort, so a pending read rejects at once.
     for await (const batch of batchStream(edge.items, {
       ...limits,
-      sizeOf: (item) => approximateSize(item.data),
-      signal: this.#signal,
+      sizeOf: batchSize,
     })) {
       await edge.batches.push(batch)
     }
@@ -500,7 +570,7 @@ class PipelineRun {
     for await (const batch of edge.batches) {
       await sink.semaphore.acquire(this.#signal)
       try {
-        const data = batch.map((item) => item.data)
+        const data = await this.#loadBodies(batch)
         const result = await retry(
           () =>
             raceAbort(connection.write(sink.stream, data, { signal: this.#signal }), this.#signal),
