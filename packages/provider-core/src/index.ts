@@ -59,3 +59,4 @@ export {
   validateValue,
 } from './schema.js'
 export { VERSION } from './version.js'
+export { itemDataError, writeEachConcurrently } from './write-each.js'

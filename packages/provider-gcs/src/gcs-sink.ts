@@ -1,18 +1,16 @@
-import { setMaxListeners } from 'node:events'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Bucket } from '@google-cloud/storage'
 import {
   type BlobData,
   type Data,
+  itemDataError,
   iterateBytes,
-  mapConcurrent,
-  ProviderError,
   raceAbort,
   readBytes,
   toProviderError,
-  type WriteFailure,
   type WriteResult,
+  writeEachConcurrently,
 } from '@nvisy/provider-core'
 import { classifyGcsError, gcsStatus } from './gcs-errors.js'
 import type { GcsSinkStream } from './gcs-schemas.js'
@@ -29,17 +27,6 @@ function nameProblem(name: string): string | undefined {
   return undefined
 }
 
-function dataFailure(index: number, name: string, message: string, cause?: unknown): WriteFailure {
-  return {
-    index,
-    error: new ProviderError({
-      kind: 'data',
-      message: `blob ${JSON.stringify(name)}: ${message}`,
-      cause,
-    }),
-  }
-}
-
 /**
  * Upload a batch of blobs, `concurrency` at a time, each streamed: a simple upload for a
  * small body of known size, a resumable upload (one streamed PUT) otherwise. Writing by
@@ -51,23 +38,15 @@ export async function writeGcs(
   batch: readonly Data[],
   signal: AbortSignal,
 ): Promise<WriteResult> {
-  const failed: WriteFailure[] = []
-  let written = 0
-  const stop = new AbortController()
-  // One listener per object in flight, on top of the caller's: not a leak.
-  setMaxListeners(stream.concurrency + 10, stop.signal)
-  const onAbort = () => stop.abort(signal.reason)
-  signal.addEventListener('abort', onAbort, { once: true })
-  try {
-    await mapConcurrent(batch, stream.concurrency, async (item, index) => {
-      if (stop.signal.aborted) return
+  return writeEachConcurrently(
+    batch,
+    { concurrency: stream.concurrency, signal },
+    async (item, _index, stop) => {
       const blob = item as BlobData
       const name = `${stream.prefix}${blob.key}`
+      const what = `blob ${JSON.stringify(name)}`
       const problem = nameProblem(name)
-      if (problem) {
-        failed.push(dataFailure(index, name, problem))
-        return
-      }
+      if (problem) return itemDataError(what, problem)
       const size = blob.body instanceof Uint8Array ? blob.body.byteLength : blob.size
       const resumable = size === undefined || size > stream.resumableThresholdBytes
       const file = bucket.file(name)
@@ -85,7 +64,7 @@ export async function writeGcs(
             blob.body instanceof Uint8Array
               ? Readable.from([blob.body])
               : Readable.from(iterateBytes(blob.body))
-          await pipeline(source, file.createWriteStream(options), { signal: stop.signal })
+          await pipeline(source, file.createWriteStream(options), { signal: stop })
         } else {
           // A small body is buffered (at most resumableThresholdBytes), so the client can
           // resend it when a kept-alive connection turns out to be closed.
@@ -95,30 +74,19 @@ export async function writeGcs(
               : await readBytes(blob.body, stream.resumableThresholdBytes)
           await raceAbort(
             file.save(Buffer.from(body.buffer, body.byteOffset, body.byteLength), options),
-            stop.signal,
+            stop,
           )
         }
-        written++
+        return undefined
       } catch (raw) {
-        if (stop.signal.aborted) throw stop.signal.reason
+        if (stop.aborted) throw stop.reason
         if (stream.createOnly && gcsStatus(raw) === 412) {
-          failed.push(
-            dataFailure(index, name, 'the object already exists and the sink is create-only', raw),
-          )
-          return
+          return itemDataError(what, 'the object already exists and the sink is create-only', raw)
         }
         const error = toProviderError(raw, { classify: classifyGcsError, stream: name })
-        if (error.kind === 'data') {
-          failed.push(dataFailure(index, name, error.message, raw))
-          return
-        }
-        stop.abort(error)
-        throw error
+        if (error.kind !== 'data') throw error
+        return itemDataError(what, error.message, raw)
       }
-    })
-  } finally {
-    signal.removeEventListener('abort', onAbort)
-  }
-  failed.sort((a, b) => a.index - b.index)
-  return { written, failed }
+    },
+  )
 }

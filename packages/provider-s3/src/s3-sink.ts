@@ -1,16 +1,14 @@
-import { setMaxListeners } from 'node:events'
 import { Readable } from 'node:stream'
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
 import {
   type BlobData,
   type Data,
+  itemDataError,
   iterateBytes,
-  mapConcurrent,
-  ProviderError,
   toProviderError,
-  type WriteFailure,
   type WriteResult,
+  writeEachConcurrently,
 } from '@nvisy/provider-core'
 import { classifyS3Error } from './s3-errors.js'
 import { encodeMetadata, metadataKeyProblem } from './s3-metadata.js'
@@ -27,17 +25,6 @@ function keyProblem(key: string): string | undefined {
   return undefined
 }
 
-function dataFailure(index: number, key: string, message: string, cause?: unknown): WriteFailure {
-  return {
-    index,
-    error: new ProviderError({
-      kind: 'data',
-      message: `blob ${JSON.stringify(key)}: ${message}`,
-      cause,
-    }),
-  }
-}
-
 /**
  * Upload a batch of blobs, `concurrency` objects at a time, each streamed through a
  * multipart upload (a single PutObject when it fits in one part). Put-by-key is
@@ -52,35 +39,28 @@ export async function writeS3(
   batch: readonly Data[],
   signal: AbortSignal,
 ): Promise<WriteResult> {
-  const failed: WriteFailure[] = []
-  let written = 0
-  const stop = new AbortController()
-  // One listener per object in flight, on top of the caller's: not a leak.
-  setMaxListeners(stream.concurrency + 10, stop.signal)
-  const onAbort = () => stop.abort(signal.reason)
-  signal.addEventListener('abort', onAbort, { once: true })
-  try {
-    await mapConcurrent(batch, stream.concurrency, async (item, index) => {
-      if (stop.signal.aborted) return
+  const exists = 'the object already exists and the sink is create-only'
+  return writeEachConcurrently(
+    batch,
+    { concurrency: stream.concurrency, signal },
+    async (item, _index, stop) => {
       const blob = item as BlobData
       const key = `${stream.prefix}${blob.key}`
+      const what = `blob ${JSON.stringify(key)}`
       const problem =
         keyProblem(key) ??
         Object.keys(blob.metadata ?? {})
           .map(metadataKeyProblem)
           .find(Boolean)
-      if (problem) {
-        failed.push(dataFailure(index, key, problem))
-        return
-      }
+      if (problem) return itemDataError(what, problem)
       try {
         const multipart =
           !(blob.body instanceof Uint8Array) &&
           (blob.size === undefined || blob.size > stream.partSizeBytes)
         if (stream.createOnly && multipart) {
           // Some S3-compatible servers ignore If-None-Match on CompleteMultipartUpload; check first.
-          const exists = await client
-            .send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: stop.signal })
+          const found = await client
+            .send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: stop })
             .then(
               () => true,
               (error: unknown) => {
@@ -92,12 +72,7 @@ export async function writeS3(
                 throw error
               },
             )
-          if (exists) {
-            failed.push(
-              dataFailure(index, key, 'the object already exists and the sink is create-only'),
-            )
-            return
-          }
+          if (found) return itemDataError(what, exists)
         }
         const body =
           blob.body instanceof Uint8Array
@@ -120,30 +95,22 @@ export async function writeS3(
         const abortUpload = () => {
           upload.abort().catch(() => {})
         }
-        stop.signal.addEventListener('abort', abortUpload, { once: true })
+        stop.addEventListener('abort', abortUpload, { once: true })
         try {
           await upload.done()
         } finally {
-          stop.signal.removeEventListener('abort', abortUpload)
+          stop.removeEventListener('abort', abortUpload)
         }
-        written++
+        return undefined
       } catch (raw) {
         const error = toProviderError(raw, { classify: classifyS3Error, stream: key })
-        if (error.kind === 'data') {
-          const message =
-            stream.createOnly && error.code === 'PreconditionFailed'
-              ? 'the object already exists and the sink is create-only'
-              : error.message
-          failed.push(dataFailure(index, key, message, raw))
-          return
-        }
-        stop.abort(error)
-        throw error
+        if (error.kind !== 'data') throw error
+        return itemDataError(
+          what,
+          stream.createOnly && error.code === 'PreconditionFailed' ? exists : error.message,
+          raw,
+        )
       }
-    })
-  } finally {
-    signal.removeEventListener('abort', onAbort)
-  }
-  failed.sort((a, b) => a.index - b.index)
-  return { written, failed }
+    },
+  )
 }
