@@ -34,8 +34,8 @@ describe('writeEachConcurrently', () => {
       { concurrency: 3, signal: new AbortController().signal },
       (n, _i, signal) => {
         if (n === 0) return wait(5).then(() => Promise.reject(failure))
-        return new Promise((resolve, reject) => {
-          const timer = setTimeout(resolve, 1000)
+        return new Promise<undefined>((resolve, reject) => {
+          const timer = setTimeout(() => resolve(undefined), 1000)
           signal.addEventListener('abort', () => {
             clearTimeout(timer)
             aborted.push(n)
