@@ -31,6 +31,7 @@ const quickArgs = {
   s3: ['--objects-mib', '64', '--large-mib', '64'],
   runtime: ['--rows', '20000'],
   'peers-pgloader': ['--rows', '20000'],
+  messages: ['--count', '20000'],
   'peers-rclone': ['--objects-mib', '64', '--large-mib', '64'],
 }
 
