@@ -145,6 +145,8 @@ export function createRedisProvider(options: RedisProviderOptions = {}) {
       stream: RedisStreamSchema,
       context: RedisContextSchema,
       incremental: true,
+      // A finished SCAN does not see keys added behind its cursor: only streams are incremental.
+      incrementalFor: (stream) => stream.kind === 'stream',
       ordering:
         'stream: entry id (<ms>-<seq>), resumed with XRANGE (id; document: SCAN cursor then key within the page (no global order)',
       dataKindOf,
