@@ -16,6 +16,7 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
+import { createMeter } from './lib.mjs'
 
 const { values: args } = parseArgs({
   options: {
@@ -72,29 +73,7 @@ function content(i) {
   }
 }
 
-let peakRss = 0
-const sampleRss = () => {
-  const rss = process.memoryUsage().rss
-  if (rss > peakRss) peakRss = rss
-}
-
-async function measure(name, body) {
-  global.gc?.()
-  peakRss = process.memoryUsage().rss
-  const sampler = setInterval(sampleRss, 20)
-  const started = process.hrtime.bigint()
-  await body()
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9
-  clearInterval(sampler)
-  sampleRss()
-  const result = {
-    docsPerSec: Math.round(count / seconds),
-    seconds: Number(seconds.toFixed(3)),
-    peakRssMiB: Math.round(peakRss / 1048576),
-  }
-  process.stderr.write(`${name}: ${JSON.stringify(result)}\n`)
-  return result
-}
+const { sampleRss, measure } = createMeter({ items: count, unit: 'docsPerSec' })
 
 const admin = new MongoClient(url, { serverSelectionTimeoutMS: 10_000 })
 await admin.connect()

@@ -14,6 +14,7 @@ import { fork } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { createMeter } from './lib.mjs'
 
 const emulatorsDist = new URL('../packages/emulators/dist/index.js', import.meta.url)
 
@@ -77,28 +78,7 @@ async function main() {
     return { id: `vec-${String(i).padStart(8, '0')}`, values, metadata: { n: i, source: 'bench' } }
   }
 
-  let peakRss = 0
-  const sampleRss = () => {
-    const rss = process.memoryUsage().rss
-    if (rss > peakRss) peakRss = rss
-  }
-  async function measure(name, body) {
-    global.gc?.()
-    peakRss = process.memoryUsage().rss
-    const sampler = setInterval(sampleRss, 20)
-    const started = process.hrtime.bigint()
-    await body()
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9
-    clearInterval(sampler)
-    sampleRss()
-    const result = {
-      vectorsPerSec: Math.round(count / seconds),
-      seconds: Number(seconds.toFixed(3)),
-      peakRssMiB: Math.round(peakRss / 1048576),
-    }
-    process.stderr.write(`${name}: ${JSON.stringify(result)}\n`)
-    return result
-  }
+  const { sampleRss, measure } = createMeter({ items: count, unit: 'vectorsPerSec' })
 
   const pc = new Pinecone({ apiKey: 'bench-key', controllerHostUrl: url, maxRetries: 0 })
   const host = (await pc.describeIndex('bench')).host
