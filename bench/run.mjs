@@ -8,7 +8,7 @@
 //   pnpm bench -- --only redis    # one benchmark
 //   pnpm bench -- --quick         # small sizes, to check that they run
 import { spawn } from 'node:child_process'
-import { readdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -94,6 +94,7 @@ for (const file of files) {
     console.error(`${name}: exit ${code}${report ? '' : ', no JSON report'}`)
 }
 
+mkdirSync(join(here, 'results'), { recursive: true })
 const latest = { at: new Date().toISOString(), node: process.version, quick: args.quick, results }
 writeFileSync(
   join(here, 'results', args.quick ? 'quick.json' : 'latest.json'),
