@@ -58,6 +58,9 @@ Usage:
   nvisy connections list [--store file]
   nvisy connections remove <id> [--store file]
   nvisy serve [--nats nats://127.0.0.1:4222] [--server-key X...] [--dev-plain-credentials] [--config ...]
+              [--nats-creds file] [--nats-tls-ca file] [--nats-tls-cert file --nats-tls-key file]
+              [--subject-prefix nvisy.v1] [--events-stream S] [--checkpoint-bucket B] [--queue-group G]
+              [--drain-grace seconds] [--drain-timeout seconds]
 
 Providers are the packages named in nvisy.config.json ({"providers": [...]}, looked up next to
 the pipeline file, then in the working directory), --provider name[,name] and NVISY_PROVIDERS.
@@ -65,7 +68,12 @@ Connection values may be {"$env": "NAME"} references, resolved when the run star
 A node's connection may be {"connectionId": "<uuid>"}: a connection from the local store
 (--store, NVISY_CONNECTIONS_FILE, default ~/.nvisy/connections.json), its credentials encrypted
 with the master key from NVISY_MASTER_KEY or NVISY_MASTER_KEY_FILE and decrypted only for the run.
-serve reads NVISY_NATS_URL, NVISY_SERVER_PUBLIC_KEY and NVISY_RUNTIME_SEED from the environment.
+serve reads NVISY_NATS_URL, NVISY_SERVER_PUBLIC_KEY and NVISY_RUNTIME_SEED from the environment,
+NATS authentication from NVISY_NATS_TOKEN, NVISY_NATS_USER + NVISY_NATS_PASSWORD or
+NVISY_NATS_CREDS_FILE (one of them), TLS files from NVISY_NATS_TLS_{CA,CERT,KEY}_FILE, and
+NVISY_NATS_{SUBJECT_PREFIX,EVENTS_STREAM,CHECKPOINT_BUCKET,QUEUE_GROUP}. On SIGTERM or SIGINT it
+drains: no new requests, runs go on for --drain-grace (default 0 s), are then stopped at a batch
+boundary with their checkpoints written (at most --drain-timeout, default 30 s), then it exits 0.
 
 Exit codes: 0 completed, 1 run failed, 2 usage or validation error, 3 cancelled.
 `
@@ -638,13 +646,27 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
       'server-key': { type: 'string' },
       'dev-plain-credentials': { type: 'boolean' },
       'log-level': { type: 'string' },
+      'nats-creds': { type: 'string' },
+      'nats-tls-ca': { type: 'string' },
+      'nats-tls-cert': { type: 'string' },
+      'nats-tls-key': { type: 'string' },
+      'subject-prefix': { type: 'string' },
+      'events-stream': { type: 'string' },
+      'checkpoint-bucket': { type: 'string' },
+      'queue-group': { type: 'string' },
+      'drain-grace': { type: 'string' },
+      'drain-timeout': { type: 'string' },
     },
     allowPositionals: false,
   })
   const registry = await registryFor(values, io)
   const logger: Logger = createLogger(io.stderr, values['log-level'] ?? 'info')
-  const { startDispatcher } = await import('./nats/index.js')
+  const { startDispatcher, natsConnectionOptions, dispatcherNaming, secondsFlag } = await import(
+    './nats/index.js'
+  )
   const servers = values.nats ?? io.env.NVISY_NATS_URL ?? 'nats://127.0.0.1:4222'
+  const drainGraceMs = secondsFlag('drain-grace', values['drain-grace'])
+  const drainTimeoutMs = secondsFlag('drain-timeout', values['drain-timeout'])
   const dispatcher = await startDispatcher({
     servers: splitServers(servers),
     registry,
@@ -654,6 +676,10 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
     allowPlainCredentials: values['dev-plain-credentials'] === true,
     logger,
     version: VERSION,
+    natsOptions: await natsConnectionOptions(io.env, values, io.cwd),
+    naming: dispatcherNaming(io.env, values),
+    ...(drainGraceMs === undefined ? {} : { drainGraceMs }),
+    ...(drainTimeoutMs === undefined ? {} : { drainTimeoutMs }),
   })
   logger.info(
     {

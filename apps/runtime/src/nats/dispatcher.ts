@@ -188,12 +188,17 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
     allowPlainCredentials: options.allowPlainCredentials === true,
   }
 
-  const nc = await connect({
-    name: `nvisy-runtime ${instanceId}`,
-    ...options.natsOptions,
-    servers: options.servers,
-    noAsyncTraces: true,
-  })
+  let nc: NatsConnection
+  try {
+    nc = await connect({
+      name: `nvisy-runtime ${instanceId}`,
+      ...options.natsOptions,
+      servers: options.servers,
+      noAsyncTraces: true,
+    })
+  } catch (error) {
+    throw connectError(error, options.servers)
+  }
   let js: JetStreamClient
   let checkpoints: KvCheckpointStore
   try {
@@ -239,6 +244,27 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
     drain: () => dispatcher.drain(),
     close: () => dispatcher.close(),
   }
+}
+
+/** Server URLs without any user info (a `nats://user:password@host` URL holds a secret). */
+function displayServers(servers: string | string[]): string {
+  return (Array.isArray(servers) ? servers : [servers])
+    .map((server) => server.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1'))
+    .join(', ')
+}
+
+function connectError(error: unknown, servers: string | string[]): ProviderError {
+  const name = (error as { name?: string }).name ?? ''
+  const text = errorMessage(error)
+  const auth = /authoriz|authentic|auth(entication)? (violation|expired|timeout)|permission/i.test(
+    `${name} ${text}`,
+  )
+  return new ProviderError({
+    kind: auth ? 'auth' : 'transient',
+    operation: 'connect',
+    message: `cannot join NATS at ${displayServers(servers)}: ${auth ? "the server refused the runtime's credentials" : 'connection failed'} (${text})`,
+    cause: error,
+  })
 }
 
 async function ensureEventsStream(

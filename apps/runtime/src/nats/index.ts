@@ -21,3 +21,10 @@ export {
   secretSafeLogger,
 } from './logging.js'
 export { RunEventPublisher } from './run-events.js'
+export {
+  dispatcherNaming,
+  natsConnectionOptions,
+  SERVE_ENV,
+  type ServeFlags,
+  secondsFlag,
+} from './serve-options.js'

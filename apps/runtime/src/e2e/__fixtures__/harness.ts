@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { type JetStreamClient, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
 import { createCurve, type KeyPair } from '@nats-io/nkeys'
-import { connect, type NatsConnection } from '@nats-io/transport-node'
+import { type ConnectionOptions, connect, type NatsConnection } from '@nats-io/transport-node'
 import {
   type CheckpointValue,
   CheckpointValueSchema,
@@ -98,8 +98,16 @@ export class ServerClient {
     this.subjects = createSubjects(naming.prefix)
   }
 
-  static async connect(naming: DispatcherNaming): Promise<ServerClient> {
-    const nc = await connect({ servers: NATS_URL, noAsyncTraces: true, name: 'nvisy e2e server' })
+  static async connect(
+    naming: DispatcherNaming,
+    options: Partial<ConnectionOptions> = {},
+  ): Promise<ServerClient> {
+    const nc = await connect({
+      servers: NATS_URL,
+      noAsyncTraces: true,
+      name: 'nvisy e2e server',
+      ...options,
+    })
     return new ServerClient(nc, jetstream(nc), naming)
   }
 
