@@ -37,6 +37,14 @@ export async function* batchStream<T>(
   let bytes = 0
   let deadline = 0
   let finished = false
+  // One timer per batch, not per read: every read of a batch races the same deadline.
+  let timer: NodeJS.Timeout | undefined
+  let timeout: Promise<typeof TIMEOUT> | undefined
+  const stopTimer = () => {
+    if (timer !== undefined) clearTimeout(timer)
+    timer = undefined
+    timeout = undefined
+  }
   try {
     while (true) {
       if (signal?.aborted) throw abortReason(signal)
@@ -47,22 +55,19 @@ export async function* batchStream<T>(
         // stalled source ends at once on abort and nothing accumulates on a long-lived promise.
         result = await raceAbort(pending, signal)
       } else {
-        const wait = deadline - Date.now()
-        if (wait <= 0) {
-          result = TIMEOUT
-        } else {
-          let timer: NodeJS.Timeout | undefined
-          const timeout = new Promise<typeof TIMEOUT>((resolve) => {
-            timer = setTimeout(resolve, wait, TIMEOUT)
-          })
-          try {
-            result = await raceAbort(Promise.race([pending, timeout]), signal)
-          } finally {
-            clearTimeout(timer)
-          }
+        if (timeout === undefined) {
+          const wait = deadline - Date.now()
+          timeout =
+            wait <= 0
+              ? Promise.resolve(TIMEOUT)
+              : new Promise<typeof TIMEOUT>((resolve) => {
+                  timer = setTimeout(resolve, wait, TIMEOUT)
+                })
         }
+        result = await raceAbort(Promise.race([pending, timeout]), signal)
       }
       if (result === TIMEOUT) {
+        stopTimer()
         yield batch
         batch = []
         bytes = 0
@@ -76,6 +81,7 @@ export async function* batchStream<T>(
       const item = result.value
       const size = sizeOf ? sizeOf(item) : 0
       if (batch.length > 0 && sizeOf && bytes + size > maxBytes) {
+        stopTimer()
         yield batch
         batch = []
         bytes = 0
@@ -84,13 +90,16 @@ export async function* batchStream<T>(
       batch.push(item)
       bytes += size
       if (batch.length >= maxItems || (sizeOf && bytes >= maxBytes)) {
+        stopTimer()
         yield batch
         batch = []
         bytes = 0
       }
     }
+    stopTimer()
     if (batch.length > 0) yield batch
   } finally {
+    stopTimer()
     if (!finished) {
       if (pending) {
         // A read is still in flight. An async generator queues return() behind it, so

@@ -154,14 +154,18 @@ describe('approximateSize', () => {
       2 + 32,
     )
     expect(approximateSize({ kind: 'document', id: 'd', content: { a: 1 } })).toBe(1 + 7)
+    // A source that knows the serialized size (a JSONL line) saves serializing the content.
+    expect(approximateSize({ kind: 'document', id: 'd', content: { a: 1 }, size: 120 })).toBe(
+      1 + 120,
+    )
     expect(
       approximateSize({
         kind: 'message',
         id: 'm',
         payload: new Uint8Array(3),
-        headers: { h: 'v' },
+        headers: { h: 'v', name: 'value' },
       }),
-    ).toBe(1 + 3 + 9)
+    ).toBe(1 + 3 + (1 + 1 + 4) + (4 + 5 + 4))
   })
 
   it('sizes a graph that holds bigints', () => {

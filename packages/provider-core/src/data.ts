@@ -164,6 +164,12 @@ export interface DocumentData {
   kind: 'document'
   id: string
   content: JsonObject
+  /**
+   * The document's serialized size in bytes, when the source knows it without work (a JSONL
+   * line's length, a stored value's length). Progress and batching by bytes use it instead of
+   * serializing the content again; leave it out when unknown.
+   */
+  size?: number | undefined
 }
 
 /** A queue or stream message. `id` is the dedupe id a sink uses for idempotency. */
@@ -224,6 +230,7 @@ export const DocumentDataSchema = Type.Object(
     kind: Type.Literal('document'),
     id: Type.String({ minLength: 1 }),
     content: JsonObjectSchema,
+    size: Type.Optional(Type.Integer({ minimum: 0 })),
   },
   { additionalProperties: false },
 )
@@ -308,13 +315,13 @@ export function approximateSize(data: Data): number {
         (data.metadata ? JSON.stringify(data.metadata).length : 0)
       )
     case 'document':
-      return data.id.length + JSON.stringify(data.content).length
-    case 'message':
-      return (
-        data.id.length +
-        data.payload.byteLength +
-        (data.headers ? JSON.stringify(data.headers).length : 0)
-      )
+      return data.id.length + (data.size ?? JSON.stringify(data.content).length)
+    case 'message': {
+      let total = data.id.length + data.payload.byteLength
+      if (data.headers)
+        for (const name in data.headers) total += name.length + data.headers[name]!.length + 4
+      return total
+    }
     case 'graph':
       return JSON.stringify(data, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)).length
   }

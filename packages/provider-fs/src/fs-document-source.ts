@@ -167,7 +167,7 @@ export async function* readJsonl(
     }
     state.end = raw.end
     yield {
-      data: { kind: 'document', id, content: content as JsonObject },
+      data: { kind: 'document', id, content: content as JsonObject, size: bytes.length },
       context: { line, offset: raw.end },
     }
   }

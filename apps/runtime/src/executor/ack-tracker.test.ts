@@ -40,3 +40,25 @@ describe('AckTracker', () => {
     expect(done).toEqual([0, 1])
   })
 })
+
+describe('AckTracker over many items', () => {
+  it('commits in order across the compaction of its arrays, with sinks finishing out of order', () => {
+    const tracker = new AckTracker()
+    const total = 10_000
+    for (let i = 0; i < total; i++) tracker.register(`c${i}`, 2)
+    // Sink A acknowledges in reverse chunks of 100, sink B in order.
+    for (let chunk = 0; chunk < total; chunk += 100) {
+      for (let i = chunk + 99; i >= chunk; i--) tracker.ack(i)
+      for (let i = chunk; i < chunk + 100; i++) tracker.ack(i)
+      expect(tracker.committed).toEqual({ context: `c${chunk + 99}`, seq: chunk + 99 })
+      expect(tracker.inFlight).toBe(total - chunk - 100)
+    }
+    expect(() => tracker.ack(0)).toThrow(/more often/)
+    expect(() => tracker.ack(total)).toThrow(/more often/)
+    // Items registered after a compaction keep their own contexts.
+    const seq = tracker.register('late', 1)
+    expect(seq).toBe(total)
+    tracker.ack(seq)
+    expect(tracker.committed).toEqual({ context: 'late', seq: total })
+  })
+})

@@ -6,7 +6,12 @@
  * still in flight, so resuming from it replays at most the unacknowledged window.
  */
 export class AckTracker {
-  readonly #pending = new Map<number, { context: unknown; remaining: number }>()
+  // Items in flight, by sequence number: `#remaining[seq - #base]` acknowledgements are still
+  // due for item `seq`. Two arrays, not a Map of objects: this runs once per item per sink
+  // and should not allocate per item.
+  #remaining: number[] = []
+  #contexts: unknown[] = []
+  #base = 0
   #nextSeq = 0
   #nextToCommit = 0
   #committed: { context: unknown; seq: number } | undefined
@@ -19,32 +24,37 @@ export class AckTracker {
   /** Register the next item read: returns its sequence number. */
   register(context: unknown, sinks: number): number {
     const seq = this.#nextSeq++
-    this.#pending.set(seq, { context, remaining: sinks })
+    this.#remaining.push(sinks)
+    this.#contexts.push(context)
     if (sinks === 0) this.#advance()
     return seq
   }
 
   /** One sink is done with item `seq` (written, or failed and reported). */
   ack(seq: number): void {
-    const entry = this.#pending.get(seq)
-    if (!entry) throw new Error(`item ${seq} acknowledged more often than it has sinks`)
-    entry.remaining--
-    if (entry.remaining < 0)
+    const index = seq - this.#base
+    if (seq < this.#nextToCommit || seq >= this.#nextSeq || !(this.#remaining[index]! > 0))
       throw new Error(`item ${seq} acknowledged more often than it has sinks`)
-    if (seq === this.#nextToCommit && entry.remaining === 0) this.#advance()
+    const remaining = --this.#remaining[index]!
+    if (seq === this.#nextToCommit && remaining === 0) this.#advance()
   }
 
   #advance(): void {
-    let advanced = 0
-    while (true) {
-      const entry = this.#pending.get(this.#nextToCommit)
-      if (!entry || entry.remaining > 0) break
-      this.#committed = { context: entry.context, seq: this.#nextToCommit }
-      this.#pending.delete(this.#nextToCommit)
-      this.#nextToCommit++
-      advanced++
+    const remaining = this.#remaining
+    let index = this.#nextToCommit - this.#base
+    const from = index
+    while (index < remaining.length && remaining[index] === 0) index++
+    const advanced = index - from
+    if (advanced === 0) return
+    this.#committed = { context: this.#contexts[index - 1], seq: this.#base + index - 1 }
+    this.#nextToCommit += advanced
+    // Drop the committed prefix once it is most of the arrays (amortized O(1) per item).
+    if (index >= 1024 && index * 2 >= remaining.length) {
+      remaining.splice(0, index)
+      this.#contexts.splice(0, index)
+      this.#base += index
     }
-    if (advanced > 0) this.#onCommit(advanced)
+    this.#onCommit(advanced)
   }
 
   /** The context of the last item of the acknowledged prefix, if any item is acknowledged. */
@@ -54,7 +64,7 @@ export class AckTracker {
 
   /** Items read and not yet acknowledged by every sink. */
   get inFlight(): number {
-    return this.#pending.size
+    return this.#nextSeq - this.#nextToCommit
   }
 
   get read(): number {

@@ -16,6 +16,8 @@ import {
 
 export type ConvertFormat = 'jsonl' | 'csv'
 
+const encoder = new TextEncoder()
+
 /** An item a conversion could not produce: reported as an item failure of the sink. */
 export interface ConversionFailure {
   failed: true
@@ -25,7 +27,13 @@ export interface ConversionFailure {
 
 export type Converted = Data | ConversionFailure
 
-export type Converter = (item: Data, context: unknown) => AsyncIterable<Converted>
+/**
+ * An edge's conversion: most produce exactly one item per source item and run as a plain
+ * function (no promise or generator per item); parsing a blob into rows yields any number.
+ */
+export type Converter =
+  | { many: false; convert: (item: Data, context: unknown) => Converted }
+  | { many: true; convert: (item: Data, context: unknown) => AsyncIterable<Converted> }
 
 export function isConversionFailure(value: Converted): value is ConversionFailure {
   return (value as ConversionFailure).failed === true
@@ -59,7 +67,7 @@ export function converterFor(
   to: DataKind,
   format?: ConvertFormat,
 ): Converter | undefined {
-  if (from === to) return identity
+  if (from === to) return IDENTITY
   switch (`${from}>${to}`) {
     case 'record>document':
       return single((item, context) => recordToDocument(item as RecordData, context))
@@ -70,9 +78,9 @@ export function converterFor(
     case 'document>blob':
       return single((item) => toBlob(item as DocumentData, format ?? 'jsonl'))
     case 'blob>document':
-      return (item) => parseBlob(item as BlobData, 'document', format)
+      return { many: true, convert: (item) => parseBlob(item as BlobData, 'document', format) }
     case 'blob>record':
-      return (item) => parseBlob(item as BlobData, 'record', format)
+      return { many: true, convert: (item) => parseBlob(item as BlobData, 'record', format) }
     case 'document>message':
       return single((item) => documentToMessage(item as DocumentData))
     case 'message>document':
@@ -82,18 +90,29 @@ export function converterFor(
   }
 }
 
-async function* identity(item: Data): AsyncGenerator<Converted> {
-  yield item
-}
+const IDENTITY: Converter = { many: false, convert: (item) => item }
 
 function single(fn: (item: Data, context: unknown) => Data): Converter {
-  return async function* (item, context) {
-    try {
-      yield fn(item, context)
-    } catch (error) {
-      yield failure(item.kind === 'blob' ? `blob ${JSON.stringify(item.key)}` : item.kind, error)
-    }
+  return {
+    many: false,
+    convert: (item, context) => {
+      try {
+        return fn(item, context)
+      } catch (error) {
+        return failure(item.kind === 'blob' ? `blob ${JSON.stringify(item.key)}` : item.kind, error)
+      }
+    },
   }
+}
+
+/** Every item a conversion makes of `item`, one or many, as one stream (for rare paths such as dead letters). */
+export async function* convertAll(
+  converter: Converter,
+  item: Data,
+  context: unknown,
+): AsyncGenerator<Converted> {
+  if (converter.many) yield* converter.convert(item, context)
+  else yield converter.convert(item, context)
 }
 
 function failure(item: string, error: unknown): ConversionFailure {
@@ -165,7 +184,7 @@ export function toBlob(document: DocumentData, format: ConvertFormat): BlobData 
     const keys = Object.keys(document.content)
     text = `${keys.map((k) => csvField(k)).join(',')}\n${keys.map((k) => csvField(document.content[k]!)).join(',')}\n`
   }
-  const body = new TextEncoder().encode(text)
+  const body = encoder.encode(text)
   return {
     kind: 'blob',
     key,
@@ -175,12 +194,17 @@ export function toBlob(document: DocumentData, format: ConvertFormat): BlobData 
   }
 }
 
+/** Shared by every converted message: sinks read headers, never change them. */
+const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'content-type': 'application/json',
+})
+
 export function documentToMessage(document: DocumentData): MessageData {
   return {
     kind: 'message',
     id: document.id,
-    payload: new TextEncoder().encode(JSON.stringify(document.content)),
-    headers: { 'content-type': 'application/json' },
+    payload: encoder.encode(JSON.stringify(document.content)),
+    headers: JSON_HEADERS as Record<string, string>,
   }
 }
 

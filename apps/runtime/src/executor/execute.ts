@@ -23,7 +23,7 @@ import {
 } from '@nvisy/provider-core'
 import type { Pipeline, PipelineNode } from '../pipeline-types.js'
 import { AckTracker, PartCounter } from './ack-tracker.js'
-import { type Converter, converterFor, isConversionFailure } from './convert.js'
+import { type Converter, convertAll, converterFor, isConversionFailure } from './convert.js'
 import { BoundedQueue } from './queue.js'
 import type { ExecuteOptions, NodeStats, RunEvent, RunStats, RunSummary } from './types.js'
 import { nodeDataKind, validatePipeline } from './validate.js'
@@ -91,6 +91,10 @@ class BufferedBody implements AsyncIterable<Uint8Array> {
 interface Item {
   seq: number
   data: Data
+  /** Bytes for batching and progress, computed once per item (see `sizeOf`). */
+  size: number
+  /** One of several items a conversion made of source item `seq` (acknowledged through `PartCounter`). */
+  part: boolean
 }
 
 class Semaphore {
@@ -148,11 +152,14 @@ interface SourceRuntime extends NodeRuntime {
 }
 
 /** An item's bytes for batching: a buffered body not read yet counts its declared size, or the buffering threshold when it has none. */
-function batchSize(item: Item): number {
-  const data = item.data
+function sizeOf(data: Data): number {
   if (data.kind === 'blob' && data.body instanceof BufferedBody)
     return data.size ?? data.body.size ?? DEFAULTS.bufferBlobBytes
   return approximateSize(data)
+}
+
+function batchSize(item: Item): number {
+  return item.size
 }
 
 function serialize(error: unknown): SerializedProviderError {
@@ -479,17 +486,36 @@ class PipelineRun {
     const fanOut = source.edges.length
     for await (const item of this.#readWithRetry(source)) {
       const data = this.#prepareItem(source, item.data, fanOut)
+      const size = sizeOf(data)
       source.stats.items++
-      source.stats.bytes += approximateSize(data)
+      // A blob body not read yet counts its declared size in progress, not the batching guess.
+      source.stats.bytes +=
+        data.kind === 'blob' && data.body instanceof BufferedBody ? (data.size ?? 0) : size
       const seq = source.tracker.register(item.context, fanOut)
       for (const edge of source.edges) {
-        for await (const converted of edge.converter(data, item.context)) {
+        const converter = edge.converter
+        if (!converter.many) {
+          const converted = converter.convert(data, item.context)
+          if (isConversionFailure(converted)) {
+            await this.#itemFailed(edge.sink, data, undefined, converted.error, converted.item)
+            source.tracker.ack(seq)
+            continue
+          }
+          await edge.items.push({
+            seq,
+            data: converted,
+            size: converted === data ? size : sizeOf(converted),
+            part: false,
+          })
+          continue
+        }
+        for await (const converted of converter.convert(data, item.context)) {
           if (isConversionFailure(converted)) {
             await this.#itemFailed(edge.sink, data, undefined, converted.error, converted.item)
             continue
           }
           edge.parts.add(seq)
-          await edge.items.push({ seq, data: converted })
+          await edge.items.push({ seq, data: converted, size: sizeOf(converted), part: true })
         }
         edge.parts.seal(seq)
       }
@@ -578,16 +604,23 @@ class PipelineRun {
         )
         const failedIndexes = new Set(result.failed.map((f) => f.index))
         sink.stats.items += result.written
-        data.forEach((item, index) => {
-          if (!failedIndexes.has(index)) sink.stats.bytes += approximateSize(item)
-        })
+        for (let index = 0; index < data.length; index++) {
+          if (failedIndexes.has(index)) continue
+          const item = data[index]!
+          // A blob's body is in memory now: count its real length.
+          sink.stats.bytes += item.kind === 'blob' ? approximateSize(item) : batch[index]!.size
+        }
         for (const failure of result.failed) {
           await this.#itemFailed(sink, data[failure.index]!, failure.index, failure.error)
         }
       } finally {
         sink.semaphore.release()
       }
-      for (const item of batch) edge.parts.ack(item.seq)
+      const tracker = edge.source.tracker
+      for (const item of batch) {
+        if (item.part) edge.parts.ack(item.seq)
+        else tracker.ack(item.seq)
+      }
     }
   }
 
@@ -621,7 +654,7 @@ class PipelineRun {
     const converter = converterFor(data.kind, deadLetter.kind, deadLetter.node.convert)
     if (!converter) return
     const batch: Data[] = []
-    for await (const converted of converter(data, undefined))
+    for await (const converted of convertAll(converter, data, undefined))
       if (!isConversionFailure(converted)) batch.push(converted)
     if (batch.length === 0) return
     await deadLetter.semaphore.acquire(this.#signal)
