@@ -20,6 +20,7 @@ import {
 } from '@nvisy/provider-core'
 import { classifyNatsError } from './nats-errors.js'
 import {
+  DEFAULT_MAX_IN_FLIGHT,
   type NatsContext,
   NatsContextSchema,
   type NatsCredentials,
@@ -31,7 +32,7 @@ import {
   NatsStreamSchema,
   type NatsStreamSettings,
 } from './nats-schemas.js'
-import { writeMessages } from './nats-sink.js'
+import { PublishWindow, writeMessages } from './nats-sink.js'
 import { readStream } from './nats-source.js'
 import { VERSION } from './version.js'
 
@@ -104,6 +105,8 @@ export class NatsProviderConnection
 {
   readonly js: JetStreamClient
   private managerPromise: Promise<JetStreamManager> | undefined
+  /** One publish window per window size, shared by the writes running at once on this connection. */
+  private readonly windows = new Map<number, PublishWindow>()
 
   constructor(
     readonly nc: NatsConnection,
@@ -161,12 +164,18 @@ export class NatsProviderConnection
   }
 
   write(stream: NatsSinkSettings, batch: readonly Data[], options: { signal: AbortSignal }) {
+    const size = stream.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT
+    let window = this.windows.get(size)
+    if (!window) {
+      window = new PublishWindow(size)
+      this.windows.set(size, window)
+    }
     return writeMessages({
+      window,
       js: this.js,
       jsm: () => this.manager(),
       settings: stream,
-      // The runtime's guard passes only items of the sink's data kind (message).
-      // The guard passes only items of the sink data kind (message).
+      // The guard passes only items of the sink's data kind (message).
       batch: batch as readonly MessageData[],
       signal: options.signal,
     })

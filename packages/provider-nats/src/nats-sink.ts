@@ -21,6 +21,53 @@ export interface WriteMessagesOptions {
   settings: NatsSinkSettings
   batch: readonly MessageData[]
   signal: AbortSignal
+  /** The connection's window for `settings.maxInFlight`: shared by concurrent writes. */
+  window?: PublishWindow
+}
+
+/**
+ * Unacknowledged publishes on one connection, at most `size` at a time, shared by every
+ * batch written through it at once: with two batches in flight the window stays full across
+ * batch boundaries (one batch drains while the next publishes) and never exceeds `size`.
+ */
+export class PublishWindow {
+  #free: number
+  readonly #waiting: { owner: object; resolve: (granted: boolean) => void }[] = []
+
+  constructor(readonly size: number) {
+    this.#free = size
+  }
+
+  /** Take a slot now if one is free. */
+  tryAcquire(): boolean {
+    if (this.#free === 0) return false
+    this.#free--
+    return true
+  }
+
+  /** Wait for a slot: true once granted, false when `cancel(owner)` gave up first. */
+  acquire(owner: object): Promise<boolean> {
+    return new Promise((resolve) => this.#waiting.push({ owner, resolve }))
+  }
+
+  release(): void {
+    const next = this.#waiting.shift()
+    if (next) next.resolve(true)
+    else this.#free++
+  }
+
+  /** Stop every wait of `owner` (its write was aborted). */
+  cancel(owner: object): void {
+    for (let i = this.#waiting.length - 1; i >= 0; i--) {
+      if (this.#waiting[i]!.owner !== owner) continue
+      this.#waiting.splice(i, 1)[0]!.resolve(false)
+    }
+  }
+
+  /** Slots in use. */
+  get inFlight(): number {
+    return this.size - this.#free
+  }
 }
 
 function dataError(
@@ -46,29 +93,21 @@ function dataError(
  */
 export async function writeMessages(options: WriteMessagesOptions): Promise<WriteResult> {
   const { js, settings, batch, signal } = options
-  const maxInFlight = settings.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT
+  const window = options.window ?? new PublishWindow(settings.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT)
   const failed: WriteFailure[] = []
   const noResponders: { index: number; subject: string; cause: unknown }[] = []
   let written = 0
   let batchError: unknown
-  let inFlight = 0
-  let wake: (() => void) | undefined
+  // This batch's own publishes not acknowledged yet: it returns once they are.
+  let mine = 0
+  let drained: (() => void) | undefined
   const settle = () => {
-    inFlight--
-    const resume = wake
-    wake = undefined
-    resume?.()
+    window.release()
+    if (--mine === 0) drained?.()
   }
-  const waitForSlot = () =>
-    new Promise<void>((resolve) => {
-      wake = resolve
-    })
-  // An abort wakes a writer waiting for a slot; it then stops issuing and drains the window.
-  const onAbort = () => {
-    const resume = wake
-    wake = undefined
-    resume?.()
-  }
+  // An abort ends this batch's waits for a slot; it then stops issuing and drains its publishes.
+  const owner = {}
+  const onAbort = () => window.cancel(owner)
   signal.addEventListener('abort', onAbort, { once: true })
 
   for (let index = 0; index < batch.length; index++) {
@@ -111,9 +150,12 @@ export async function writeMessages(options: WriteMessagesOptions): Promise<Writ
         continue
       }
     }
-    while (inFlight >= maxInFlight && !signal.aborted) await waitForSlot()
-    if (signal.aborted) break
-    inFlight++
+    if (!window.tryAcquire() && !(await window.acquire(owner))) break
+    if (signal.aborted) {
+      window.release()
+      break
+    }
+    mine++
     let pending: Promise<unknown>
     try {
       pending = js.publish(subject, item.payload, publishOptions)
@@ -151,7 +193,10 @@ export async function writeMessages(options: WriteMessagesOptions): Promise<Writ
   signal.removeEventListener('abort', onAbort)
   // Publishes already sent are stored by the server anyway: wait for their acks (bounded by
   // the ack timeout) so that nothing is left running behind the caller.
-  while (inFlight > 0) await waitForSlot()
+  if (mine > 0)
+    await new Promise<void>((resolve) => {
+      drained = resolve
+    })
   if (signal.aborted) throw abortReason(signal)
   if (batchError !== undefined) throw batchError
 
