@@ -82,6 +82,10 @@ describe.skipIf(pgSkip)('PostgreSQL cut off and slowed mid-run', () => {
     await sleep(2000)
     proxy.setDelay(0)
     const { code } = await run.exited
+    expect(
+      run.stdout(),
+      `no run summary (exit ${code}); stderr tail:\n${run.stderr().slice(-4000)}`,
+    ).not.toBe('')
     const summary = JSON.parse(run.stdout())
     expect(summary.error).toBeUndefined()
     expect(code).toBe(0)

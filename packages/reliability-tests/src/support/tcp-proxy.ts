@@ -52,19 +52,26 @@ export class TcpProxy {
     this.#pipe(upstream, client)
   }
 
-  /** Forward `from` to `to`, holding each chunk `delayMs` when a delay is set (order kept). */
+  /**
+   * Forward `from` to `to`, holding each chunk `delayMs` when a delay is set. Order is kept
+   * even when the delay changes: a chunk never overtakes one still held (TCP never reorders;
+   * a reordered PostgreSQL stream makes the client's parser throw).
+   */
   #pipe(from: Socket, to: Socket) {
     let chain = Promise.resolve()
+    let held = 0
     from.on('data', (chunk) => {
-      if (this.#delayMs === 0) {
+      if (this.#delayMs === 0 && held === 0) {
         if (!to.destroyed && !to.write(chunk)) from.pause()
         return
       }
       const delay = this.#delayMs
+      held++
       chain = chain.then(
         () =>
           new Promise<void>((resolve) =>
             setTimeout(() => {
+              held--
               if (!to.destroyed) to.write(chunk)
               resolve()
             }, delay),
