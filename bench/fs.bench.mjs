@@ -3,8 +3,9 @@
 //
 // 1. copy: a directory of blobs copied fs -> fs. Ours = the runtime (`executePipeline`,
 //    apps/runtime/dist) with an `fs` blob source and an `fs` blob sink, batches of `--batch`
-//    items, `--concurrency` blobs written at once (the provider's `writeConcurrency`), sink
-//    concurrency 1. Baselines, with `--concurrency` files in flight:
+//    items, `--concurrency` blobs written at once (the provider's `writeConcurrency`),
+//    `--sink-concurrency` batches in flight (default 1, the runtime's default). Baselines,
+//    with `--concurrency` files in flight:
 //    - bare: `fs.promises.copyFile` of each file (what `ratio` compares against);
 //    - bareDurable: copyFile into a temporary file, fsync it, rename it over the target and
 //      fsync the folder: the guarantees the provider's sink gives (`ratioToDurable`).
@@ -20,8 +21,9 @@
 //    batches of `--jsonl-batch` (`runtimeRatio`): the read as a pipeline runs it.
 //
 //   pnpm build
-//   node bench/fs.bench.mjs [--files 2000] [--file-kib 64] [--large-mib 512] [--concurrency 8]
-//        [--batch 128] [--documents 1000000] [--jsonl-batch 1000] [--only copy,jsonl] [--rounds 1]
+//   node bench/fs.bench.mjs [--files 4000] [--file-kib 64] [--large-mib 1024] [--concurrency 8]
+//        [--batch 128] [--sink-concurrency 1] [--documents 1000000] [--jsonl-batch 1000]
+//        [--only copy,jsonl] [--rounds 1]
 //
 // Every side runs in its own child process (peak RSS and CPU time are its own; modules are
 // loaded before the clock starts). Data lives in a temporary directory under os.tmpdir(),
@@ -32,7 +34,17 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { copyFile, mkdir, mkdtemp, open, readdir, rename, rm, writeFile } from 'node:fs/promises'
+import {
+  copyFile,
+  mkdir,
+  mkdtemp,
+  open,
+  readdir,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -44,11 +56,12 @@ const here = dirname(fileURLToPath(import.meta.url))
 const repoRoot = join(here, '..')
 const { values: args } = parseArgs({
   options: {
-    files: { type: 'string', default: '2000' },
+    files: { type: 'string', default: '4000' },
     'file-kib': { type: 'string', default: '64' },
-    'large-mib': { type: 'string', default: '512' },
+    'large-mib': { type: 'string', default: '1024' },
     concurrency: { type: 'string', default: '8' },
     batch: { type: 'string', default: '128' },
+    'sink-concurrency': { type: 'string', default: '1' },
     documents: { type: 'string', default: '1000000' },
     'jsonl-batch': { type: 'string', default: '1000' },
     only: { type: 'string', default: 'copy,jsonl' },
@@ -65,6 +78,7 @@ const fileBytes = Number(args['file-kib']) * KiB
 const largeBytes = Number(args['large-mib']) * MiB
 const concurrency = Math.max(1, Number(args.concurrency))
 const batchItems = Math.max(1, Number(args.batch))
+const sinkConcurrency = Math.max(1, Number(args['sink-concurrency']))
 const documentCount = Number(args.documents)
 const jsonlBatch = Math.max(1, Number(args['jsonl-batch']))
 const rounds = Math.max(1, Number(args.rounds))
@@ -124,7 +138,8 @@ if (args.child) {
   const dir = args.dir
   const side = args.child
   // Load the modules before the clock starts: module loading is not what is compared.
-  const runtime = side === 'copy-ours' || side === 'jsonl-ours-runtime' ? await dist('apps/runtime') : undefined
+  const runtime =
+    side === 'copy-ours' || side === 'jsonl-ours-runtime' ? await dist('apps/runtime') : undefined
   const fs = side.includes('ours') ? await dist('packages/provider-fs') : undefined
   const core = side === 'jsonl-ours-runtime' ? await dist('packages/provider-core') : undefined
   const copying = side.startsWith('copy-')
@@ -145,7 +160,10 @@ if (args.child) {
       runId: `bench-fs-${randomBytes(4).toString('hex')}`,
       pipeline: {
         id: `bench-${side}`,
-        nodes: [{ id: 'source', role: 'source', provider: 'fs', ...from }, { id: 'sink', role: 'sink', ...sink }],
+        nodes: [
+          { id: 'source', role: 'source', provider: 'fs', ...from },
+          { id: 'sink', role: 'sink', ...sink },
+        ],
         edges: [{ from: 'source', to: 'sink' }],
         options: { failureBudget: 0 },
       },
@@ -198,6 +216,7 @@ if (args.child) {
           connection: connection(target, false),
           stream: { kind: 'blob' },
           batch: { maxItems: batchItems },
+          concurrency: sinkConcurrency,
         },
         [provider],
       )
@@ -279,7 +298,15 @@ function runSide(side, dir) {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--expose-gc', fileURLToPath(import.meta.url), '--child', side, '--dir', dir, ...process.argv.slice(2)],
+      [
+        '--expose-gc',
+        fileURLToPath(import.meta.url),
+        '--child',
+        side,
+        '--dir',
+        dir,
+        ...process.argv.slice(2),
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     )
     let out = ''
@@ -333,11 +360,16 @@ async function writeBlobs(root) {
 /** Problems of the copy under `root` against `expected` (empty when it is exact). */
 async function verifyCopy(root, expected) {
   const problems = []
-  const found = await listFiles(root)
+  const found = new Set(await listFiles(root))
   for (const path of found) if (!expected.has(path)) problems.push(`unexpected file ${path}`)
   for (const [path, want] of expected) {
-    if (!found.includes(path)) {
+    if (!found.has(path)) {
       problems.push(`missing ${path}`)
+      continue
+    }
+    const { size } = await stat(join(root, path))
+    if (size !== want.size) {
+      problems.push(`${path}: ${size} bytes, not ${want.size}`)
       continue
     }
     const got = await sha256File(join(root, path))
@@ -409,8 +441,11 @@ try {
       if (measured.count !== blobCount) problems.push(`copied ${measured.count} of ${blobCount}`)
       if (problems.length > 0) {
         failures++
-        console.error(`${side}: the copy differs from the source:\n  ${problems.slice(0, 20).join('\n  ')}`)
-      } else console.error(`${side}: copy verified in ${round2((performance.now() - started) / 1000)} s`)
+        console.error(
+          `${side}: the copy differs from the source:\n  ${problems.slice(0, 20).join('\n  ')}`,
+        )
+      } else
+        console.error(`${side}: copy verified in ${round2((performance.now() - started) / 1000)} s`)
       await rm(join(dir, 'dst'), { recursive: true, force: true })
     })
     const summary = (run) => ({
@@ -430,7 +465,7 @@ try {
         largeMiB: largeBytes / MiB,
         totalMiB: round1(copyBytes / MiB),
       },
-      settings: { concurrency, batchMaxItems: batchItems, sinkConcurrency: 1 },
+      settings: { concurrency, batchMaxItems: batchItems, sinkConcurrency },
       bare,
       bareDurable,
       ours,
@@ -445,13 +480,7 @@ try {
     const file = join(dir, 'documents.jsonl')
     const started = performance.now()
     await writeJsonl(file)
-    const { size } = await open(file).then(async (handle) => {
-      try {
-        return await handle.stat()
-      } finally {
-        await handle.close()
-      }
-    })
+    const { size } = await stat(file)
     console.error(
       `generated ${documentCount} documents (${round1(size / documentCount)} bytes/line) in ${round2((performance.now() - started) / 1000)} s`,
     )
@@ -473,7 +502,11 @@ try {
     const ours = summary(best['jsonl-ours'])
     const oursRuntime = summary(best['jsonl-ours-runtime'])
     report.jsonl = {
-      data: { documents: documentCount, fileMiB: round1(size / MiB), bytesPerLine: round1(size / documentCount) },
+      data: {
+        documents: documentCount,
+        fileMiB: round1(size / MiB),
+        bytesPerLine: round1(size / documentCount),
+      },
       settings: { runtimeBatchMaxItems: jsonlBatch },
       bare,
       ours,

@@ -29,10 +29,12 @@ const quickArgs = {
   pinecone: ['--count', '2000'],
   neo4j: ['--nodes', '2000'],
   s3: ['--objects-mib', '64', '--large-mib', '64'],
+  gcs: ['--objects', '16', '--object-kib', '256', '--large-mib', '16'],
   runtime: ['--rows', '20000'],
   'peers-pgloader': ['--rows', '20000'],
   messages: ['--count', '20000'],
   'peers-rclone': ['--objects-mib', '64', '--large-mib', '64'],
+  fs: ['--files', '200', '--large-mib', '16', '--documents', '20000'],
 }
 
 function lastJson(text) {
