@@ -168,7 +168,7 @@ export async function* readBlobs(
       const blob: BlobData = {
         kind: 'blob',
         key,
-        body: fileBody(path, signal),
+        body: fileBody(path, signal, info.size),
         size: info.size,
         lastModified: info.mtime,
         contentType:
@@ -187,21 +187,50 @@ export async function* readBlobs(
   yield* walk(realRoot, '')
 }
 
+/** Files up to this size (by their listing) are read in one call into one exact buffer. */
+const WHOLE_READ_BYTES = 1024 * 1024
+
 /**
  * A file's body as a lazy byte stream: the file is opened when the body is iterated (so
- * an item whose body is never read holds no descriptor) and read in chunks, never whole.
+ * an item whose body is never read holds no descriptor). A small file is read whole into a
+ * buffer of its size (no 256 KiB buffer per file); a larger one is read in chunks, never
+ * whole. The abort signal is checked between reads rather than listened to: many bodies
+ * read at once would otherwise each add a listener to the run's one signal.
  */
-export function fileBody(path: string, signal: AbortSignal): AsyncIterable<Uint8Array> {
+export function fileBody(
+  path: string,
+  signal: AbortSignal,
+  size?: number,
+): AsyncIterable<Uint8Array> {
   return {
     [Symbol.asyncIterator]() {
       return (async function* () {
+        throwIfAborted(signal)
         // O_NOFOLLOW: a file swapped for a symlink since the listing is refused, not followed.
         const handle = await open(path, constants.O_RDONLY | NO_FOLLOW)
-        const stream = handle.createReadStream({ highWaterMark: READ_CHUNK_BYTES, signal })
         try {
-          for await (const chunk of stream as AsyncIterable<Buffer>) yield chunk
+          if (size !== undefined && size <= WHOLE_READ_BYTES) {
+            // readFile sizes its buffer from fstat and reads to the end, so a file that grew
+            // or shrank since the listing is still read exactly as it is now.
+            const bytes = await handle.readFile()
+            throwIfAborted(signal)
+            if (bytes.byteLength > 0) yield bytes
+            return
+          }
+          const stream = handle.createReadStream({
+            highWaterMark: READ_CHUNK_BYTES,
+            autoClose: false,
+          })
+          try {
+            for await (const chunk of stream as AsyncIterable<Buffer>) {
+              throwIfAborted(signal)
+              yield chunk
+            }
+          } finally {
+            stream.destroy()
+          }
         } finally {
-          stream.destroy()
+          await handle.close().catch(() => {})
         }
       })()
     },

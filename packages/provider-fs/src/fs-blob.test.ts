@@ -64,6 +64,38 @@ describe('blob reads', () => {
     await connection.close()
   })
 
+  it('reads many bodies at once under one signal without a listener warning, small and large files exact', async () => {
+    const small = Array.from({ length: 40 }, (_, i) => `many/s${String(i).padStart(2, '0')}.bin`)
+    for (const key of small) await put(root, key, `${key} `.repeat(50))
+    // Over the whole-read threshold (1 MiB): streamed in chunks.
+    const large = Buffer.alloc(3 * 1024 * 1024 + 7, 'abcdefghij')
+    await writeFile(join(root, 'many/z-large.bin'), large)
+    const warnings: Error[] = []
+    const onWarning = (warning: Error) => warnings.push(warning)
+    process.on('warning', onWarning)
+    try {
+      const connection = await connectTo(root)
+      const items = await readAll(connection, { kind: 'blob', prefix: 'many/' })
+      expect(items.length).toBe(41)
+      const bodies = await Promise.all(
+        items.map(async (item) => {
+          const chunks: Uint8Array[] = []
+          for await (const chunk of (item.data as BlobData).body as AsyncIterable<Uint8Array>)
+            chunks.push(chunk)
+          return Buffer.concat(chunks)
+        }),
+      )
+      for (const [i, key] of small.entries())
+        expect(bodies[i]!.toString()).toBe(`${key} `.repeat(50))
+      expect(bodies[40]!.equals(large)).toBe(true)
+      await connection.close()
+      await new Promise((resolve) => setImmediate(resolve))
+    } finally {
+      process.off('warning', onWarning)
+    }
+    expect(warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning')
+  })
+
   it('carries size, lastModified and a content type by extension', async () => {
     const when = new Date('2020-01-02T03:04:05Z')
     await put(root, 'meta/page.html', '<p>hi</p>')
