@@ -14,6 +14,8 @@ import { keyProblem, sidecarName, tempName } from './fs-paths.js'
  * Content type and metadata go to a hidden sidecar `.<name>.nvisy-meta.json` only when
  * there is something the file itself cannot say: metadata, or a content type other than
  * the one its extension gives. A blob written without either has its old sidecar removed.
+ * The folder is fsynced after the rename (or, with `syncLater`, by the caller once for the
+ * batch), so the new name survives a power loss once the write has returned.
  */
 export async function writeBlob(
   realRoot: string,
@@ -21,6 +23,8 @@ export async function writeBlob(
   blob: BlobData,
   signal: AbortSignal,
   directories: Map<string, Promise<string>>,
+  /** Folders to fsync once the whole batch is renamed (one fsync per folder, not per file). */
+  syncLater?: Set<string>,
 ): Promise<void> {
   if (typeof blob.key !== 'string') throw dataError('blob key must be a string')
   const key = prefix + blob.key
@@ -58,7 +62,8 @@ export async function writeBlob(
       })
     }
   })
-  await syncDirectory(dir)
+  if (syncLater) syncLater.add(dir)
+  else await syncDirectory(dir)
 }
 
 async function writeFileAtomically(

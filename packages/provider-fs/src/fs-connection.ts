@@ -14,7 +14,7 @@ import {
 } from '@nvisy/provider-core'
 import { writeBlob } from './fs-blob-sink.js'
 import { readBlobs, validateBlobStream } from './fs-blob-source.js'
-import { ensureDirectory } from './fs-directories.js'
+import { ensureDirectory, syncDirectory } from './fs-directories.js'
 import { appendDocuments, type IdIndex } from './fs-document-sink.js'
 import { readJsonl } from './fs-document-source.js'
 import { classifyFsError, configError } from './fs-errors.js'
@@ -248,6 +248,7 @@ export class FsConnection implements Connection<FsStream, FsContext, FsSinkStrea
     if (problem) throw configError('/stream/prefix', 'path', problem)
     const real = await this.#realRoot()
     const directories = new Map<string, Promise<string>>()
+    const written = new Set<string>()
     const outcomes = await mapConcurrent(batch, this.#options.writeConcurrency, async (item) => {
       try {
         if (item.kind !== 'blob')
@@ -255,12 +256,14 @@ export class FsConnection implements Connection<FsStream, FsContext, FsSinkStrea
             kind: 'data',
             message: `a ${item.kind} cannot be written to a blob stream`,
           })
-        await writeBlob(real, prefix, item, signal, directories)
+        await writeBlob(real, prefix, item, signal, directories, written)
         return undefined
       } catch (error) {
         return error
       }
     })
+    // Each folder that received a file is fsynced once, before the batch counts as written.
+    await mapConcurrent([...written], this.#options.writeConcurrency, syncDirectory)
     const failed: WriteFailure[] = []
     let fatal: unknown
     outcomes.forEach((outcome, index) => {
