@@ -6,6 +6,7 @@ import {
   EmptyObject,
   type Provider,
   ProviderError,
+  readBytes,
   SPECIFICATION_VERSION,
   sleep,
   Type,
@@ -119,6 +120,14 @@ export function createMemoryWorld(id = 'memory'): MemoryWorld {
           const call = world.writes.length
           const keys = batch.map(keyOf)
           world.writes.push({ stream: stream.name, keys, attempt: call })
+          // Like a real sink, consume every blob body during the write, several at once.
+          const stored = await Promise.all(
+            batch.map(async (item) =>
+              item.kind === 'blob' && !(item.body instanceof Uint8Array)
+                ? { ...item, body: await readBytes(item.body) }
+                : item,
+            ),
+          )
           const failed =
             ((await world.beforeWrite?.(stream.name, batch, call)) as number[] | undefined) ?? []
           if (signal.aborted) throw signal.reason
@@ -130,7 +139,7 @@ export function createMemoryWorld(id = 'memory'): MemoryWorld {
           let written = 0
           batch.forEach((item, index) => {
             if (failed.includes(index)) return
-            sink.set(keyOf(item), item)
+            sink.set(keyOf(item), stored[index]!)
             written++
           })
           return {

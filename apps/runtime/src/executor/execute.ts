@@ -10,7 +10,6 @@ import {
   type GuardedConnection,
   isAbortError,
   type Logger,
-  mapConcurrent,
   type Provider,
   ProviderError,
   raceAbort,
@@ -40,15 +39,14 @@ export const DEFAULTS = {
   bufferBlobBytes: 8 * 1024 * 1024,
   /** The largest streamed blob read into memory to fan out to several sinks. */
   maxFanOutBlobBytes: 64 * 1024 * 1024,
-  /** Buffered blob bodies of one batch read at the same time, per batch in flight. */
-  bodyReads: 8,
 } as const
 
 /**
  * A streamed blob body that is read into memory on first use and then shared: by every sink
- * of the source, by a retry, by a conversion. The source loop only wraps the body; the read
- * happens in the consumer (a sink's batch write reads its bodies concurrently), so downloads
- * overlap and only the batches in flight hold bytes.
+ * of the source, by a retry, by a conversion. The source loop only wraps the body; the sink
+ * reads it when it writes that item, at its own concurrency, so each object's download runs
+ * right before its upload and overlaps the other items' transfers, and only the batches in
+ * flight hold bytes.
  */
 class BufferedBody implements AsyncIterable<Uint8Array> {
   #source: ByteSource | undefined
@@ -563,17 +561,6 @@ class PipelineRun {
     return { ...data, body }
   }
 
-  /** The batch's data with buffered blob bodies read, a few at a time, so a retry resends the same bytes. */
-  async #loadBodies(batch: Item[]): Promise<Data[]> {
-    if (!batch.some((item) => item.data.kind === 'blob' && item.data.body instanceof BufferedBody))
-      return batch.map((item) => item.data)
-    return mapConcurrent(batch, DEFAULTS.bodyReads, async ({ data }) => {
-      if (data.kind !== 'blob' || !(data.body instanceof BufferedBody)) return data
-      const body = await raceAbort(data.body.load(), this.#signal)
-      return { ...data, body, size: body.byteLength }
-    })
-  }
-
   async #batchEdge(edge: EdgeRuntime): Promise<void> {
     const limits = edge.sink.node.batch ?? {}
     // No `signal` here on purpose. batchStream races every read against one promise that only
@@ -596,7 +583,7 @@ class PipelineRun {
     for await (const batch of edge.batches) {
       await sink.semaphore.acquire(this.#signal)
       try {
-        const data = await this.#loadBodies(batch)
+        const data = batch.map((item) => item.data)
         const result = await retry(
           () =>
             raceAbort(connection.write(sink.stream, data, { signal: this.#signal }), this.#signal),
@@ -607,8 +594,11 @@ class PipelineRun {
         for (let index = 0; index < data.length; index++) {
           if (failedIndexes.has(index)) continue
           const item = data[index]!
-          // A blob's body is in memory now: count its real length.
-          sink.stats.bytes += item.kind === 'blob' ? approximateSize(item) : batch[index]!.size
+          // A buffered blob body has been read by the write: count its real length.
+          sink.stats.bytes +=
+            item.kind === 'blob' && item.body instanceof BufferedBody
+              ? (item.body.size ?? item.size ?? 0)
+              : batch[index]!.size
         }
         for (const failure of result.failed) {
           await this.#itemFailed(sink, data[failure.index]!, failure.index, failure.error)
