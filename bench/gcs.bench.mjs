@@ -385,7 +385,7 @@ try {
       "Against the Firebase Storage emulator on the same machine, not Cloud Storage: the emulator shares the CPUs with both sides, so absolute MB/s are the emulator's, and the ratio is what to compare. " +
       'ratio = ours MB/s / bare MB/s (best round of each side). ours = executePipeline gcs source -> gcs sink, one object per batch, sink node concurrency ' +
       `${concurrency}; bare = getFiles + ${concurrency} workers piping createReadStream into createWriteStream (resumable above 8 MiB, as the provider). ` +
-      'Bodies up to 8 MiB are read into memory by the runtime before the sink uploads them; the bare loop streams them.',
+      'Bodies up to 8 MiB are read into memory (by the sink, just before it uploads each one, so a retry can resend them); the bare loop streams them.',
   }
   console.log(JSON.stringify(report, null, 2))
 } finally {
