@@ -8,7 +8,7 @@
 //   pnpm bench -- --only redis    # one benchmark
 //   pnpm bench -- --quick         # small sizes, to check that they run
 import { spawn } from 'node:child_process'
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -97,20 +97,29 @@ for (const file of files) {
 }
 
 mkdirSync(join(here, 'results'), { recursive: true })
-const latest = { at: new Date().toISOString(), node: process.version, quick: args.quick, results }
-writeFileSync(
-  join(here, 'results', args.quick ? 'quick.json' : 'latest.json'),
-  `${JSON.stringify(latest, null, 2)}\n`,
-)
+const resultsFile = join(here, 'results', args.quick ? 'quick.json' : 'latest.json')
+const at = new Date().toISOString()
+for (const result of Object.values(results)) result.at = at
+// `--only` re-runs some benchmarks: the others keep their last results (each with its `at`).
+if (args.only && existsSync(resultsFile)) {
+  const previous = JSON.parse(readFileSync(resultsFile, 'utf8')).results ?? {}
+  for (const [name, result] of Object.entries(previous)) results[name] ??= result
+}
+const latest = { at, node: process.version, quick: args.quick, results }
+writeFileSync(resultsFile, `${JSON.stringify(latest, null, 2)}\n`)
 
-const rows = ['| benchmark | measure | ratio (ours / baseline, same run) |', '| --- | --- | --- |']
-for (const [name, result] of Object.entries(results)) {
+const rows = [
+  '| benchmark | measure | ratio (ours / baseline, same run) | measured |',
+  '| --- | --- | --- | --- |',
+]
+for (const [name, result] of Object.entries(results).sort(([a], [b]) => a.localeCompare(b))) {
+  const when = result.at ?? at
   if (result.ratios.length === 0)
     rows.push(
-      `| ${name} | ${result.exitCode === 0 ? 'no ratio reported' : `failed (exit ${result.exitCode})`} | |`,
+      `| ${name} | ${result.exitCode === 0 ? 'no ratio reported' : `failed (exit ${result.exitCode})`} | | ${when} |`,
     )
   for (const { path, ratio } of result.ratios)
-    rows.push(`| ${name} | ${path} | ${ratio.toFixed(2)} |`)
+    rows.push(`| ${name} | ${path} | ${ratio.toFixed(2)} | ${when} |`)
 }
 const table = `# Benchmark ratios\n\n${latest.at}, Node ${process.version}${args.quick ? ', quick sizes' : ''}. Each ratio compares us with a baseline measured in the same run on the same machine.\n\n${rows.join('\n')}\n`
 writeFileSync(join(here, 'results', args.quick ? 'quick.md' : 'latest.md'), table)
