@@ -519,7 +519,7 @@ try {
 
   report.notes =
     'Best round per side; ratio = ours / baseline throughput, measured in the same run. ' +
-    'copy: ours = executePipeline fs blob source -> fs blob sink (each blob streamed into a temporary file, fsynced, renamed, folder fsynced; bodies up to 8 MiB are read into memory by the runtime first); ' +
+    'copy: ours = executePipeline fs blob source -> fs blob sink (each blob streamed into a temporary file, fsynced, renamed, folder fsynced; bodies up to 8 MiB are read into memory by the sink, each just before its write); ' +
     'bare = fs.promises.copyFile (no fsync, so the data may still be in the page cache when the clock stops); bareDurable = copyFile to a temporary file + fsync + rename + folder fsync, the guarantees the sink gives. ' +
     'jsonl: ours = fs provider connection.read of a document stream; oursRuntime = the same read in executePipeline into a sink that drops the batches; bare = node:readline + JSON.parse.'
   console.log(JSON.stringify(report, null, 2))
