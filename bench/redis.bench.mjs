@@ -114,7 +114,7 @@ try {
     ratio: Number((provider.msgsPerSec / bare.msgsPerSec).toFixed(3)),
     target: 0.7,
     notes:
-      'provider: one EVALSHA per 500 messages (one MGET of the chunk's dedupe keys, then XADD and SET dedupe key PX per new message); bare: pipelined XADD of the same fields',
+      'provider: one EVALSHA per 500 messages (one MGET of the chunk dedupe keys, then XADD and SET dedupe key PX per new message); bare: pipelined XADD of the same fields',
   }
   console.log(JSON.stringify(report, null, 2))
 } finally {
