@@ -62,7 +62,7 @@ function errorSurfaces(error: unknown, deep: boolean): string {
 
 /**
  * Register the conformance suite for one provider: the same Vitest tests for every provider,
- * so each proves the contract in DESIGN.md against its real service.
+ * so each proves the provider contract (docs/architecture.md, docs/adding-a-provider.md) against its real service.
  */
 export function runProviderConformance<TStream, TSinkStream>(
   options: ConformanceOptions<TStream, TSinkStream>,

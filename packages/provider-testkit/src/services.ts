@@ -37,7 +37,7 @@ export async function serviceSkipReason(
     ok = false
   }
   if (ok) return false
-  const reason = `${service} is not reachable at ${where}; start it (see CONTRIBUTING/README) or set its NVISY_TEST_*_URL`
+  const reason = `${service} is not reachable at ${where}; start it (see the repository README and recipes) or set its NVISY_TEST_*_URL`
   if (servicesRequired()) throw new Error(`NVISY_REQUIRE_SERVICES is set but ${reason}`)
   console.warn(`[nvisy] skipping: ${reason}`)
   return reason
