@@ -3,12 +3,10 @@
 // killed (SIGKILL) in the middle of a PostgreSQL -> PostgreSQL copy, and the same pipeline
 // started again (a new run id) lands on the survivor, resumes from the KV checkpoint and
 // finishes with every row once: count and md5 equal to the source's.
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { createCurve } from '@nats-io/nkeys'
 import type { Pipeline, RunEvent } from '@nvisy/protocol'
 import { postgresProvider } from '@nvisy/provider-postgres'
@@ -18,6 +16,7 @@ import { executePipeline } from '../executor/index.js'
 import { type Dispatcher, startDispatcher } from '../nats/index.js'
 import { MapProviderRegistry } from '../registry.js'
 import {
+  buildRuntimeDist,
   NATS_URL,
   natsSkip,
   PG,
@@ -31,8 +30,6 @@ import {
 
 const skip = (await natsSkip()) || (await postgresSkip())
 const here = dirname(fileURLToPath(import.meta.url))
-const runtimeDir = join(here, '..', '..')
-const repoRoot = join(runtimeDir, '..', '..')
 const ROWS = 6000
 const TINY = 5
 const suffix = randomBytes(4).toString('hex')
@@ -99,27 +96,7 @@ describe.skipIf(skip)('two runtime instances in one queue group, one killed mid-
   }
 
   beforeAll(async () => {
-    // The child runs the built packages: build them (turbo caches an unchanged build).
-    try {
-      await promisify(execFile)(
-        'pnpm',
-        [
-          'turbo',
-          'run',
-          'build',
-          '--filter=@nvisy/runtime...',
-          '--filter=@nvisy/provider-postgres...',
-          '--output-logs=errors-only',
-        ],
-        { cwd: repoRoot, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 },
-      )
-    } catch (error) {
-      const built =
-        existsSync(join(runtimeDir, 'dist', 'index.js')) &&
-        existsSync(join(repoRoot, 'packages', 'provider-postgres', 'dist', 'index.js'))
-      if (!built) throw error
-      console.warn(`build failed, using the dist/ already there: ${(error as Error).message}`)
-    }
+    await buildRuntimeDist()
 
     db = new pg.Pool({ ...PG, max: 2 })
     await db.query(`CREATE SCHEMA ${schema}`)

@@ -5,7 +5,7 @@
 // - SIGTERM mid-run: no new requests, the run stops at a batch boundary with a `cancelled`
 //   event and its checkpoint in KV, the process exits 0; a restarted instance resumes the
 //   same pipeline from that checkpoint and the sink ends equal to the source.
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -13,12 +13,12 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { createCurve } from '@nats-io/nkeys'
 import type { Pipeline, RunEvent } from '@nvisy/protocol'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  buildRuntimeDist,
   PG,
   postgresSkip,
   ServerClient,
@@ -153,24 +153,7 @@ describe.skipIf(skip)('nvisy serve: NATS authentication and SIGTERM drain', () =
   }
 
   beforeAll(async () => {
-    // `nvisy serve` runs from dist/: build it (turbo caches an unchanged build).
-    try {
-      await promisify(execFile)(
-        'pnpm',
-        [
-          'turbo',
-          'run',
-          'build',
-          '--filter=@nvisy/runtime...',
-          '--filter=@nvisy/provider-postgres...',
-          '--output-logs=errors-only',
-        ],
-        { cwd: repoRoot, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 },
-      )
-    } catch (error) {
-      if (!existsSync(CLI)) throw error
-      console.warn(`build failed, using the dist/ already there: ${(error as Error).message}`)
-    }
+    await buildRuntimeDist()
 
     natsDir = await mkdtemp(join(tmpdir(), 'nvisy-serve-nats-'))
     const port = await freePort()

@@ -1,7 +1,12 @@
 // End-to-end helpers: a test client that plays the Rust server over the real NATS server
 // (catalog, sealed credentials, runs.start, cancel, run events from JetStream, checkpoints
 // from KV), the services' addresses, and unique names per test file.
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { type JetStreamClient, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
 import { createCurve, type KeyPair } from '@nats-io/nkeys'
@@ -24,6 +29,36 @@ import { serviceSkipReason, tcpReachable } from '@nvisy/provider-testkit'
 import { expect } from 'vitest'
 import type { DispatcherNaming } from '../../nats/dispatcher.js'
 import { sealCredentials } from '../../nats/index.js'
+
+const runtimeDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
+const repoRoot = join(runtimeDir, '..', '..')
+
+/**
+ * Build the runtime and the PostgreSQL provider (turbo caches an unchanged build) for tests
+ * that run them from dist/ in another process. A failed build is fine when dist/ is there.
+ */
+export async function buildRuntimeDist(): Promise<void> {
+  try {
+    await promisify(execFile)(
+      'pnpm',
+      [
+        'turbo',
+        'run',
+        'build',
+        '--filter=@nvisy/runtime...',
+        '--filter=@nvisy/provider-postgres...',
+        '--output-logs=errors-only',
+      ],
+      { cwd: repoRoot, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 },
+    )
+  } catch (error) {
+    const built =
+      existsSync(join(runtimeDir, 'dist', 'cli.js')) &&
+      existsSync(join(repoRoot, 'packages', 'provider-postgres', 'dist', 'index.js'))
+    if (!built) throw error
+    console.warn(`build failed, using the dist/ already there: ${(error as Error).message}`)
+  }
+}
 
 export const NATS_URL = process.env.NVISY_TEST_NATS_URL ?? 'nats://127.0.0.1:4222'
 export const PG = {
