@@ -70,6 +70,10 @@ class FakeConnection implements Connection<Stream, Context, SinkStream> {
   closeCalls = 0
   closeError: unknown
   onRead: ((id: number) => void) | undefined
+  /** Yield this instead of the row's item (to play a buggy source). */
+  itemFor: ((id: number) => unknown) | undefined
+  /** check() never settles. */
+  checkHangs = false
 
   constructor(
     readonly input: { credentials: Static<typeof Credentials>; params: Static<typeof Params> },
@@ -77,6 +81,7 @@ class FakeConnection implements Connection<Stream, Context, SinkStream> {
   ) {}
 
   async check() {
+    if (this.checkHangs) await new Promise(() => {})
     if (this.checkError !== undefined) throw this.checkError
   }
 
@@ -95,7 +100,10 @@ class FakeConnection implements Connection<Stream, Context, SinkStream> {
         for (const id of self.rows) {
           if (options.after && id <= options.after.id) continue
           self.onRead?.(id)
-          yield { data: record(id), context: { id } }
+          yield (self.itemFor?.(id) as ReadItem<Context> | undefined) ?? {
+            data: record(id),
+            context: { id },
+          }
           if (self.readError && self.readError.afterId === id) throw self.readError.error
         }
       } finally {
@@ -834,6 +842,64 @@ describe('guarded connection', () => {
       .write({ table: 'users' }, [record(1)], { signal: controller.signal })
       .catch((e) => e)
     expect(writeError.name).toBe('AbortError')
+  })
+
+  it.each([
+    [
+      'an item of another kind',
+      { data: { kind: 'document', id: 'x', content: {} }, context: { id: 3 } },
+      /acme-db yielded a document item from a stream of record items/,
+    ],
+    ['an item without data', { context: { id: 3 } }, /acme-db yielded an item without data/],
+    [
+      'an item without a context',
+      { data: record(3) },
+      /yielded a record item without a context: a read could not resume/,
+    ],
+  ])('fails a read whose source yields %s, as internal, and stops the inner read', async (_what, bad, message) => {
+    const { connection, inner } = await connected()
+    inner.itemFor = (id) => (id === 3 ? bad : undefined)
+    const seen: unknown[] = []
+    const error = await (async () => {
+      for await (const item of connection.read(
+        { table: 'users' },
+        { signal: new AbortController().signal },
+      ))
+        seen.push(item.context)
+    })().catch((e) => e)
+    expect(ProviderError.isInstance(error)).toBe(true)
+    expect(error.kind).toBe('internal')
+    expect(error.message).toMatch(message)
+    expect(error.cursor).toEqual({ id: 2 })
+    expect(seen).toEqual([{ id: 1 }, { id: 2 }])
+    expect(inner.readReturned).toBe(1)
+  })
+
+  it('fails the first item too when it is of the wrong kind (the slow path)', async () => {
+    const { connection, inner } = await connected()
+    inner.itemFor = () => ({
+      data: { kind: 'blob', key: 'k', body: new Uint8Array() },
+      context: { id: 1 },
+    })
+    const error = await (async () => {
+      for await (const _ of connection.read(
+        { table: 'users' },
+        { signal: new AbortController().signal },
+      )) {
+      }
+    })().catch((e) => e)
+    expect(error.kind).toBe('internal')
+    expect(error.message).toMatch(/yielded a blob item from a stream of record items/)
+    expect(inner.readReturned).toBe(1)
+  })
+
+  it('ends a check that never answers when its signal aborts', async () => {
+    const { connection, inner } = await connected()
+    inner.checkHangs = true
+    const controller = new AbortController()
+    setTimeout(() => controller.abort(), 20)
+    const error = await connection.check({ signal: controller.signal }).catch((e) => e)
+    expect(error.name).toBe('AbortError')
   })
 
   it('stops the inner read when the consumer breaks early', async () => {

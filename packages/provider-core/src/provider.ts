@@ -1,5 +1,5 @@
 import type { Static, TSchema } from '@sinclair/typebox'
-import { abortReason } from './abort.js'
+import { abortReason, raceAbort } from './abort.js'
 import { DATA_KINDS, type Data, type DataKind } from './data.js'
 import {
   isAbortError,
@@ -566,7 +566,11 @@ function guardConnection<
     get closed() {
       return closing !== undefined
     },
-    check: () => run('check', () => connection.check()),
+    check: (options = {}) =>
+      run('check', () =>
+        // A check that hangs (a server that accepts but never answers) ends on abort.
+        options.signal ? raceAbort(connection.check(), options.signal) : connection.check(),
+      ),
     discover: (options = {}) =>
       run('discover', async () => {
         if (!connection.discover) {
@@ -583,13 +587,41 @@ function guardConnection<
         [Symbol.asyncIterator]: () => {
           let cursor: unknown = options.after
           let inner: AsyncIterator<ReadItem<Static<TContext>>> | undefined
+          let expected: DataKind | undefined
           const label = streamLabel(stream)
+          // What a source yields is checked as cheaply as a write's items: the declared kind
+          // and a context to resume from, so a provider bug never reaches a sink.
+          const badItem = (
+            value: ReadItem<Static<TContext>> | undefined,
+          ): ProviderError | undefined => {
+            const kind = (value?.data as Data | undefined)?.kind
+            if (kind !== expected)
+              return new ProviderError({
+                kind: 'internal',
+                providerId: id,
+                operation: 'read',
+                stream: label,
+                cursor,
+                message: `${id} yielded ${kind === undefined ? 'an item without data' : `a ${kind} item`} from a stream of ${expected} items`,
+              })
+            if (value!.context === undefined)
+              return new ProviderError({
+                kind: 'internal',
+                providerId: id,
+                operation: 'read',
+                stream: label,
+                cursor,
+                message: `${id} yielded a ${kind} item without a context: a read could not resume after it`,
+              })
+            return undefined
+          }
           const start = () => {
             ensureOpen('read')
             if (!connection.read) {
               throw new ProviderError({ kind: 'config', message: `provider ${id} cannot read` })
             }
             const settings = provider.validateStream(stream)
+            expected = provider.sourceDataKind(settings)
             const after =
               options.after === undefined ? undefined : provider.validateContext(options.after)
             return connection.read(settings, { after, signal })[Symbol.asyncIterator]()
@@ -611,7 +643,15 @@ function guardConnection<
               await stopInner()
               throw abortReason(signal)
             }
-            if (!result.done) cursor = result.value.context
+            if (!result.done) {
+              const bad = badItem(result.value)
+              if (bad) {
+                // The consumer gets an error, not an item: it will not call return().
+                await stopInner()
+                throw bad
+              }
+              cursor = result.value.context
+            }
             return result
           }
           const slowNext = async (): Promise<IteratorResult<ReadItem<Static<TContext>>>> => {
@@ -643,8 +683,10 @@ function guardConnection<
                 return onError(error)
               }
               return pending.then((result) => {
-                if (signal.aborted) return onResult(result)
-                if (!result.done) cursor = result.value.context
+                if (signal.aborted || result.done) return onResult(result)
+                if (result.value?.data?.kind !== expected || result.value.context === undefined)
+                  return onResult(result)
+                cursor = result.value.context
                 return result
               }, onError)
             },
