@@ -56,6 +56,45 @@ describe('document reads', () => {
     }
   })
 
+  it('reads lines across 256 KiB chunk boundaries exactly: multi-byte characters split by a boundary, lines longer than a chunk, a byte order mark', async () => {
+    // Line lengths chosen so that many lines, and characters of 2, 3 and 4 bytes, straddle
+    // the reader's 256 KiB chunks; two lines are longer than a chunk.
+    const lines: string[] = []
+    let i = 0
+    let total = 3
+    while (total < 3 * 256 * 1024) {
+      const filler =
+        i % 97 === 0 ? 'é✓\u{1F600}'.repeat(30_000) : `é✓\u{1F600}`.repeat(1 + (i % 40))
+      const line = JSON.stringify({ id: `c${i}`, n: i, text: filler })
+      lines.push(line)
+      total += Buffer.byteLength(line) + 1
+      i++
+    }
+    const file = `\uFEFF${lines.join('\n')}\n`
+    await writeFile(join(root, 'chunks.jsonl'), file)
+    const connection = await connectTo(root)
+    const items = await readAll(connection, { kind: 'document', file: 'chunks.jsonl' })
+    expect(items.map((item) => (item.data as DocumentData).content)).toEqual(
+      lines.map((line) => JSON.parse(line)),
+    )
+    // Offsets are byte offsets (the BOM counts), sizes the line's bytes (the BOM does not).
+    let offset = 3
+    items.forEach((item, index) => {
+      const bytes = Buffer.byteLength(lines[index]!)
+      offset += bytes + 1
+      expect(item.context).toEqual({ line: index + 1, offset })
+      expect((item.data as DocumentData).size).toBe(bytes)
+    })
+    // A resume from the middle gives exactly the rest.
+    const middle = Math.floor(items.length / 2)
+    const rest = await readAll(
+      connection,
+      { kind: 'document', file: 'chunks.jsonl' },
+      items[middle]!.context,
+    )
+    expect(ids(rest)).toEqual(lines.slice(middle + 1).map((line) => JSON.parse(line).id))
+  })
+
   it('picks up appended lines, and a last line once it is complete', async () => {
     const path = join(root, 'grow.jsonl')
     await writeFile(path, '{"id":"1"}\n{"id":"2"}')
