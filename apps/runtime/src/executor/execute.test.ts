@@ -117,8 +117,27 @@ describe('executePipeline', () => {
       if (index === 3) await sleep(300)
     }
     await run(slow, simplePipeline({}, { batch: { maxItems: 100, maxAgeMs: 50 } }))
-    // The first three items are written long before the slow fourth one arrives.
+    // The first three items are written long before the slow fourth one arrives; the read
+    // pending when the deadline closed that batch starts the next one: nothing lost or reordered.
     expect(slow.writes[0]!.keys).toEqual(['0', '1', '2'])
+    expect(slow.writes.flatMap((w) => w.keys)).toEqual(['0', '1', '2', '3', '4', '5'])
+    expect(bytesWorld.writes.flatMap((w) => w.keys)).toEqual(
+      Array.from({ length: 50 }, (_, i) => String(i)),
+    )
+  })
+
+  it('closes a batch before the item that would pass maxBytes, and sends an item larger than maxBytes alone', async () => {
+    const world = setup(0)
+    // approximateSize of { id, pad }: 'id' + 8 + 'pad' + pad length = 13 + n bytes.
+    world.sources.set(
+      'in',
+      [10, 10, 10, 500, 10, 10].map((n, id) => ({
+        kind: 'record' as const,
+        values: { id, pad: 'x'.repeat(n) },
+      })),
+    )
+    await run(world, simplePipeline({}, { batch: { maxItems: 100, maxBytes: 70 } }))
+    expect(world.writes.map((w) => w.keys)).toEqual([['0', '1', '2'], ['3'], ['4', '5']])
   })
 
   it('bounds how far the source runs ahead of a slow sink (backpressure)', async () => {

@@ -2,7 +2,6 @@ import {
   approximateSize,
   type ByteSource,
   backoffDelay,
-  batchStream,
   type Data,
   type DataKind,
   describeItem,
@@ -156,9 +155,7 @@ function sizeOf(data: Data): number {
   return approximateSize(data)
 }
 
-function batchSize(item: Item): number {
-  return item.size
-}
+const BATCH_TIMEOUT = Symbol('batch timeout')
 
 function serialize(error: unknown): SerializedProviderError {
   return toProviderError(error).toJSON()
@@ -499,12 +496,13 @@ class PipelineRun {
             source.tracker.ack(seq)
             continue
           }
-          await edge.items.push({
+          const next: Item = {
             seq,
             data: converted,
             size: converted === data ? size : sizeOf(converted),
             part: false,
-          })
+          }
+          if (!edge.items.offer(next)) await edge.items.push(next)
           continue
         }
         for await (const converted of converter.convert(data, item.context)) {
@@ -561,19 +559,75 @@ class PipelineRun {
     return { ...data, body }
   }
 
+  /**
+   * Group an edge's items into batches that close on item count, bytes or age (the first
+   * item's), whichever comes first; an item larger than `maxBytes` travels alone. Items
+   * already buffered are taken without waiting (no promise per item); only an empty buffer
+   * is waited on, raced against the batch's one deadline timer. A read still pending when
+   * the deadline closes a batch is kept for the next one, so nothing is lost or reordered.
+   * An abort reaches this loop through the queue: `#run` fails `edge.items`.
+   */
   async #batchEdge(edge: EdgeRuntime): Promise<void> {
     const limits = edge.sink.node.batch ?? {}
-    // No `signal` here on purpose. batchStream races every read against one promise that only
-    // settles on abort (`Promise.race([pending, aborted])`), and each race leaves a reaction
-    // on that promise until the run ends: two promises and a closure per item, which grew the
-    // heap with every row copied (~500 bytes a row). An abort reaches the batcher anyway:
-    // `#run` fails `edge.items` on abort, so a pending read rejects at once.
-    for await (const batch of batchStream(edge.items, {
-      ...limits,
-      sizeOf: batchSize,
-    })) {
+    const maxItems = Math.max(1, limits.maxItems ?? 1000)
+    const maxBytes = Math.max(1, limits.maxBytes ?? 8 * 1024 * 1024)
+    const maxAgeMs = limits.maxAgeMs ?? 1000
+    const queue = edge.items
+    let pending: Promise<IteratorResult<Item>> | undefined
+    let carry: Item | undefined
+    let done = false
+    while (!done) {
+      let first = carry
+      carry = undefined
+      if (first === undefined) {
+        const result = await (pending ?? queue.next())
+        pending = undefined
+        if (result.done) break
+        first = result.value
+      }
+      const batch = [first]
+      let bytes = first.size
+      const deadline = Date.now() + maxAgeMs
+      let timer: NodeJS.Timeout | undefined
+      let timeout: Promise<typeof BATCH_TIMEOUT> | undefined
+      try {
+        while (batch.length < maxItems && bytes < maxBytes) {
+          let item = queue.takeNow()
+          if (item === undefined) {
+            if (queue.drained) {
+              done = true
+              break
+            }
+            if (Number.isFinite(maxAgeMs) && timeout === undefined) {
+              const wait = deadline - Date.now()
+              if (wait <= 0) break
+              timeout = new Promise((resolve) => {
+                timer = setTimeout(resolve, wait, BATCH_TIMEOUT)
+              })
+            }
+            pending ??= queue.next()
+            const result = timeout ? await Promise.race([pending, timeout]) : await pending
+            if (result === BATCH_TIMEOUT) break
+            pending = undefined
+            if (result.done) {
+              done = true
+              break
+            }
+            item = result.value
+          }
+          if (bytes + item.size > maxBytes) {
+            carry = item
+            break
+          }
+          batch.push(item)
+          bytes += item.size
+        }
+      } finally {
+        if (timer !== undefined) clearTimeout(timer)
+      }
       await edge.batches.push(batch)
     }
+    if (carry !== undefined) await edge.batches.push([carry])
     edge.batches.close()
   }
 

@@ -39,6 +39,42 @@ export class BoundedQueue<T> implements AsyncIterable<T> {
     }
   }
 
+  /**
+   * Add an item now if there is room (or a consumer waiting): true when it was taken. The
+   * per-item fast path of a producer: no promise when the queue is not full.
+   */
+  offer(item: T): boolean {
+    if (this.#failed) throw this.#error
+    if (this.#closed) throw new Error('push on a closed queue')
+    const taker = this.#takers.shift()
+    if (taker) {
+      taker.resolve({ done: false, value: item })
+      return true
+    }
+    if (this.#items.length < this.#capacity) {
+      this.#items.push(item)
+      return true
+    }
+    return false
+  }
+
+  /**
+   * Take a buffered item now, or undefined when none is buffered. Only for a single
+   * consumer with no `next()` pending (a pending `next()` gets the next item first).
+   */
+  takeNow(): T | undefined {
+    if (this.#failed) throw this.#error
+    if (this.#items.length === 0) return undefined
+    const value = this.#items.shift() as T
+    this.#putters.shift()?.resolve()
+    return value
+  }
+
+  /** Closed and every buffered item taken: nothing more will come. */
+  get drained(): boolean {
+    return this.#closed && this.#items.length === 0
+  }
+
   /** No more items: consumers finish once the buffer is drained. */
   close(): void {
     if (this.#closed || this.#failed) return
