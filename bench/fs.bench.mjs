@@ -31,7 +31,7 @@
 // best round. Prints one JSON object last on stdout: per side MB/s, files/s or documents/s,
 // seconds, peak RSS MiB, CPU seconds; ratios are ours / baseline. Exits 1 when a copy
 // differs from its source or a count does not match.
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
 import {
@@ -50,7 +50,7 @@ import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { createMeter } from './lib.mjs'
+import { createMeter, runJsonChild } from './lib.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const repoRoot = join(here, '..')
@@ -295,30 +295,11 @@ if (args.child) {
 
 // ---------------------------------------------------------------- parent
 function runSide(side, dir) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--expose-gc',
-        fileURLToPath(import.meta.url),
-        '--child',
-        side,
-        '--dir',
-        dir,
-        ...process.argv.slice(2),
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    )
-    let out = ''
-    child.stdout.on('data', (chunk) => {
-      out += chunk
-    })
-    child.once('error', reject)
-    child.once('exit', (code) => {
-      if (code !== 0) return reject(new Error(`${side} exited with ${code}`))
-      resolve(JSON.parse(out))
-    })
-  })
+  return runJsonChild(
+    fileURLToPath(import.meta.url),
+    ['--child', side, '--dir', dir, ...process.argv.slice(2)],
+    { name: side, nodeArgs: ['--expose-gc'] },
+  )
 }
 
 const sha256 = (buffer) => createHash('sha256').update(buffer).digest('hex')

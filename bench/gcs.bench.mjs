@@ -30,7 +30,7 @@
 // `--rounds N` alternates which side goes first and keeps each side's best round.
 // Prints one JSON object last on stdout: per side MB/s, objects/s, seconds, peak RSS MiB,
 // CPU seconds (and the emulator's CPU seconds), and `ratio` = ours MB/s / bare MB/s.
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -40,7 +40,7 @@ import { Readable } from 'node:stream'
 import { pipeline as pipe } from 'node:stream/promises'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { createMeter } from './lib.mjs'
+import { createMeter, runJsonChild } from './lib.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const repoRoot = join(here, '..')
@@ -189,31 +189,11 @@ function emulatorCpuSeconds(pid) {
 }
 
 function runSide(side, src, dst) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--expose-gc',
-        fileURLToPath(import.meta.url),
-        ...process.argv.slice(2),
-        '--child',
-        side,
-        '--src',
-        src,
-        '--dst',
-        dst,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    )
-    let out = ''
-    child.stdout.on('data', (chunk) => {
-      out += chunk
-    })
-    child.once('error', reject)
-    child.once('exit', (code) =>
-      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`${side} side exited with ${code}`)),
-    )
-  })
+  return runJsonChild(
+    fileURLToPath(import.meta.url),
+    [...process.argv.slice(2), '--child', side, '--src', src, '--dst', dst],
+    { name: `${side} side`, nodeArgs: ['--expose-gc'] },
+  )
 }
 
 /** Name -> { size, md5Hash, crc32c, contentType } of every object in a bucket. */

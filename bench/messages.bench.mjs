@@ -41,6 +41,7 @@ import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import { runJsonChild } from './lib.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const repoRoot = join(here, '..')
@@ -330,36 +331,24 @@ async function ours(kind, target) {
 
 // ---------------------------------------------------------------- parent
 function runSide(side, target, file) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        fileURLToPath(import.meta.url),
-        '--child',
-        side,
-        '--target',
-        JSON.stringify(target),
-        '--file',
-        file,
-        '--count',
-        String(count),
-        '--batch',
-        String(batchSize),
-        '--window',
-        String(window),
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    )
-    let out = ''
-    child.stdout.on('data', (chunk) => {
-      out += chunk
-    })
-    child.once('error', reject)
-    child.once('exit', (code) => {
-      if (code !== 0) return reject(new Error(`${side} exited with ${code}`))
-      resolve(JSON.parse(out))
-    })
-  })
+  return runJsonChild(
+    fileURLToPath(import.meta.url),
+    [
+      '--child',
+      side,
+      '--target',
+      JSON.stringify(target),
+      '--file',
+      file,
+      '--count',
+      String(count),
+      '--batch',
+      String(batchSize),
+      '--window',
+      String(window),
+    ],
+    { name: side },
+  )
 }
 
 async function writeJsonl(file) {

@@ -1,15 +1,9 @@
 #!/usr/bin/env node
-// NATS JetStream publish benchmark: the provider's write (batches of 1000, in-flight window
-// 256) next to a bare @nats-io/jetstream async publish loop with the same window, same run.
-// Each phase runs in its own child process so peak RSS is its own.
-//
-//   pnpm --filter @nvisy/provider-core build && pnpm --filter @nvisy/provider-nats build
-//   node bench/nats.bench.mjs [--count 1000000] [--window 256] [--batch 1000] [--url nats://127.0.0.1:4222]
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { runJsonChild } from './lib.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const packageDir = join(here, '..', 'packages', 'provider-nats')
@@ -163,34 +157,22 @@ async function withStream(fn) {
 }
 
 function runChild(which) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        fileURLToPath(import.meta.url),
-        '--phase',
-        which,
-        '--count',
-        String(count),
-        '--window',
-        String(window),
-        '--batch',
-        String(batchSize),
-        '--url',
-        url,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    )
-    let out = ''
-    child.stdout.on('data', (chunk) => {
-      out += chunk
-    })
-    child.once('error', reject)
-    child.once('exit', (code) => {
-      if (code !== 0) return reject(new Error(`${which} phase exited with ${code}`))
-      resolve(JSON.parse(out))
-    })
-  })
+  return runJsonChild(
+    fileURLToPath(import.meta.url),
+    [
+      '--phase',
+      which,
+      '--count',
+      String(count),
+      '--window',
+      String(window),
+      '--batch',
+      String(batchSize),
+      '--url',
+      url,
+    ],
+    { name: `${which} phase` },
+  )
 }
 
 if (phase === 'raw' || phase === 'provider') {
