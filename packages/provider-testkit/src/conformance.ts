@@ -8,6 +8,7 @@ import {
   type ReadItem,
 } from '@nvisy/provider-core'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { servicesRequired } from './services.js'
 import type { ConformanceOptions } from './types.js'
 
 const ABORT_DEADLINE_MS = 2_000
@@ -72,6 +73,11 @@ export function runProviderConformance<TStream, TSinkStream>(
   const timeout = options.timeoutMs ?? 60_000
   const title = `${options.name}: provider conformance`
   if (options.skip) {
+    // A skip reason is a missing service: in CI (NVISY_REQUIRE_SERVICES=1) that is a failure.
+    if (servicesRequired())
+      throw new Error(
+        `NVISY_REQUIRE_SERVICES is set but ${options.name} would be skipped: ${options.skip}`,
+      )
     describe.skip(`${title} (skipped: ${options.skip})`, () => {
       it('needs its service', () => {})
     })

@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createCurve } from '@nats-io/nkeys'
 import type { Pipeline, RunEvent } from '@nvisy/protocol'
+import { serviceSkipReason } from '@nvisy/provider-testkit'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -41,9 +42,12 @@ const NATS_USER = 'nvisy-runtime'
 const NATS_PASSWORD = `pw-${randomBytes(12).toString('hex')}`
 const decoder = new TextDecoder()
 
+// With NVISY_REQUIRE_SERVICES=1 (CI) a missing binary fails instead of skipping.
 const skip =
   (await postgresSkip()) ||
-  (existsSync(NATS_SERVER) ? false : `no nats-server binary at ${NATS_SERVER}`)
+  (await serviceSkipReason('nats-server (the binary)', NATS_SERVER, async () =>
+    existsSync(NATS_SERVER),
+  ))
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
