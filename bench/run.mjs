@@ -34,6 +34,8 @@ const quickArgs = {
   'peers-pgloader': ['--rows', '20000'],
   messages: ['--count', '20000'],
   'peers-rclone': ['--objects-mib', '64', '--large-mib', '64'],
+  protocol: ['--count', '5000', '--rounds', '1'],
+  vault: ['--count', '2000', '--rounds', '1'],
   fs: ['--files', '200', '--large-mib', '16', '--documents', '20000'],
 }
 
