@@ -333,6 +333,33 @@ describe('executePipeline', () => {
     )
   })
 
+  it('cancels cleanly while a read is left pending by a batch deadline (no unhandled rejection)', async () => {
+    const world = setup(10)
+    // Three items, then a source that stalls: the 30 ms deadline closes the batch with the
+    // fourth read still pending, and the cancel then fails the queue under it.
+    world.beforeRead = async (_stream, index) => {
+      if (index === 3) await sleep(1_000)
+    }
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      const controller = new AbortController()
+      setTimeout(() => controller.abort('user asked'), 150)
+      const { summary } = await run(
+        world,
+        simplePipeline({}, { batch: { maxItems: 100, maxAgeMs: 30 } }),
+        { signal: controller.signal },
+      )
+      expect(summary.status).toBe('cancelled')
+      expect(world.writes[0]!.keys).toEqual(['0', '1', '2'])
+      await sleep(50)
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+    expect(unhandled).toEqual([])
+  })
+
   it('cancels promptly and leaves a valid checkpoint', async () => {
     const world = setup(100_000)
     world.beforeWrite = () => sleep(20).then(() => undefined)

@@ -605,6 +605,7 @@ class PipelineRun {
                 timer = setTimeout(resolve, wait, BATCH_TIMEOUT)
               })
             }
+            // Left pending when the deadline wins (Promise.race observes its rejection on abort).
             pending ??= queue.next()
             const result = timeout ? await Promise.race([pending, timeout]) : await pending
             if (result === BATCH_TIMEOUT) break
@@ -627,7 +628,6 @@ class PipelineRun {
       }
       await edge.batches.push(batch)
     }
-    if (carry !== undefined) await edge.batches.push([carry])
     edge.batches.close()
   }
 
