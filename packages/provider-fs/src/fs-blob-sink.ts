@@ -1,10 +1,10 @@
-import { lstat, open, rename, unlink } from 'node:fs/promises'
+import { lstat, open, readdir, rename, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type BlobData, iterateBytes, ProviderError, throwIfAborted } from '@nvisy/provider-core'
 import { type BlobSidecar, contentTypeFor } from './fs-blob-source.js'
 import { ensureDirectory, syncDirectory } from './fs-directories.js'
 import { dataError } from './fs-errors.js'
-import { keyProblem, sidecarName, tempName } from './fs-paths.js'
+import { isTempName, keyProblem, sidecarName, tempName } from './fs-paths.js'
 
 /**
  * Write one blob atomically: the body streams into a hidden temporary file in the target's
@@ -112,4 +112,41 @@ async function writeFileAtomically(
   } finally {
     if (!renamed) await unlink(temp).catch(() => {})
   }
+}
+
+/** Temporary files untouched for this long are left over from a killed write. */
+export const STALE_TEMP_MS = 60 * 60 * 1000
+
+/**
+ * Remove the temporary files a killed process left in `dir` (a write in flight when it was
+ * SIGKILLed): only this provider's `.<name>.nvisy-<16 hex>.tmp` names, and only those not
+ * modified for `staleMs` (a write in progress keeps touching its file). Returns how many
+ * were removed; failures are ignored (another writer may remove the same file).
+ */
+export async function removeStaleTemps(
+  dir: string,
+  staleMs: number = STALE_TEMP_MS,
+  now: number = Date.now(),
+): Promise<number> {
+  let names: string[]
+  try {
+    names = await readdir(dir)
+  } catch {
+    return 0
+  }
+  let removed = 0
+  for (const name of names) {
+    if (!isTempName(name)) continue
+    const path = join(dir, name)
+    const info = await lstat(path).catch(() => undefined)
+    if (!info?.isFile() || now - info.mtimeMs < staleMs) continue
+    if (
+      await unlink(path).then(
+        () => true,
+        () => false,
+      )
+    )
+      removed++
+  }
+  return removed
 }

@@ -258,6 +258,29 @@ describe('blob writes', () => {
     expect(error.kind).toBe('config')
   })
 
+  it('removes temporary files a killed write left in a folder it writes to, only when stale', async () => {
+    await mkdir(join(root, 'sweep'), { recursive: true })
+    const stale = join(root, 'sweep', '.a.txt.nvisy-0123456789abcdef.tmp')
+    const fresh = join(root, 'sweep', '.b.txt.nvisy-fedcba9876543210.tmp')
+    const notOurs = join(root, 'sweep', '.c.txt.other-0123456789abcdef.tmp')
+    for (const path of [stale, fresh, notOurs]) await writeFile(path, 'partial')
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000)
+    await utimes(stale, twoHoursAgo, twoHoursAgo)
+    await utimes(notOurs, twoHoursAgo, twoHoursAgo)
+    const connection = await connectTo(root)
+    const result = await connection.write({ kind: 'blob' }, [blob('sweep/new.txt', 'new')], {
+      signal: signal(),
+    })
+    expect(result).toEqual({ written: 1, failed: [] })
+    const names = (await readdir(join(root, 'sweep'))).sort()
+    // The stale temporary file is gone; one still being written (fresh) and names that are
+    // not this provider's stay.
+    expect(names).toEqual(
+      ['.b.txt.nvisy-fedcba9876543210.tmp', '.c.txt.other-0123456789abcdef.tmp', 'new.txt'].sort(),
+    )
+    await connection.close()
+  })
+
   it('keeps the old file when a body fails midway or is cut short', async () => {
     const connection = await connectTo(root)
     await connection.write({ kind: 'blob' }, [blob('w4/f.txt', 'old')], { signal: signal() })

@@ -12,7 +12,7 @@ import {
   type WriteFailure,
   type WriteResult,
 } from '@nvisy/provider-core'
-import { writeBlob } from './fs-blob-sink.js'
+import { removeStaleTemps, writeBlob } from './fs-blob-sink.js'
 import { readBlobs, validateBlobStream } from './fs-blob-source.js'
 import { ensureDirectory, syncDirectory } from './fs-directories.js'
 import { appendDocuments, type IdIndex } from './fs-document-sink.js'
@@ -42,6 +42,8 @@ export interface FsConnectionOptions {
 export class FsConnection implements Connection<FsStream, FsContext, FsSinkStream> {
   readonly #options: FsConnectionOptions
   readonly #indexes = new Map<string, IdIndex>()
+  /** Folders this connection has swept of stale temporary files (once each). */
+  readonly #swept = new Set<string>()
 
   constructor(options: FsConnectionOptions) {
     this.#options = options
@@ -264,6 +266,18 @@ export class FsConnection implements Connection<FsStream, FsContext, FsSinkStrea
     })
     // Each folder that received a file is fsynced once, before the batch counts as written.
     await mapConcurrent([...written], this.#options.writeConcurrency, syncDirectory)
+    // The first time this connection writes into a folder, remove temporary files a killed
+    // earlier run left there.
+    for (const dir of written) {
+      if (this.#swept.has(dir)) continue
+      this.#swept.add(dir)
+      const removed = await removeStaleTemps(dir)
+      if (removed > 0)
+        this.#options.logger.info(
+          { removed },
+          `fs: removed ${removed} temporary file(s) left by an interrupted write`,
+        )
+    }
     const failed: WriteFailure[] = []
     let fatal: unknown
     outcomes.forEach((outcome, index) => {

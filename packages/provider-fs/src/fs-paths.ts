@@ -25,6 +25,11 @@ export function tempName(name: string): string {
   return `.${stem}.nvisy-${randomBytes(8).toString('hex')}.tmp`
 }
 
+/** A temporary file of this provider's blob writes (`.<name>.nvisy-<16 hex>.tmp`). */
+export function isTempName(name: string): boolean {
+  return TEMP_PATTERN.test(name)
+}
+
 /** Sidecars and temporary files this provider writes: never read as blobs, never writable keys. */
 export function isReservedName(name: string): boolean {
   return SIDECAR_PATTERN.test(name) || TEMP_PATTERN.test(name)
