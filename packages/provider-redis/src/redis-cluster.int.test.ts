@@ -1,11 +1,10 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { DocumentData, GuardedConnection, MessageData, ReadItem } from '@nvisy/provider-core'
-import { serviceSkipReason } from '@nvisy/provider-testkit'
+import { freePort, serviceSkipReason } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { redisProvider } from './index.js'
 
@@ -20,14 +19,6 @@ const skip = await serviceSkipReason(
   'PATH',
   async () => hasBinaries,
 )
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
 
 const signal = () => new AbortController().signal
 

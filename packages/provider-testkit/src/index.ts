@@ -9,6 +9,12 @@ export {
   memoryStores,
   seedMemoryStore,
 } from './memory-provider.js'
-export { hostPort, serviceSkipReason, servicesRequired, tcpReachable } from './services.js'
+export {
+  freePort,
+  hostPort,
+  serviceSkipReason,
+  servicesRequired,
+  tcpReachable,
+} from './services.js'
 export type { ConformanceFixture, ConformanceOptions } from './types.js'
 export { VERSION } from './version.js'

@@ -1,4 +1,4 @@
-import { connect } from 'node:net'
+import { connect, createServer } from 'node:net'
 
 /** True when something accepts TCP connections at host:port within `timeoutMs`. */
 export function tcpReachable(host: string, port: number, timeoutMs = 1500): Promise<boolean> {
@@ -50,4 +50,16 @@ export function hostPort(url: string, defaultPort: number): { host: string; port
     host: parsed.hostname.replace(/^\[|\]$/g, ''),
     port: parsed.port ? Number(parsed.port) : defaultPort,
   }
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago, for a server a test starts itself. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
 }

@@ -8,7 +8,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
@@ -33,7 +32,7 @@ import { pineconeProvider } from '@nvisy/provider-pinecone'
 import { postgresProvider } from '@nvisy/provider-postgres'
 import { redisProvider } from '@nvisy/provider-redis'
 import { s3Provider } from '@nvisy/provider-s3'
-import { serviceSkipReason, tcpReachable } from '@nvisy/provider-testkit'
+import { freePort, serviceSkipReason, tcpReachable } from '@nvisy/provider-testkit'
 import {
   type Dispatcher,
   type DispatcherNaming,
@@ -72,17 +71,6 @@ function dump(value: unknown): string {
       }
     }
     return v
-  })
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
   })
 }
 

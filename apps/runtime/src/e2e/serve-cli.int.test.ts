@@ -9,13 +9,12 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createCurve } from '@nats-io/nkeys'
 import type { Pipeline, RunEvent } from '@nvisy/protocol'
-import { serviceSkipReason } from '@nvisy/provider-testkit'
+import { freePort, serviceSkipReason } from '@nvisy/provider-testkit'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -48,17 +47,6 @@ const skip =
   (await serviceSkipReason('nats-server (the binary)', NATS_SERVER, async () =>
     existsSync(NATS_SERVER),
   ))
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 interface Serve {
   child: ChildProcess

@@ -1,11 +1,12 @@
 // Test helpers shared by the integration tests (excluded from the build).
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { createServer } from 'node:net'
 import { jetstream, jetstreamManager, type StreamConfig } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/nats-core'
 import { connect } from '@nats-io/transport-node'
-import { hostPort, serviceSkipReason, tcpReachable } from '@nvisy/provider-testkit'
+import { freePort, hostPort, serviceSkipReason, tcpReachable } from '@nvisy/provider-testkit'
+
+export { freePort }
 
 export const NATS_URL = process.env.NVISY_TEST_NATS_URL ?? 'nats://127.0.0.1:4222'
 export const NATS_SERVER_BINARY = process.env.NVISY_NATS_SERVER_BIN ?? '/usr/sbin/nats-server'
@@ -82,18 +83,6 @@ export class TestStream {
     await this.nc.close()
     this.nc = undefined
   }
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 /** A nats-server child process that requires user `u` with password `p`. */
