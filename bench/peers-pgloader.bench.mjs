@@ -16,13 +16,14 @@
 // Each side runs as its own process under `/usr/bin/time -v`: wall time from here, peak RSS
 // and CPU time from time(1). With --rounds > 1 the sides alternate and the median round counts.
 // Prints one JSON object last on stdout: rows/s and peak RSS per side, ratio = ours / pgloader.
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { ensurePackages, hasCommand, median, timedCommand } from './lib.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
@@ -66,30 +67,13 @@ const log = (message) => process.stderr.write(`peers-pgloader: ${message}\n`)
 const round = (n, d) => Math.round(n * 10 ** d) / 10 ** d
 
 // ---- tools --------------------------------------------------------------------------------
-function hasCommand(name) {
-  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0
-}
-function ensurePackages(wanted) {
-  const missing = wanted.filter((w) => !w.present())
-  if (missing.length === 0) return
-  const names = missing.map((w) => w.package)
-  if (process.getuid?.() !== 0)
-    throw new Error(
-      `missing ${names.join(', ')}: run as root or apt-get install -y ${names.join(' ')}`,
-    )
-  log(`installing ${names.join(' ')} (apt-get)`)
-  const stdio = ['ignore', process.stderr, process.stderr]
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-  execFileSync('apt-get', ['update', '-qq'], { stdio, env })
-  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...names], {
-    stdio,
-    env,
-  })
-}
-ensurePackages([
-  { package: 'pgloader', present: () => hasCommand('pgloader') },
-  { package: 'time', present: () => existsSync('/usr/bin/time') },
-])
+ensurePackages(
+  [
+    { package: 'pgloader', present: () => hasCommand('pgloader') },
+    { package: 'time', present: () => existsSync('/usr/bin/time') },
+  ],
+  log,
+)
 const cli = join(root, 'apps/runtime/dist/cli.js')
 for (const file of [
   cli,
@@ -194,40 +178,7 @@ CREATE TABLE "${schema}".items (
 
 // ---- one side under /usr/bin/time -v -----------------------------------------------------
 function timed(name, command, commandArgs, env) {
-  const timeFile = join(work, `${name}.time`)
-  const outFile = join(work, `${name}.out`)
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint()
-    const child = spawn('/usr/bin/time', ['-v', '-o', timeFile, command, ...commandArgs], {
-      env,
-      cwd: work,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    child.stdout.on('data', (c) => {
-      out += c
-    })
-    child.stderr.on('data', (c) => {
-      out += c
-    })
-    child.on('error', reject)
-    child.on('close', (code) => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9
-      writeFileSync(outFile, out)
-      if (code !== 0) {
-        reject(new Error(`${name} exited ${code}; last output:\n${out.slice(-3000)}`))
-        return
-      }
-      const time = readFileSync(timeFile, 'utf8')
-      const field = (label) => Number(new RegExp(`${label}: ([0-9.]+)`).exec(time)?.[1])
-      resolve({
-        seconds,
-        peakRssKb: field('Maximum resident set size \\(kbytes\\)'),
-        cpuSeconds: field('User time \\(seconds\\)') + field('System time \\(seconds\\)'),
-        output: out,
-      })
-    })
-  })
+  return timedCommand(name, command, commandArgs, { env, cwd: work })
 }
 
 function runPgloader() {
@@ -324,12 +275,6 @@ function reportedSeconds(name, output) {
   }
   const all = [...output.matchAll(/"durationMs": ?(\d+)/g)]
   return all.length ? Number(all.at(-1)[1]) / 1000 : undefined
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length / 2
-  return Number.isInteger(mid) ? (sorted[mid - 1] + sorted[mid]) / 2 : sorted[Math.floor(mid)]
 }
 
 // ---- run ----------------------------------------------------------------------------------

@@ -15,15 +15,16 @@
 // destination is checked against the source: same keys, sizes and ETags (single-part ETags
 // are MD5s; multipart ETags match because both sides use the same part size).
 // Prints one JSON object last on stdout: MB/s and peak RSS per side, ratio = ours / rclone.
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { ensurePackages, hasCommand, median, timedCommand } from './lib.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
@@ -67,30 +68,13 @@ const serverEnv = {
 const work = join(os.tmpdir(), `nvisy-peers-rclone-${randomBytes(4).toString('hex')}`)
 
 // ---- tools --------------------------------------------------------------------------------
-function hasCommand(name) {
-  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0
-}
-function ensurePackages(wanted) {
-  const missing = wanted.filter((w) => !w.present())
-  if (missing.length === 0) return
-  const names = missing.map((w) => w.package)
-  if (process.getuid?.() !== 0)
-    throw new Error(
-      `missing ${names.join(', ')}: run as root or apt-get install -y ${names.join(' ')}`,
-    )
-  log(`installing ${names.join(' ')} (apt-get)`)
-  const stdio = ['ignore', process.stderr, process.stderr]
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-  execFileSync('apt-get', ['update', '-qq'], { stdio, env })
-  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...names], {
-    stdio,
-    env,
-  })
-}
-ensurePackages([
-  { package: 'rclone', present: () => hasCommand('rclone') },
-  { package: 'time', present: () => existsSync('/usr/bin/time') },
-])
+ensurePackages(
+  [
+    { package: 'rclone', present: () => hasCommand('rclone') },
+    { package: 'time', present: () => existsSync('/usr/bin/time') },
+  ],
+  log,
+)
 const cli = join(root, 'apps/runtime/dist/cli.js')
 for (const file of [cli, join(root, 'packages/provider-s3/dist/index.js')])
   if (!existsSync(file)) throw new Error(`${file} is missing: run pnpm build first`)
@@ -197,36 +181,7 @@ async function verify(name, source) {
 
 // ---- one side under /usr/bin/time -v -----------------------------------------------------
 function timed(name, command, commandArgs, env) {
-  const timeFile = join(work, `${name}.time`)
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint()
-    const child = spawn('/usr/bin/time', ['-v', '-o', timeFile, command, ...commandArgs], {
-      env,
-      cwd: work,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    const keep = (c) => {
-      out = (out + c).slice(-20000)
-    }
-    child.stdout.on('data', keep)
-    child.stderr.on('data', keep)
-    child.on('error', reject)
-    child.on('close', (code) => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9
-      if (code !== 0) {
-        reject(new Error(`${name} exited ${code}; last output:\n${out.slice(-3000)}`))
-        return
-      }
-      const time = readFileSync(timeFile, 'utf8')
-      const field = (label) => Number(new RegExp(`${label}: ([0-9.]+)`).exec(time)?.[1])
-      resolve({
-        seconds,
-        peakRssKb: field('Maximum resident set size \\(kbytes\\)'),
-        cpuSeconds: field('User time \\(seconds\\)') + field('System time \\(seconds\\)'),
-      })
-    })
-  })
+  return timedCommand(name, command, commandArgs, { env, cwd: work })
 }
 
 function runRclone() {
@@ -323,12 +278,6 @@ function writeRuntimeFiles() {
     edges: [{ from: 'src', to: 'dst' }],
   }
   writeFileSync(join(work, 'pipeline.json'), JSON.stringify(pipeline, null, 2))
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length / 2
-  return Number.isInteger(mid) ? (sorted[mid - 1] + sorted[mid]) / 2 : sorted[Math.floor(mid)]
 }
 
 // ---- run ----------------------------------------------------------------------------------

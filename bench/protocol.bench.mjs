@@ -13,6 +13,7 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import { compareLoops } from './lib.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const protocolDir = join(here, '..', 'packages', 'protocol')
@@ -100,30 +101,14 @@ const bare = () => {
     throw new Error(`Ajv refused the request: ${JSON.stringify(bareValidate.errors)}`)
 }
 
-function measure(body) {
-  for (let i = 0; i < 5000; i++) body() // warm up: both sides tiered up by the JIT
-  const started = process.hrtime.bigint()
-  const cpu = process.cpuUsage()
-  for (let i = 0; i < count; i++) body()
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9
-  const used = process.cpuUsage(cpu)
-  return {
-    messagesPerSec: Math.round(count / seconds),
-    seconds: Number(seconds.toFixed(3)),
-    cpuMicrosPerMessage: Number(((used.user + used.system) / count).toFixed(2)),
-  }
-}
-
-const runs = { ours: [], bare: [] }
-for (let r = 0; r < rounds; r++) {
-  for (const side of r % 2 === 0 ? ['bare', 'ours'] : ['ours', 'bare']) {
-    const result = measure(side === 'ours' ? ours : bare)
-    runs[side].push(result)
-    process.stderr.write(`round ${r + 1} ${side}: ${JSON.stringify(result)}\n`)
-  }
-}
-const best = (list) => list.reduce((a, b) => (b.messagesPerSec > a.messagesPerSec ? b : a))
-const lowestCpu = (list) => Math.min(...list.map((r) => r.cpuMicrosPerMessage))
+const compared = compareLoops({
+  ours: ours,
+  bare: bare,
+  count,
+  rounds,
+  warmup: 5000,
+  unit: 'message',
+})
 console.log(
   JSON.stringify({
     benchmark:
@@ -132,9 +117,6 @@ console.log(
     rounds,
     payloadBytes: payload.byteLength,
     node: process.version,
-    ours: best(runs.ours),
-    bare: best(runs.bare),
-    ratio: Number((best(runs.ours).messagesPerSec / best(runs.bare).messagesPerSec).toFixed(2)),
-    cpuRatio: Number((lowestCpu(runs.bare) / lowestCpu(runs.ours)).toFixed(2)),
+    ...compared,
   }),
 )

@@ -15,6 +15,7 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import { compareLoops } from './lib.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const vaultDir = join(here, '..', 'packages', 'vault')
@@ -67,31 +68,14 @@ function bareOnce() {
     throw new Error('bare round trip changed the credentials')
 }
 
-function measure(body) {
-  for (let i = 0; i < 3000; i++) body() // warm up: both sides tiered up by the JIT
-  const started = process.hrtime.bigint()
-  const cpu = process.cpuUsage()
-  for (let i = 0; i < count; i++) body()
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9
-  const used = process.cpuUsage(cpu)
-  return {
-    opsPerSec: Math.round(count / seconds),
-    seconds: Number(seconds.toFixed(3)),
-    cpuMicrosPerOp: Number(((used.user + used.system) / count).toFixed(2)),
-  }
-}
-
-const runs = { ours: [], bare: [] }
-for (let r = 0; r < rounds; r++) {
-  for (const side of r % 2 === 0 ? ['bare', 'ours'] : ['ours', 'bare']) {
-    const result = measure(side === 'ours' ? oursOnce : bareOnce)
-    runs[side].push(result)
-    process.stderr.write(`round ${r + 1} ${side}: ${JSON.stringify(result)}\n`)
-  }
-}
-const best = (list) => list.reduce((a, b) => (b.opsPerSec > a.opsPerSec ? b : a))
-const ours = best(runs.ours)
-const bare = best(runs.bare)
+const compared = compareLoops({
+  ours: oursOnce,
+  bare: bareOnce,
+  count,
+  rounds,
+  warmup: 3000,
+  unit: 'op',
+})
 console.log(
   JSON.stringify({
     benchmark: 'vault: seal + open one credentials object vs the bare HKDF + XChaCha20-Poly1305',
@@ -99,15 +83,6 @@ console.log(
     rounds,
     plaintextBytes: JSON.stringify(credentials).length,
     node: process.version,
-    ours,
-    bare,
-    ratio: Number((ours.opsPerSec / bare.opsPerSec).toFixed(2)),
-    // CPU time per operation is steadier than wall time on a shared machine.
-    cpuRatio: Number(
-      (
-        Math.min(...runs.bare.map((r) => r.cpuMicrosPerOp)) /
-        Math.min(...runs.ours.map((r) => r.cpuMicrosPerOp))
-      ).toFixed(2),
-    ),
+    ...compared,
   }),
 )
