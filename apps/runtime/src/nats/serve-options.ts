@@ -123,8 +123,7 @@ export async function natsConnectionOptions(
 // NATS subject tokens: no spaces, no wildcards, no empty tokens.
 const SUBJECT_PREFIX = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/
 // JetStream stream and KV bucket names.
-const STREAM_NAME = /^[A-Za-z0-9_-]{1,255}$/
-const BUCKET_NAME = /^[A-Za-z0-9_-]{1,255}$/
+const JETSTREAM_NAME = /^[A-Za-z0-9_-]{1,255}$/
 const QUEUE_GROUP = /^[A-Za-z0-9_.-]{1,255}$/
 
 /**
@@ -132,51 +131,55 @@ const QUEUE_GROUP = /^[A-Za-z0-9_.-]{1,255}$/
  * defaults unless a deployment separates environments on one NATS cluster (staging and
  * production), in which case the server must use the same names.
  */
+const NAMING_SETTINGS: readonly {
+  key: keyof DispatcherNaming
+  flag: keyof ServeFlags
+  variable: string
+  rule: RegExp
+  ruleText: string
+}[] = [
+  {
+    key: 'prefix',
+    flag: 'subject-prefix',
+    variable: SERVE_ENV.subjectPrefix,
+    rule: SUBJECT_PREFIX,
+    ruleText: 'dot-separated tokens of letters, digits, "-" and "_" (no spaces, no wildcards)',
+  },
+  {
+    key: 'eventsStream',
+    flag: 'events-stream',
+    variable: SERVE_ENV.eventsStream,
+    rule: JETSTREAM_NAME,
+    ruleText: 'a JetStream stream name: letters, digits, "-" and "_"',
+  },
+  {
+    key: 'checkpointBucket',
+    flag: 'checkpoint-bucket',
+    variable: SERVE_ENV.checkpointBucket,
+    rule: JETSTREAM_NAME,
+    ruleText: 'a KV bucket name: letters, digits, "-" and "_"',
+  },
+  {
+    key: 'queueGroup',
+    flag: 'queue-group',
+    variable: SERVE_ENV.queueGroup,
+    rule: QUEUE_GROUP,
+    ruleText: 'letters, digits, ".", "-" and "_"',
+  },
+]
+
 export function dispatcherNaming(
   env: NodeJS.ProcessEnv,
   flags: ServeFlags,
 ): Partial<DispatcherNaming> {
   const naming: Partial<DispatcherNaming> = {}
-  const pick = (
-    flag: keyof ServeFlags,
-    variable: string,
-    rule: RegExp,
-    ruleText: string,
-  ): string | undefined => {
+  for (const { key, flag, variable, rule, ruleText } of NAMING_SETTINGS) {
     const value = flags[flag] ?? nonEmpty(env, variable)
-    if (value === undefined) return undefined
+    if (value === undefined) continue
     if (!rule.test(value))
       throw config(`--${flag} (${variable}) ${JSON.stringify(value)} is not valid: ${ruleText}`)
-    return value
+    naming[key] = value
   }
-  const prefix = pick(
-    'subject-prefix',
-    SERVE_ENV.subjectPrefix,
-    SUBJECT_PREFIX,
-    'dot-separated tokens of letters, digits, "-" and "_" (no spaces, no wildcards)',
-  )
-  if (prefix !== undefined) naming.prefix = prefix
-  const eventsStream = pick(
-    'events-stream',
-    SERVE_ENV.eventsStream,
-    STREAM_NAME,
-    'a JetStream stream name: letters, digits, "-" and "_"',
-  )
-  if (eventsStream !== undefined) naming.eventsStream = eventsStream
-  const bucket = pick(
-    'checkpoint-bucket',
-    SERVE_ENV.checkpointBucket,
-    BUCKET_NAME,
-    'a KV bucket name: letters, digits, "-" and "_"',
-  )
-  if (bucket !== undefined) naming.checkpointBucket = bucket
-  const queueGroup = pick(
-    'queue-group',
-    SERVE_ENV.queueGroup,
-    QUEUE_GROUP,
-    'letters, digits, ".", "-" and "_"',
-  )
-  if (queueGroup !== undefined) naming.queueGroup = queueGroup
   return naming
 }
 
