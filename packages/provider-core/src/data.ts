@@ -27,7 +27,8 @@ export const JsonObjectSchema = Type.Record(Type.String(), Type.Unknown(), {
 //   timestamp    '2024-02-29T13:45:00.123456'       (no time zone: a wall-clock value)
 //   timestamptz  '2024-02-29T13:45:00.123456Z'      (an instant, always in UTC)
 //   json         '{"a": 1}'                          (the JSON text exactly as stored)
-//   interval     'P1DT2H' or the database's own text form
+//   interval     'P1DT2H' or the database's own text form ('-838:59:59.000000' for MySQL TIME)
+//   bits         '0101'                             (a bit string, most significant bit first)
 // 64-bit integers are `bigint`, binary is `Uint8Array`.
 // ---------------------------------------------------------------------------------------
 
@@ -39,6 +40,7 @@ export type TaggedValueType =
   | 'timestamptz'
   | 'json'
   | 'interval'
+  | 'bits'
 
 export interface TaggedValue {
   readonly $type: TaggedValueType

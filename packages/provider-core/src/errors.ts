@@ -14,7 +14,16 @@ export const ERROR_KINDS = [
 
 export type ErrorKind = (typeof ERROR_KINDS)[number]
 
-export type Operation = 'connect' | 'check' | 'discover' | 'read' | 'write' | 'delete' | 'close'
+export type Operation =
+  | 'connect'
+  | 'check'
+  | 'discover'
+  | 'describe'
+  | 'prepare'
+  | 'read'
+  | 'write'
+  | 'delete'
+  | 'close'
 
 /** One failing field of a validated value: a JSON pointer, the rule that failed, a message. */
 export interface ValidationIssue {

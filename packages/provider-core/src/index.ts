@@ -7,6 +7,7 @@ export {
   chunkBy,
   mapConcurrent,
 } from './batcher.js'
+export type { ColumnInfo, ColumnType, PrepareResult, StreamSchema } from './columns.js'
 export * from './data.js'
 export {
   ERROR_KINDS,
@@ -32,6 +33,7 @@ export {
   type Connection,
   defineProvider,
   type GuardedConnection,
+  type PrepareOptions,
   type Provider,
   type ProviderDefinition,
   type ProviderDescription,

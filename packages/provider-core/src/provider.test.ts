@@ -300,6 +300,9 @@ describe('defineProvider', () => {
       discover: true,
       incremental: true,
       delete: true,
+      describeStream: false,
+      prepare: false,
+      offsets: false,
       sourceData: ['record'],
       sinkData: ['record'],
     })
@@ -311,6 +314,9 @@ describe('defineProvider', () => {
       discover: false,
       incremental: false,
       delete: false,
+      describeStream: false,
+      prepare: false,
+      offsets: false,
       sourceData: [],
       sinkData: [],
     })

@@ -1,5 +1,6 @@
 import type { Static, TSchema } from '@sinclair/typebox'
 import { abortReason, raceAbort } from './abort.js'
+import type { PrepareResult, StreamSchema } from './columns.js'
 import { DATA_KINDS, type Data, type DataKind } from './data.js'
 import {
   isAbortError,
@@ -36,6 +37,17 @@ export interface StreamInfo {
   description?: string
 }
 
+export interface PrepareOptions {
+  signal: AbortSignal
+  /**
+   * The schema of what will be written (the source stream's `describeStream`, after any
+   * conversion), used to create or evolve the destination. Absent when the source cannot say.
+   */
+  schema?: StreamSchema | undefined
+  /** Report what would be done (and refuse what cannot be) without changing anything. */
+  dryRun?: boolean | undefined
+}
+
 export interface ReadItem<TContext = unknown> {
   data: Data
   /** Resume after this item with `read(stream, { after: context })`. A small JSON value. */
@@ -50,6 +62,12 @@ export interface ReadOptions<TContext = unknown> {
 
 export interface WriteOptions {
   signal: AbortSignal
+  /**
+   * Exactly-once appends: commit `context` under `key` in the destination in the same
+   * transaction as this batch (only given to sinks that declare `offsets`, and only when
+   * the batch holds source items in order). `readOffset(stream, key)` returns it later.
+   */
+  offset?: { key: string; context: unknown } | undefined
 }
 
 export interface WriteFailure {
@@ -73,6 +91,16 @@ export interface Connection<TStream = any, TContext = any, TSinkStream = any> {
   write?(stream: TSinkStream, batch: readonly Data[], options: WriteOptions): Promise<WriteResult>
   /** Delete items by id or key, for sinks that mirror a source. */
   delete?(stream: TSinkStream, ids: readonly string[], options: WriteOptions): Promise<WriteResult>
+  /** Source: the columns and key of one stream, in portable types, so a sink can create its destination. */
+  describeStream?(stream: TStream, options: { signal: AbortSignal }): Promise<StreamSchema>
+  /**
+   * Sink: make sure the destination exists and fits before the first write: create or evolve
+   * it as the sink stream's settings allow, or fail with a `config` (or `not_found`) error
+   * that names what is missing. With `dryRun` nothing changes.
+   */
+  prepare?(stream: TSinkStream, options: PrepareOptions): Promise<PrepareResult>
+  /** Sink with `offsets`: the context last committed under `key` by a write's `offset`, if any. */
+  readOffset?(stream: TSinkStream, key: string, options: { signal: AbortSignal }): Promise<unknown>
   close(): Promise<void>
 }
 
@@ -87,6 +115,8 @@ export interface SourceDefinition<TStream extends TSchema, TContext extends TSch
   incremental?: boolean
   /** The ordering key reads follow, for docs and the catalog: "primary key", "object key"... */
   ordering: string
+  /** Whether `describeStream` is implemented. */
+  describe?: boolean
   /** The data kind a given stream yields, when the source has more than one. */
   dataKindOf?(stream: Static<TStream>): DataKind
   /**
@@ -103,6 +133,10 @@ export interface SinkDefinition<TSinkStream extends TSchema> {
   idempotentBy: string
   /** Whether `delete` is supported. */
   deletes?: boolean
+  /** Whether `prepare` creates or checks the destination. */
+  prepare?: boolean
+  /** Whether writes commit `WriteOptions.offset` with the batch and `readOffset` returns it (exactly-once appends). */
+  offsets?: boolean
   dataKindOf?(stream: Static<TSinkStream>): DataKind
 }
 
@@ -142,6 +176,12 @@ export interface Capabilities {
   discover: boolean
   incremental: boolean
   delete: boolean
+  /** The source describes a stream's columns (`describeStream`). */
+  describeStream: boolean
+  /** The sink creates or checks its destination (`prepare`). */
+  prepare: boolean
+  /** The sink commits resume offsets with its writes (exactly-once appends). */
+  offsets: boolean
   sourceData: DataKind[]
   sinkData: DataKind[]
 }
@@ -211,6 +251,12 @@ export interface GuardedConnection<TStream = any, TContext = any, TSinkStream = 
   read(stream: TStream, options: ReadOptions<TContext>): AsyncIterable<ReadItem<TContext>>
   write(stream: TSinkStream, batch: readonly Data[], options: WriteOptions): Promise<WriteResult>
   delete(stream: TSinkStream, ids: readonly string[], options: WriteOptions): Promise<WriteResult>
+  /** The source stream's schema; a `config` error when the provider cannot describe streams. */
+  describeStream(stream: TStream, options?: { signal?: AbortSignal }): Promise<StreamSchema>
+  /** Create, evolve or check the sink's destination; providers without `prepare` report `{ existed: true, actions: [] }`. */
+  prepare(stream: TSinkStream, options?: Partial<PrepareOptions>): Promise<PrepareResult>
+  /** The offset committed under `key`, or undefined (also for sinks without offsets). */
+  readOffset(stream: TSinkStream, key: string, options?: { signal?: AbortSignal }): Promise<unknown>
   close(): Promise<void>
   readonly closed: boolean
 }
@@ -272,6 +318,9 @@ export function defineProvider<
     discover: definition.discover === true,
     incremental: definition.source?.incremental === true,
     delete: definition.sink?.deletes === true,
+    describeStream: definition.source?.describe === true,
+    prepare: definition.sink?.prepare === true,
+    offsets: definition.sink?.offsets === true,
     sourceData,
     sinkData,
   }) as Capabilities
@@ -740,6 +789,47 @@ function guardConnection<
           })
         return connection.delete(settings, ids, options)
       }),
+    describeStream: (stream, options = {}) =>
+      run(
+        'describe',
+        async () => {
+          if (!connection.describeStream)
+            throw new ProviderError({
+              kind: 'config',
+              message: `provider ${id} cannot describe a stream's columns`,
+            })
+          return connection.describeStream(provider.validateStream(stream), {
+            signal: options.signal ?? new AbortController().signal,
+          })
+        },
+        stream,
+      ),
+    prepare: (stream, options = {}) =>
+      run(
+        'prepare',
+        async () => {
+          const settings = provider.validateSinkStream(stream)
+          if (!connection.prepare) return { existed: true, actions: [] }
+          return connection.prepare(settings, {
+            signal: options.signal ?? new AbortController().signal,
+            schema: options.schema,
+            dryRun: options.dryRun,
+          })
+        },
+        stream,
+      ),
+    readOffset: (stream, key, options = {}) =>
+      run(
+        'read',
+        async () => {
+          const settings = provider.validateSinkStream(stream)
+          if (!connection.readOffset) return undefined
+          return connection.readOffset(settings, key, {
+            signal: options.signal ?? new AbortController().signal,
+          })
+        },
+        stream,
+      ),
     close() {
       // An async wrapper, so a close that throws synchronously still rejects the promise.
       closing ??= (async () => connection.close())().catch((error) => {
