@@ -27,6 +27,17 @@ export {
 export { type Logger, memoryLogger, redactingLogger, silentLogger } from './logger.js'
 export { itemsFromPages, type Page } from './paged-items.js'
 export {
+  canonicalJson,
+  Destination,
+  declaresDestinations,
+  destinationDigest,
+  destinationParams,
+  isDestinationSchema,
+  isLocalPathSchema,
+  LocalPath,
+  localPathParams,
+} from './param-marks.js'
+export {
   type Capabilities,
   type ConnectContext,
   type ConnectInput,
@@ -48,7 +59,7 @@ export {
   type WriteOptions,
   type WriteResult,
 } from './provider.js'
-export { collectSecrets, REDACTED, Redactor, redactObject } from './redact.js'
+export { collectMarked, collectSecrets, REDACTED, Redactor, redactObject } from './redact.js'
 export { backoffDelay, type RetryOptions, retry } from './retry.js'
 export {
   checkValue,

@@ -28,13 +28,14 @@ function walk(
   value: unknown,
   onSecret: (value: unknown, path: string) => void,
   path: string,
+  marked: (schema: SchemaNode) => boolean = isSecretSchema,
 ): void {
   if (!schema || value === undefined || value === null) return
-  if (isSecretSchema(schema)) {
+  if (marked(schema)) {
     onSecret(value, path)
     return
   }
-  for (const branch of branches(schema)) walk(branch, value, onSecret, path)
+  for (const branch of branches(schema)) walk(branch, value, onSecret, path, marked)
   if (Array.isArray(value)) {
     // A tuple lists one schema per position (`items` as an array, or `prefixItems`).
     const positional: SchemaNode[] | undefined = Array.isArray(schema.prefixItems)
@@ -50,13 +51,14 @@ function walk(
     value.forEach((v, i) => {
       const itemSchema = positional && i < positional.length ? positional[i] : rest
       if (itemSchema && typeof itemSchema === 'object')
-        walk(itemSchema, v, onSecret, `${path}/${i}`)
+        walk(itemSchema, v, onSecret, `${path}/${i}`, marked)
     })
     return
   }
   if (typeof value === 'object') {
     for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
-      for (const sub of subSchemas(schema, key)) walk(sub, child, onSecret, `${path}/${key}`)
+      for (const sub of subSchemas(schema, key))
+        walk(sub, child, onSecret, `${path}/${key}`, marked)
     }
   }
 }
@@ -100,6 +102,20 @@ function collectStrings(value: unknown, out: Set<string>): void {
   } else if (value && typeof value === 'object') {
     for (const v of Object.values(value)) collectStrings(v, out)
   }
+}
+
+/**
+ * The values in `value` whose schema node satisfies `marked`, by JSON pointer (a value
+ * reached through several union branches is listed once).
+ */
+export function collectMarked(
+  schema: TSchema,
+  value: unknown,
+  marked: (schema: Record<string, any>) => boolean,
+): Map<string, unknown> {
+  const out = new Map<string, unknown>()
+  walk(schema as SchemaNode, value, (found, path) => out.set(path || '/', found), '', marked)
+  return out
 }
 
 /** Every secret string in `value`, found through the `secret` marks of its schema. */

@@ -33,6 +33,8 @@ function createAjv(): Ajv {
   })
   addFormats(ajv)
   ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' })
+  ajv.addKeyword({ keyword: 'destination', schemaType: 'boolean' })
+  ajv.addKeyword({ keyword: 'localPath', schemaType: 'boolean' })
   return ajv
 }
 
