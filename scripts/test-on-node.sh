@@ -11,6 +11,7 @@ set -euo pipefail
 major=${1:?usage: test-on-node.sh <node major> [report.json]}
 root=$(cd "$(dirname "$0")/.." && pwd)
 report=${2:-$root/.vitest-report-node$major.json}
+case $report in /*) ;; *) report="$PWD/$report" ;; esac
 cache=${NVISY_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nvisy/node}
 
 nodedir="$cache/$major"
