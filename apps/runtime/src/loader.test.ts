@@ -88,6 +88,31 @@ describe('loadProviders', () => {
     const registry = await loadProviders(['@nvisy/provider-fs'], { from: here })
     expect(registry.get('fs')?.capabilities.read).toBe(true)
   })
+
+  it('searches every given directory in order, then where the runtime is installed (global installs)', async () => {
+    const empty = await mkdtemp(join(tmpdir(), 'nvisy-loader-empty-'))
+    try {
+      // Nothing under `empty`: found beside the runtime itself, as a global install is.
+      const registry = await loadProviders(['@nvisy/provider-fs'], { from: empty })
+      expect(registry.get('fs')).toBeDefined()
+      // The second directory is searched when the first has nothing.
+      const second = await loadProviders(['fake-provider'], {
+        from: [empty, join(root, 'project')],
+        searchRuntimeInstall: false,
+      })
+      expect(second.get('fake')).toBeDefined()
+      // Not found anywhere: the error names the places and the command that installs it.
+      const missing = loadProviders(['@nvisy/provider-nope'], { from: [empty, root] })
+      await expect(missing).rejects.toThrow(/not installed/)
+      await expect(missing).rejects.toThrow(/npm install @nvisy\/provider-nope/)
+      await expect(missing).rejects.toThrow(/npm install -g @nvisy\/provider-nope/)
+      await expect(
+        loadProviders(['@nvisy/provider-fs'], { from: empty, searchRuntimeInstall: false }),
+      ).rejects.toThrow(/not installed/)
+    } finally {
+      await rm(empty, { recursive: true, force: true })
+    }
+  })
 })
 
 describe('config', () => {

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { type Provider, ProviderError, SPECIFICATION_VERSION } from '@nvisy/provider-core'
 import { MapProviderRegistry } from './registry.js'
 
@@ -130,10 +130,32 @@ export function providerFromModule(module: Record<string, unknown>): Provider | 
 }
 
 export interface LoadOptions {
-  /** Resolve package names from this directory (the config file's directory, or the cwd). */
-  from: string
+  /**
+   * Resolve package names from these directories upward, in order (the config file's or
+   * pipeline's directory, then the working directory).
+   */
+  from: string | readonly string[]
+  /**
+   * Also look where this runtime is installed, so a global install (`npm install -g
+   * @nvisy/runtime @nvisy/provider-fs`) finds the providers installed beside it. Default true.
+   */
+  searchRuntimeInstall?: boolean
   /** Providers given as code (tests, embedding applications). */
   providers?: Provider[]
+}
+
+/** Where this runtime package is installed (the folder holding its package.json). */
+export function runtimeInstallDirectory(): string {
+  // dist/loader.js or src/loader.ts: the package root is one level up.
+  return dirname(dirname(fileURLToPath(import.meta.url)))
+}
+
+function searchDirectories(options: LoadOptions): string[] {
+  const dirs = (typeof options.from === 'string' ? [options.from] : [...options.from]).map((d) =>
+    resolve(d),
+  )
+  if (options.searchRuntimeInstall !== false) dirs.push(runtimeInstallDirectory())
+  return [...new Set(dirs)]
 }
 
 /**
@@ -146,11 +168,19 @@ export async function loadProviders(
   options: LoadOptions,
 ): Promise<MapProviderRegistry> {
   const registry = new MapProviderRegistry(options.providers ?? [])
+  const dirs = searchDirectories(options)
   for (const name of packages) {
-    const entry = resolvePackageEntry(name, options.from)
+    let entry: string | undefined
+    for (const dir of dirs) {
+      entry = resolvePackageEntry(name, dir)
+      if (entry) break
+    }
     if (!entry) {
+      const local = name.startsWith('.') || isAbsolute(name)
       throw configError(
-        `provider package ${name} is not installed: no node_modules/${name} with an entry point from ${options.from} upward (install it next to the config file)`,
+        local
+          ? `provider module ${name} does not exist (resolved from ${dirs[0]})`
+          : `provider package ${name} is not installed: no node_modules/${name} from ${dirs.join(', ')} upward. Install it beside your pipeline (\`npm install ${name}\`, then run \`npx nvisy ...\` there) or beside a global runtime (\`npm install -g ${name}\`)`,
       )
     }
     let module: Record<string, unknown>
