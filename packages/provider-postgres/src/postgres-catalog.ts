@@ -21,6 +21,12 @@ export interface ColumnInfo extends ColumnType {
   nullable: boolean
   /** 1-based position in the primary key, 0 when not part of it. */
   primaryKeyPosition: number
+  /** The type modifier of the column's (domain: base) type; for arrays, of the element; -1 when none. */
+  typmod: number
+  /** format_type of the base type for domains, else `typeName`. */
+  baseTypeName: string
+  /** Enum labels in sort order when the column (or its array element) is an enum. */
+  labels?: string[] | undefined
 }
 
 export interface TableInfo {
@@ -47,6 +53,11 @@ SELECT n.nspname AS schema, c.relname AS table, c.relkind AS relkind,
        t.typbasetype::int AS base,
        format_type(a.atttypid, a.atttypmod) AS type_name,
        NOT a.attnotnull AS nullable,
+       CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod,
+       CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) ELSE format_type(a.atttypid, a.atttypmod) END AS base_type_name,
+       (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder)::text FROM pg_enum e
+         WHERE e.enumtypid = CASE WHEN COALESCE(bt.typcategory, t.typcategory) = 'A' THEN COALESCE(bt.typelem, t.typelem)
+                                  WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END) AS labels,
        COALESCE((SELECT k.n FROM unnest(i.indkey) WITH ORDINALITY AS k(att, n) WHERE k.att = a.attnum), 0)::int AS pk_pos
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -67,6 +78,9 @@ interface ColumnRow {
   type_name: string
   nullable: boolean
   pk_pos: number
+  typmod: number
+  base_type_name: string
+  labels: string | null
 }
 
 function toTables(rows: ColumnRow[]): TableInfo[] {
@@ -93,6 +107,9 @@ function toTables(rows: ColumnRow[]): TableInfo[] {
       typeName: row.type_name,
       nullable: row.nullable,
       primaryKeyPosition: Number(row.pk_pos),
+      typmod: Number(row.typmod),
+      baseTypeName: row.base_type_name,
+      labels: row.labels ? (JSON.parse(row.labels) as string[]) : undefined,
     }
     info.columns.push(column)
     info.byName.set(column.name, column)

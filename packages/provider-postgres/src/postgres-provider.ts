@@ -3,17 +3,30 @@ import {
   type Data,
   defineProvider,
   type Logger,
+  type PrepareOptions,
+  type PrepareResult,
   ProviderError,
   SPECIFICATION_VERSION,
+  type StreamSchema,
+  throwIfAborted,
+  type WriteOptions,
 } from '@nvisy/provider-core'
 import pg from 'pg'
 import {
   describeTable,
   listTables,
+  qualifiedName,
   type TableInfo,
   tableNotFound,
   toStreamInfo,
 } from './postgres-catalog.js'
+import {
+  addColumnsStatement,
+  checkIdentifier,
+  createTableStatement,
+  describeColumns,
+  offsetsTableStatement,
+} from './postgres-ddl.js'
 import { classifyPostgresError } from './postgres-errors.js'
 import {
   type PostgresContext,
@@ -108,6 +121,8 @@ class PostgresConnection
   implements Connection<PostgresStream, PostgresContext, PostgresSinkStream>
 {
   readonly #tables = new Map<string, TableInfo>()
+  /** Offsets tables known to exist (created when missing), by qualified name. */
+  readonly #offsetTables = new Set<string>()
 
   constructor(
     readonly pool: pg.Pool,
@@ -181,23 +196,146 @@ class PostgresConnection
     return info
   }
 
-  async write(
+  /** The offsets table of a sink stream, created when missing (once per connection). */
+  #offsets = async (
+    client: pg.PoolClient,
+    schema: string,
     stream: PostgresSinkStream,
-    batch: readonly Data[],
-    options: { signal: AbortSignal },
-  ) {
+  ): Promise<string> => {
+    const name = qualifiedName(schema, stream.offsetsTable ?? '_nvisy_offsets')
+    if (this.#offsetTables.has(name)) return name
+    try {
+      await client.query(offsetsTableStatement(name))
+    } catch (error) {
+      // Two connections creating it at once: one wins, the other sees a duplicate.
+      const code = (error as { code?: string }).code
+      if (code !== '42P07' && code !== '23505') throw error
+    }
+    this.#offsetTables.add(name)
+    return name
+  }
+
+  async write(stream: PostgresSinkStream, batch: readonly Data[], options: WriteOptions) {
     const schema = stream.schema ?? this.schema
     try {
       return await writeBatch(
-        { acquire: this.acquire, table: this.#table },
+        { acquire: this.acquire, table: this.#table, offsets: this.#offsets },
         stream,
         schema,
         batch,
         options.signal,
+        options.offset,
       )
     } catch (error) {
       this.#tables.delete(`${schema}\u0000${stream.table}`)
+      this.#offsetTables.clear()
       throw error
+    }
+  }
+
+  async readOffset(
+    stream: PostgresSinkStream,
+    key: string,
+    options: { signal: AbortSignal },
+  ): Promise<unknown> {
+    throwIfAborted(options.signal)
+    const schema = stream.schema ?? this.schema
+    const name = qualifiedName(schema, stream.offsetsTable ?? '_nvisy_offsets')
+    const client = await this.acquire()
+    try {
+      const result = await client.query<{ context: string }>({
+        text: `SELECT context::text AS context FROM ${name} WHERE key = $1`,
+        values: [key],
+      })
+      const row = result.rows[0]
+      return row ? JSON.parse(row.context) : undefined
+    } catch (error) {
+      if ((error as { code?: string }).code === '42P01') return undefined // no offsets table yet
+      throw error
+    } finally {
+      client.release()
+    }
+  }
+
+  async describeStream(
+    stream: PostgresStream,
+    options: { signal: AbortSignal },
+  ): Promise<StreamSchema> {
+    throwIfAborted(options.signal)
+    const schema = stream.schema ?? this.schema
+    const client = await this.acquire()
+    try {
+      const info = await describeTable(client, schema, stream.table)
+      if (!info) throw tableNotFound(schema, stream.table)
+      return describeColumns(info, stream.columns)
+    } finally {
+      client.release()
+    }
+  }
+
+  /**
+   * Create the table (create: ifMissing) or add the columns it lacks (evolve: addColumns), or
+   * say what is missing; with dryRun, only say what would be done.
+   */
+  async prepare(stream: PostgresSinkStream, options: PrepareOptions): Promise<PrepareResult> {
+    throwIfAborted(options.signal)
+    const schema = stream.schema ?? this.schema
+    const client = await this.acquire()
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const info = await describeTable(client, schema, stream.table)
+        const actions: string[] = []
+        if (!info) {
+          if ((stream.create ?? 'never') === 'never') {
+            throw new ProviderError({
+              kind: 'not_found',
+              code: '42P01',
+              message: `table ${JSON.stringify(schema)}.${JSON.stringify(stream.table)} does not exist and stream.create is "never" (set create: "ifMissing" to create it)`,
+            })
+          }
+          if (!options.schema) {
+            throw new ProviderError({
+              kind: 'config',
+              message: `table ${JSON.stringify(schema)}.${JSON.stringify(stream.table)} does not exist and the source did not describe its columns: nothing to create it from`,
+            })
+          }
+          checkIdentifier(stream.table, 'table')
+          actions.push(createTableStatement(schema, stream.table, options.schema))
+        } else if (options.schema) {
+          const missing = options.schema.columns.filter((c) => !info.byName.has(c.name))
+          if (missing.length > 0) {
+            if ((stream.evolve ?? 'none') === 'none') {
+              const names = missing.map((c) => JSON.stringify(c.name)).join(', ')
+              throw new ProviderError({
+                kind: 'config',
+                message: `table ${JSON.stringify(schema)}.${JSON.stringify(stream.table)} lacks column(s) ${names} and stream.evolve is "none" (set evolve: "addColumns" to add them)`,
+                issues: missing.map((c) => ({
+                  path: '/stream/evolve',
+                  rule: 'column exists',
+                  message: `column ${JSON.stringify(c.name)} is missing`,
+                })),
+              })
+            }
+            actions.push(addColumnsStatement(schema, stream.table, missing, options.schema.system))
+          }
+        }
+        if (options.dryRun || actions.length === 0) return { existed: info !== undefined, actions }
+        try {
+          await client.query('BEGIN')
+          for (const action of actions) await client.query(action)
+          await client.query('COMMIT')
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined)
+          // Created by someone else meanwhile: look again (once).
+          const code = (error as { code?: string }).code
+          if (attempt === 0 && (code === '42P07' || code === '42701')) continue
+          throw error
+        }
+        this.#tables.delete(`${schema}\u0000${stream.table}`)
+        return { existed: info !== undefined, actions }
+      }
+    } finally {
+      client.release()
     }
   }
 
@@ -222,13 +360,16 @@ export function createPostgresProvider(settings: PostgresProviderSettings = {}) 
       stream: PostgresStreamSchema,
       context: PostgresContextSchema,
       incremental: true,
+      describe: true,
       ordering: 'cursor columns (default: the primary key), primary key appended as tiebreaker',
     },
     sink: {
       data: 'record',
       stream: PostgresSinkStreamSchema,
       idempotentBy:
-        'conflict keys (default: the primary key) in upsert mode; append mode is not idempotent',
+        'conflict keys (default: the primary key) in upsert mode; append mode is exactly-once with offsets, not idempotent without',
+      prepare: true,
+      offsets: true,
     },
     discover: true,
     classifyError: classifyPostgresError,

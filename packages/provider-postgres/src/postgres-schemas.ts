@@ -174,6 +174,29 @@ export const PostgresSinkStreamSchema = Type.Object(
         description: 'Conflict columns (default: the primary key)',
       }),
     ),
+    create: Type.Optional(
+      Type.Union([Type.Literal('never'), Type.Literal('ifMissing')], {
+        default: 'never',
+        description:
+          'prepare: never (a missing table is a not_found error) or ifMissing (create it, with its primary key, from the source schema)',
+      }),
+    ),
+    evolve: Type.Optional(
+      Type.Union([Type.Literal('none'), Type.Literal('addColumns')], {
+        default: 'none',
+        description:
+          'prepare: none (columns missing from the table are a config error) or addColumns (ALTER TABLE ADD COLUMN, nullable)',
+      }),
+    ),
+    offsetsTable: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 63,
+        default: '_nvisy_offsets',
+        description:
+          'Table (in the destination schema) where exactly-once offsets are committed with each batch; created when missing',
+      }),
+    ),
   },
   { additionalProperties: false },
 )

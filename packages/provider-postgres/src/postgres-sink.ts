@@ -11,9 +11,9 @@ import {
 import type { PoolClient } from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 import { qualifiedName, quoteIdent, type TableInfo } from './postgres-catalog.js'
+import { type Encoder, encodersFor, ValueRefused } from './postgres-encode.js'
 import { classifyPostgresError, hasSqlState, isRowDataError } from './postgres-errors.js'
 import type { PostgresSinkStream } from './postgres-schemas.js'
-import { copyField, sqlValueToText } from './postgres-values.js'
 
 /** PostgreSQL's limit on bind parameters in one statement. */
 const MAX_PARAMETERS = 65_535
@@ -29,6 +29,86 @@ type Row = Record<string, SqlValue>
 export interface SinkDeps {
   acquire(): Promise<PoolClient>
   table(client: PoolClient, schema: string, table: string): Promise<TableInfo>
+  /** The offsets table of a sink stream (created when missing), as a qualified name. */
+  offsets(client: PoolClient, schema: string, stream: PostgresSinkStream): Promise<string>
+}
+
+/** What a batch commits with its rows: `context` (as JSON) under `key`. */
+export interface BatchOffset {
+  key: string
+  context: unknown
+}
+
+/** Column encoders built once per table (the table info is replaced when it changes). */
+const ENCODERS = new WeakMap<TableInfo, Map<string, Encoder>>()
+
+function encoders(table: TableInfo, columns: readonly string[]): Encoder[] {
+  let cache = ENCODERS.get(table)
+  if (!cache) {
+    cache = new Map()
+    ENCODERS.set(table, cache)
+  }
+  return encodersFor(table.byName, cache, columns)
+}
+
+/** A value the destination column cannot hold: that row fails alone, naming column and rule. */
+function refusal(
+  index: number,
+  table: TableInfo,
+  column: string,
+  refused: ValueRefused,
+): WriteFailure {
+  const info = table.byName.get(column)
+  return {
+    index,
+    error: new ProviderError({
+      kind: 'data',
+      message: `row ${index} refused for ${JSON.stringify(table.schema)}.${JSON.stringify(table.table)}: column ${JSON.stringify(column)} (${info?.typeName ?? 'unknown type'}): ${refused.message}`,
+      issues: [{ path: `/values/${column}`, rule: 'type', message: refused.message }],
+    }),
+  }
+}
+
+/** Encode every row of `rows`, dropping (and reporting) the refused ones. */
+function encodeRows(
+  table: TableInfo,
+  rows: readonly Row[],
+  columns: readonly string[],
+  encode: readonly Encoder[],
+  failed: WriteFailure[],
+): { index: number; values: (string | null)[] }[] {
+  const out: { index: number; values: (string | null)[] }[] = []
+  const count = columns.length
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r]!
+    const values: (string | null)[] = new Array(count)
+    let c = 0
+    try {
+      for (; c < count; c++) values[c] = encode[c]!(row[columns[c]!])
+    } catch (error) {
+      if (!(error instanceof ValueRefused)) throw error
+      failed.push(refusal(r, table, columns[c]!, error))
+      continue
+    }
+    out.push({ index: r, values })
+  }
+  return out
+}
+
+function offsetStatement(qualifiedOffsets: string): string {
+  return `INSERT INTO ${qualifiedOffsets} (key, context, updated_at) VALUES ($1, $2, now()) ON CONFLICT (key) DO UPDATE SET context = EXCLUDED.context, updated_at = EXCLUDED.updated_at`
+}
+
+async function commitOffset(
+  client: PoolClient,
+  offsetsTable: string | undefined,
+  offset: BatchOffset | undefined,
+): Promise<void> {
+  if (!offset || !offsetsTable) return
+  await client.query(offsetStatement(offsetsTable), [
+    offset.key,
+    JSON.stringify(offset.context ?? null),
+  ])
 }
 
 /** Every column named by any record, in first-seen order. */
@@ -102,7 +182,7 @@ function conflictKeys(table: TableInfo, stream: PostgresSinkStream): string[] {
 interface Statement {
   /** INSERT for `rowCount` rows. */
   text(rowCount: number): string
-  values(rows: readonly Row[]): (string | null | Buffer)[]
+  values(rows: readonly { values: (string | null)[] }[]): (string | null)[]
 }
 
 function insertStatement(
@@ -136,7 +216,7 @@ function insertStatement(
     },
     values(rows) {
       const out: (string | null)[] = []
-      for (const row of rows) for (const c of columns) out.push(sqlValueToText(row[c]))
+      for (const row of rows) for (const v of row.values) out.push(v)
       return out
     },
   }
@@ -167,7 +247,8 @@ async function rollbackQuietly(client: PoolClient): Promise<boolean> {
 
 /**
  * Row by row inside one transaction, each row under a savepoint: a row that violates a
- * constraint or a type is rolled back alone and reported, the others are committed.
+ * constraint or a type is rolled back alone and reported, the others are committed, with
+ * the batch's offset in the same transaction.
  */
 async function writeRowByRow(
   client: PoolClient,
@@ -175,29 +256,34 @@ async function writeRowByRow(
   rows: readonly Row[],
   columns: readonly string[],
   keys: readonly string[] | undefined,
+  offsetsTable: string | undefined,
+  offset: BatchOffset | undefined,
   signal: AbortSignal,
 ): Promise<WriteResult> {
   const statement = insertStatement(table, columns, keys)
   const failed: WriteFailure[] = []
+  const encoded = encodeRows(table, rows, columns, encoders(table, columns), failed)
   await client.query('BEGIN')
   try {
-    for (let i = 0; i < rows.length; i++) {
+    for (const row of encoded) {
       throwIfAborted(signal)
       await client.query('SAVEPOINT nvisy_row')
       try {
-        await client.query(statement.text(1), statement.values([rows[i]!]))
+        await client.query(statement.text(1), statement.values([row]))
         await client.query('RELEASE SAVEPOINT nvisy_row')
       } catch (error) {
         if (!isRowDataError(error)) throw error
         await client.query('ROLLBACK TO SAVEPOINT nvisy_row')
-        failed.push(rowFailure(i, error, table))
+        failed.push(rowFailure(row.index, error, table))
       }
     }
+    await commitOffset(client, offsetsTable, offset)
     await client.query('COMMIT')
   } catch (error) {
     await rollbackQuietly(client)
     throw error
   }
+  failed.sort((a, b) => a.index - b.index)
   return { written: rows.length - failed.length, failed }
 }
 
@@ -208,7 +294,7 @@ function rowsPerStatement(columns: readonly string[]): number {
 async function upsertBatch(
   client: PoolClient,
   statement: Statement,
-  rows: readonly Row[],
+  rows: readonly { values: (string | null)[] }[],
   columns: readonly string[],
   signal: AbortSignal,
 ): Promise<void> {
@@ -228,14 +314,18 @@ async function upsertBatch(
  * align with rows).
  */
 function* copyChunks(
+  table: TableInfo,
   rows: readonly Row[],
   columns: readonly string[],
+  encode: readonly Encoder[],
+  failed: WriteFailure[],
   signal: AbortSignal,
 ): Generator<Buffer> {
   let buffer = Buffer.allocUnsafe(COPY_CHUNK_BYTES)
   let at = 0
   let pending = ''
   const first = columns[0]!
+  const encodeFirst = encode[0]!
   const count = columns.length
   // Encode `pending` into the buffer; hand the buffer over first when it might not fit.
   function* flush(): Generator<Buffer> {
@@ -250,9 +340,18 @@ function* copyChunks(
     at += buffer.write(pending, at)
     pending = ''
   }
-  for (const row of rows) {
-    let line = copyField(row[first])
-    for (let c = 1; c < count; c++) line += `\t${copyField(row[columns[c]!])}`
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r]!
+    let line: string
+    let c = 0
+    try {
+      line = copyText(encodeFirst(row[first]))
+      for (c = 1; c < count; c++) line += `\t${copyText(encode[c]!(row[columns[c]!]))}`
+    } catch (error) {
+      if (!(error instanceof ValueRefused)) throw error
+      failed.push(refusal(r, table, columns[c]!, error))
+      continue
+    }
     pending += `${line}\n`
     if (pending.length >= COPY_FLUSH_CHARS) yield* flush()
   }
@@ -265,6 +364,7 @@ async function copyBatch(
   table: TableInfo,
   rows: readonly Row[],
   columns: readonly string[],
+  failed: WriteFailure[],
   signal: AbortSignal,
 ): Promise<void> {
   const sql = `COPY ${qualifiedName(table.schema, table.table)} (${columns.map(quoteIdent).join(', ')}) FROM STDIN`
@@ -273,7 +373,7 @@ async function copyBatch(
   // the next chunk between the items of a read running in the same process.
   const target = client.query(copyFrom(sql, { highWaterMark: COPY_BUFFER_BYTES }))
   await pipeline(
-    Readable.from(copyChunks(rows, columns, signal), {
+    Readable.from(copyChunks(table, rows, columns, encoders(table, columns), failed, signal), {
       objectMode: false,
       highWaterMark: COPY_BUFFER_BYTES,
     }),
@@ -281,10 +381,24 @@ async function copyBatch(
   )
 }
 
+const COPY_ESCAPED = /[\\\t\n\r]/
+const COPY_ESCAPED_ALL = /[\\\t\n\r]/g
+const copyEscape = (c: string) =>
+  c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'
+
+/** One field of COPY's text format: '\N' for null, backslash, tab, newline and CR escaped. */
+function copyText(text: string | null): string {
+  if (text === null) return '\\N'
+  if (!COPY_ESCAPED.test(text)) return text
+  return text.replace(COPY_ESCAPED_ALL, copyEscape)
+}
+
 /**
  * Write one batch in one transaction: upsert (multi-row INSERT ... ON CONFLICT) or append
- * (COPY FROM STDIN). When the batch fails on a row's data, it is rolled back and written
- * again row by row under savepoints, so the bad rows fail alone.
+ * (COPY FROM STDIN), each value encoded for its column's declared type (a value the column
+ * cannot hold fails its row alone). With `offset`, the offset is committed in the same
+ * transaction. When the batch fails on a row's data, it is rolled back and written again row
+ * by row under savepoints (with the offset), so the bad rows fail alone.
  */
 export async function writeBatch(
   deps: SinkDeps,
@@ -292,16 +406,17 @@ export async function writeBatch(
   schema: string,
   batch: readonly Data[],
   signal: AbortSignal,
+  offset?: BatchOffset,
 ): Promise<WriteResult> {
   throwIfAborted(signal)
   const rows = batch.map((item) => (item as Extract<Data, { kind: 'record' }>).values)
-  if (rows.length === 0) return { written: 0, failed: [] }
+  if (rows.length === 0 && !offset) return { written: 0, failed: [] }
   const client = await deps.acquire()
   let destroy = false
   try {
     const table = await deps.table(client, schema, stream.table)
     const columns = batchColumns(rows)
-    if (columns.length === 0) {
+    if (columns.length === 0 && rows.length > 0) {
       throw new ProviderError({
         kind: 'config',
         message: 'every record in the batch is empty: nothing to write',
@@ -309,16 +424,25 @@ export async function writeBatch(
     }
     checkColumns(table, columns)
     const keys = stream.mode !== 'append' ? conflictKeys(table, stream) : undefined
+    const offsetsTable = offset ? await deps.offsets(client, schema, stream) : undefined
     // One statement is atomic on its own: a COPY, or an upsert that fits one INSERT, runs
-    // without BEGIN/COMMIT round trips. Larger upserts share one transaction.
-    const explicit = keys !== undefined && rows.length > rowsPerStatement(columns)
+    // without BEGIN/COMMIT round trips. Larger upserts, and any batch with an offset, share
+    // one transaction.
+    const explicit =
+      offset !== undefined || (keys !== undefined && rows.length > rowsPerStatement(columns))
+    const failed: WriteFailure[] = []
     try {
       if (explicit) await client.query('BEGIN')
-      if (keys)
-        await upsertBatch(client, insertStatement(table, columns, keys), rows, columns, signal)
-      else await copyBatch(client, table, rows, columns, signal)
+      if (rows.length > 0) {
+        if (keys) {
+          const encoded = encodeRows(table, rows, columns, encoders(table, columns), failed)
+          await upsertBatch(client, insertStatement(table, columns, keys), encoded, columns, signal)
+        } else await copyBatch(client, table, rows, columns, failed, signal)
+      }
+      await commitOffset(client, offsetsTable, offset)
       if (explicit) await client.query('COMMIT')
-      return { written: rows.length, failed: [] }
+      failed.sort((a, b) => a.index - b.index)
+      return { written: rows.length - failed.length, failed }
     } catch (error) {
       if (explicit && !(await rollbackQuietly(client))) {
         destroy = true
@@ -326,7 +450,7 @@ export async function writeBatch(
       }
       if (!isRowDataError(error) || signal.aborted) throw error
     }
-    return await writeRowByRow(client, table, rows, columns, keys, signal)
+    return await writeRowByRow(client, table, rows, columns, keys, offsetsTable, offset, signal)
   } catch (error) {
     if (signal.aborted || !(ProviderError.isInstance(error) || hasSqlState(error))) destroy = true
     throw error
