@@ -16,8 +16,10 @@ export {
   MASTER_KEY_LENGTH,
 } from './keyring.js'
 export {
+  allParamsDigest,
   CONNECTIONS_FILE_ENV,
   type ConnectionSummary,
+  canonicalJson,
   defaultStorePath,
   type JsonObject,
   LOCAL_WORKSPACE_ID,
@@ -28,9 +30,11 @@ export {
   STORE_FILE_VERSION,
   type StoredConnection,
   type StoreFile,
+  storeBinding,
 } from './local-connection-store.js'
 export {
   generateMasterKey,
+  type KeyFileOptions,
   type LoadKeyringOptions,
   loadKeyring,
   loadMasterKey,
@@ -43,8 +47,10 @@ export {
 } from './master-key.js'
 export {
   associatedData,
+  BINDING_LENGTH,
   type BlobContext,
   type BlobHeader,
+  BOUND_FORMAT_VERSION,
   type CredentialsPlaintext,
   DEFAULT_KEY_ID,
   type DecryptOptions,

@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, open, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { fromBase64, isUuid, toBase64 } from './encoding.js'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { bytesToHex, fromBase64, isUuid, toBase64, utf8ToBytes } from './encoding.js'
 import { Keyring } from './keyring.js'
 import { type LoadKeyringOptions, loadKeyring } from './master-key.js'
 import {
+  BOUND_FORMAT_VERSION,
   DEFAULT_KEY_ID,
   decryptCredentialsJson,
   encryptCredentials,
@@ -75,6 +77,46 @@ export interface LocalConnectionStoreOptions {
   workspaceId?: string | undefined
   /** Injectable clock for tests. */
   now?: (() => Date) | undefined
+  /**
+   * The digest of the params that decide where a connection's credentials are sent (host,
+   * port, URL...), bound into each entry's blob with its provider id: an entry whose provider
+   * or destination params were edited in the file does not open. The runtime passes
+   * provider-core's `destinationDigest(provider's params schema, params)`. Default:
+   * `allParamsDigest`, every param bound.
+   */
+  destinationDigest?: ((provider: string, params: JsonObject) => string) | undefined
+}
+
+/** JSON with object keys sorted at every level (provider-core's `canonicalJson`). */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') {
+    const text = JSON.stringify(value)
+    return text === undefined ? 'null' : text
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  const record = value as Record<string, unknown>
+  const keys = Object.keys(record)
+    .filter((k) => record[k] !== undefined)
+    .sort()
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(record[k])}`).join(',')}}`
+}
+
+/**
+ * Hex SHA-256 of the canonical JSON of `{"/": params}`: provider-core's `destinationDigest`
+ * for a provider that marks no destination param (every param bound).
+ */
+export function allParamsDigest(_provider: string, params: JsonObject): string {
+  return bytesToHex(sha256(utf8ToBytes(canonicalJson({ '/': params }))))
+}
+
+/**
+ * The 32-byte binding of a store entry (blob format version 2):
+ * SHA-256(UTF-8 of the JSON array `["nvisy/vault/v2/store-binding", provider, destinationDigest]`).
+ */
+export function storeBinding(provider: string, destinationDigest: string): Uint8Array {
+  return sha256(
+    utf8ToBytes(JSON.stringify(['nvisy/vault/v2/store-binding', provider, destinationDigest])),
+  )
 }
 
 /** `$NVISY_CONNECTIONS_FILE`, else `~/.nvisy/connections.json`. */
@@ -93,6 +135,7 @@ export class LocalConnectionStore {
   readonly workspaceId: string
   readonly #keyring: Keyring
   readonly #now: () => Date
+  readonly #destinationDigest: (provider: string, params: JsonObject) => string
   #queue: Promise<unknown> = Promise.resolve()
 
   constructor(options: LocalConnectionStoreOptions) {
@@ -122,6 +165,16 @@ export class LocalConnectionStore {
     this.path = options.path
     this.workspaceId = workspaceId.toLowerCase()
     this.#now = options.now ?? (() => new Date())
+    if (options.destinationDigest !== undefined && typeof options.destinationDigest !== 'function')
+      throw configError('destinationDigest', 'must be a function (provider, params) => string')
+    this.#destinationDigest = options.destinationDigest ?? allParamsDigest
+  }
+
+  #binding(provider: string, params: JsonObject): Uint8Array {
+    const digest = this.#destinationDigest(provider, params)
+    if (typeof digest !== 'string' || digest === '')
+      throw configError('destinationDigest', 'must return a non-empty string')
+    return storeBinding(provider, digest)
   }
 
   /** A store whose keys come from the environment (see `loadKeyring`) and path from `defaultStorePath`. */
@@ -165,6 +218,7 @@ export class LocalConnectionStore {
       keyring: this.#keyring,
       workspaceId,
       connectionId,
+      binding: this.#binding(connection.provider, storedParams),
     })
     return this.#update((file) => {
       if (file.connections[connectionId] !== undefined) {
@@ -222,11 +276,31 @@ export class LocalConnectionStore {
         message: `id: no connection ${connectionId} in ${this.path}`,
       })
     }
-    const credentials = decryptCredentialsJson<unknown>(stored.credentials, {
-      keyring: this.#keyring,
-      workspaceId: stored.workspaceId,
-      connectionId,
-    })
+    if (parseBlobHeader(stored.credentials).formatVersion !== BOUND_FORMAT_VERSION) {
+      throw new VaultError({
+        kind: 'format',
+        field: 'id',
+        message: `connection ${connectionId} was stored by an earlier release, whose params (host, port...) are not bound to its credentials, so it is not opened: remove it and add it again (nvisy connections remove ${connectionId}, then nvisy connections add)`,
+      })
+    }
+    let credentials: unknown
+    try {
+      credentials = decryptCredentialsJson<unknown>(stored.credentials, {
+        keyring: this.#keyring,
+        workspaceId: stored.workspaceId,
+        connectionId,
+        binding: this.#binding(stored.provider, stored.params),
+      })
+    } catch (error) {
+      if (VaultError.isInstance(error) && error.kind === 'integrity') {
+        throw new VaultError({
+          kind: 'integrity',
+          field: 'id',
+          message: `connection ${connectionId}: the credentials do not open: its provider or destination params (host, port...) were changed in ${this.path}, the entry was modified, or the master key is not the one it was sealed with`,
+        })
+      }
+      throw error
+    }
     if (!isPlainObject(credentials)) {
       throw new VaultError({
         kind: 'format',
@@ -251,12 +325,17 @@ export class LocalConnectionStore {
     return this.#update((file) => {
       let count = 0
       for (const [id, stored] of Object.entries(file.connections)) {
-        if (parseBlobHeader(stored.credentials).keyId === this.#keyring.currentId) continue
+        const header = parseBlobHeader(stored.credentials)
+        if (header.keyId === this.#keyring.currentId) continue
+        // Unbound entries of an earlier release are left as they are: sealing them bound to
+        // their current params would vouch for params nobody checked. `open` refuses them.
+        if (header.formatVersion !== BOUND_FORMAT_VERSION) continue
         const blob = reencrypt(stored.credentials, {
           from: this.#keyring,
           to: this.#keyring,
           workspaceId: stored.workspaceId,
           connectionId: id,
+          binding: this.#binding(stored.provider, stored.params),
         })
         stored.credentials = toBase64(blob)
         count += 1
@@ -293,7 +372,22 @@ export class LocalConnectionStore {
       }
       throw error
     }
+    await makePrivate(this.path)
     return parseStoreFile(text, this.path)
+  }
+}
+
+/**
+ * A store file left readable by group or others (by an earlier release, a copy, an editor) is
+ * made owner-only (0600) when read. Best effort: a file owned by another user stays as it is.
+ */
+async function makePrivate(path: string): Promise<void> {
+  if (process.platform === 'win32') return
+  try {
+    const info = await stat(path)
+    if ((info.mode & 0o077) !== 0) await chmod(path, 0o600)
+  } catch {
+    // Not ours to change (or gone): reading goes on.
   }
 }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -78,6 +78,32 @@ describe('loadKeyring', () => {
     const missing = caught(() => loadKeyring({ env: { NVISY_MASTER_KEY_FILE: join(dir, 'nope') } }))
     expect(missing.kind).toBe('key')
     expect(missing.message).toContain('ENOENT')
+  })
+
+  it('refuses a key file readable by group or others, unless allowed (then reports it)', async () => {
+    for (const mode of [0o644, 0o640, 0o604]) {
+      const file = join(dir, `open-${mode.toString(8)}.key`)
+      await writeFile(file, `${hex}\n`)
+      await chmod(file, mode)
+      const error = caught(() => loadKeyring({ env: { NVISY_MASTER_KEY_FILE: file } }))
+      expect(error.kind).toBe('key')
+      expect(error.message).toContain(file)
+      expect(error.message).toContain(`chmod 600 ${file}`)
+      expect(error.message).not.toContain(hex)
+      const seen: Array<[string, number]> = []
+      const keyring = loadKeyring({
+        env: {},
+        keyFile: file,
+        allowInsecureKeyFile: true,
+        onInsecureKeyFile: (path, found) => seen.push([path, found]),
+      })
+      expect(keyring.currentKey).toEqual(key)
+      expect(seen).toEqual([[file, mode]])
+    }
+    const owner = join(dir, 'owner-only.key')
+    await writeFile(owner, key)
+    await chmod(owner, 0o400)
+    expect(loadMasterKey({ env: { NVISY_MASTER_KEY_FILE: owner } })).toEqual(key)
   })
 
   it('takes the current key id and previous generations from the environment', () => {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { randomBytes } from '@noble/ciphers/utils.js'
 import { bytesToHex, fromBase64, hexToBytes, toBase64 } from './encoding.js'
 import { assertKeyId, Keyring, MASTER_KEY_LENGTH } from './keyring.js'
@@ -38,15 +38,43 @@ export function parseMasterKey(text: string, field = 'masterKey'): Uint8Array {
   return bytes
 }
 
+/** How `readMasterKeyFile` treats a key file that group or others may read. */
+export interface KeyFileOptions {
+  /** Use it anyway (after `onInsecureKeyFile`); by default it is refused. */
+  allowInsecureKeyFile?: boolean | undefined
+  /** Told about an allowed insecure file (path and mode bits), e.g. to log a warning. */
+  onInsecureKeyFile?: ((path: string, mode: number) => void) | undefined
+}
+
 /**
- * A master key from a file: exactly 32 raw bytes, or its hex / base64 text form. The file
- * should be readable by its owner only (mode 0600).
+ * A master key from a file: exactly 32 raw bytes, or its hex / base64 text form. The file must
+ * be readable by its owner only (mode 0600 or 0400): one that group or others can read (or
+ * write) is a `key` error naming the file and the fix, unless `allowInsecureKeyFile`. POSIX
+ * mode bits only: on Windows the check is skipped.
  */
-export function readMasterKeyFile(path: string, field = MASTER_KEY_FILE_ENV): Uint8Array {
+export function readMasterKeyFile(
+  path: string,
+  field = MASTER_KEY_FILE_ENV,
+  options: KeyFileOptions = {},
+): Uint8Array {
   let content: Buffer
   try {
+    if (process.platform !== 'win32') {
+      const mode = statSync(path).mode & 0o777
+      if ((mode & 0o077) !== 0) {
+        if (options.allowInsecureKeyFile !== true) {
+          throw new VaultError({
+            kind: 'key',
+            field,
+            message: `${field}: the master key file ${path} can be read by other users (mode ${mode.toString(8).padStart(4, '0')}); make it private with: chmod 600 ${path}`,
+          })
+        }
+        options.onInsecureKeyFile?.(path, mode)
+      }
+    }
     content = readFileSync(path)
   } catch (error) {
+    if (VaultError.isInstance(error)) throw error
     const code = (error as NodeJS.ErrnoException).code ?? 'unknown error'
     throw new VaultError({
       kind: 'key',
@@ -68,7 +96,7 @@ export function generateMasterKey(): { key: Uint8Array; base64: string; hex: str
   return { key, base64: toBase64(key), hex: bytesToHex(key) }
 }
 
-export interface LoadKeyringOptions {
+export interface LoadKeyringOptions extends KeyFileOptions {
   /** Defaults to `process.env`. */
   env?: Record<string, string | undefined>
   /** A key file to use instead of the environment's `NVISY_MASTER_KEY` / `NVISY_MASTER_KEY_FILE`. */
@@ -89,7 +117,7 @@ export function loadKeyring(options: LoadKeyringOptions = {}): Keyring {
   const file = nonEmpty(env[MASTER_KEY_FILE_ENV])
   let current: Uint8Array
   if (options.keyFile !== undefined) {
-    current = readMasterKeyFile(options.keyFile, 'keyFile')
+    current = readMasterKeyFile(options.keyFile, 'keyFile', options)
   } else if (inline !== undefined && file !== undefined) {
     throw keyError(
       MASTER_KEY_ENV,
@@ -98,7 +126,7 @@ export function loadKeyring(options: LoadKeyringOptions = {}): Keyring {
   } else if (inline !== undefined) {
     current = parseMasterKey(inline, MASTER_KEY_ENV)
   } else if (file !== undefined) {
-    current = readMasterKeyFile(file)
+    current = readMasterKeyFile(file, MASTER_KEY_FILE_ENV, options)
   } else {
     throw keyError(
       MASTER_KEY_ENV,

@@ -6,8 +6,15 @@ import { bytesToUtf8, fromBase64, utf8ToBytes, uuidToBytes } from './encoding.js
 import { assertKeyId, assertMasterKey, Keyring } from './keyring.js'
 import { configError, VaultError } from './vault-errors.js'
 
-/** The blob layout this package writes; the first byte of every blob. */
+/** The blob layout of an unbound blob (connection id in the associated data); the first byte. */
 export const FORMAT_VERSION = 1
+/**
+ * The layout of a bound blob: as version 1, with a 32-byte binding (e.g. a digest of the
+ * parameters that decide where the credentials are sent) appended to the associated data.
+ */
+export const BOUND_FORMAT_VERSION = 2
+/** Length of a version 2 binding. */
+export const BINDING_LENGTH = 32
 /** HKDF `info` for the per-workspace key of format version 1. */
 export const WORKSPACE_KEY_INFO = 'nvisy/vault/v1/workspace-key'
 export const HEADER_LENGTH = 2
@@ -23,10 +30,17 @@ const WORKSPACE_KEY_INFO_BYTES = utf8ToBytes(WORKSPACE_KEY_INFO)
 /** Plaintext to seal: raw bytes, or any JSON value (sealed as its UTF-8 `JSON.stringify`). */
 export type CredentialsPlaintext = Uint8Array | { [key: string]: unknown } | unknown[]
 
-/** Where a blob belongs: both are bound into it and must match to open it. */
+/** Where a blob belongs: all of these are bound into it and must match to open it. */
 export interface BlobContext {
   workspaceId: string
   connectionId: string
+  /**
+   * 32 bytes bound into the blob besides the connection id (format version 2), e.g. a digest of
+   * the connection's destination params. Sealing with a binding writes a version 2 blob; a
+   * version 2 blob opens only with the same binding, and a version 1 blob never opens when a
+   * binding is given (it would not prove it).
+   */
+  binding?: Uint8Array | undefined
 }
 
 /** One master key (`masterKey`, sealed under `keyId`, default 1) or a `keyring`. */
@@ -73,13 +87,38 @@ export function deriveWorkspaceKey(masterKey: Uint8Array, workspaceId: string): 
   return hkdf(sha256, masterKey, salt, WORKSPACE_KEY_INFO_BYTES, 32)
 }
 
-/** The associated data: the blob's 2 header bytes followed by the connection UUID's 16 bytes. */
-export function associatedData(formatVersion: number, keyId: number, connectionId: string) {
-  const aad = new Uint8Array(HEADER_LENGTH + 16)
+/**
+ * The associated data: the blob's 2 header bytes, the connection UUID's 16 bytes and, for
+ * format version 2, the 32-byte binding.
+ */
+export function associatedData(
+  formatVersion: number,
+  keyId: number,
+  connectionId: string,
+  binding?: Uint8Array,
+) {
+  const bound = formatVersion === BOUND_FORMAT_VERSION
+  if (bound !== (binding !== undefined)) {
+    throw configError(
+      'binding',
+      bound
+        ? `a version ${BOUND_FORMAT_VERSION} blob needs its ${BINDING_LENGTH}-byte binding`
+        : `a version ${formatVersion} blob has no binding`,
+    )
+  }
+  const aad = new Uint8Array(HEADER_LENGTH + 16 + (bound ? BINDING_LENGTH : 0))
   aad[0] = formatVersion
   aad[1] = keyId
   aad.set(uuidToBytes(connectionId, 'connectionId'), HEADER_LENGTH)
+  if (binding !== undefined) aad.set(checkBinding(binding), HEADER_LENGTH + 16)
   return aad
+}
+
+function checkBinding(binding: unknown): Uint8Array {
+  if (!(binding instanceof Uint8Array) || binding.length !== BINDING_LENGTH) {
+    throw configError('binding', `must be a Uint8Array of ${BINDING_LENGTH} bytes`)
+  }
+  return binding
 }
 
 /** Reads a blob's header; `format` errors for anything this version cannot open. */
@@ -89,18 +128,18 @@ export function parseBlobHeader(blob: Uint8Array | string): BlobHeader {
     throw new VaultError({ kind: 'format', field: 'blob', message: 'blob: is empty' })
   }
   const formatVersion = bytes[0]!
-  if (formatVersion !== FORMAT_VERSION) {
+  if (formatVersion !== FORMAT_VERSION && formatVersion !== BOUND_FORMAT_VERSION) {
     throw new VaultError({
       kind: 'format',
       field: 'blob',
-      message: `blob: unknown format version ${formatVersion} (this package reads version ${FORMAT_VERSION})`,
+      message: `blob: unknown format version ${formatVersion} (this package reads versions ${FORMAT_VERSION} and ${BOUND_FORMAT_VERSION})`,
     })
   }
   if (bytes.length < MIN_BLOB_LENGTH) {
     throw new VaultError({
       kind: 'format',
       field: 'blob',
-      message: `blob: truncated: ${bytes.length} bytes, a version ${FORMAT_VERSION} blob has at least ${MIN_BLOB_LENGTH}`,
+      message: `blob: truncated: ${bytes.length} bytes, a version ${formatVersion} blob has at least ${MIN_BLOB_LENGTH}`,
     })
   }
   return {
@@ -113,7 +152,8 @@ export function parseBlobHeader(blob: Uint8Array | string): BlobHeader {
 
 /**
  * Seals credentials for one connection of one workspace:
- * `version (1) || keyId (1) || nonce (24) || ciphertext || tag (16)`.
+ * `version (1) || keyId (1) || nonce (24) || ciphertext || tag (16)`; version 2 when a
+ * `binding` is given, else version 1.
  */
 export function encryptCredentials(
   plaintext: CredentialsPlaintext,
@@ -187,12 +227,13 @@ function seal(
   if (!(nonce instanceof Uint8Array) || nonce.length !== NONCE_LENGTH) {
     throw configError('nonce', `must be a Uint8Array of ${NONCE_LENGTH} bytes`)
   }
-  const aad = associatedData(FORMAT_VERSION, keyId, options.connectionId)
+  const version = options.binding === undefined ? FORMAT_VERSION : BOUND_FORMAT_VERSION
+  const aad = associatedData(version, keyId, options.connectionId, options.binding)
   const workspaceKey = deriveWorkspaceKey(masterKey, options.workspaceId)
   try {
     const sealed = xchacha20poly1305(workspaceKey, nonce, aad).encrypt(plaintext)
     const blob = new Uint8Array(HEADER_LENGTH + NONCE_LENGTH + sealed.length)
-    blob[0] = FORMAT_VERSION
+    blob[0] = version
     blob[1] = keyId
     blob.set(nonce, HEADER_LENGTH)
     blob.set(sealed, HEADER_LENGTH + NONCE_LENGTH)
@@ -208,7 +249,26 @@ function open(
   masterKey: Uint8Array,
   context: BlobContext,
 ): Uint8Array {
-  const aad = associatedData(header.formatVersion, header.keyId, context.connectionId)
+  if (header.formatVersion === FORMAT_VERSION && context.binding !== undefined) {
+    // A version 1 blob proves nothing about the binding: opening it would accept any value.
+    throw new VaultError({
+      kind: 'format',
+      field: 'blob',
+      message: `blob: a version ${FORMAT_VERSION} blob is not bound to a destination; seal it again with the binding (version ${BOUND_FORMAT_VERSION})`,
+    })
+  }
+  if (header.formatVersion === BOUND_FORMAT_VERSION && context.binding === undefined) {
+    throw configError(
+      'binding',
+      `the blob is version ${BOUND_FORMAT_VERSION}: give the ${BINDING_LENGTH}-byte binding it was sealed with`,
+    )
+  }
+  const aad = associatedData(
+    header.formatVersion,
+    header.keyId,
+    context.connectionId,
+    context.binding,
+  )
   const workspaceKey = deriveWorkspaceKey(masterKey, context.workspaceId)
   try {
     return xchacha20poly1305(workspaceKey, header.nonce, aad).decrypt(
@@ -220,7 +280,7 @@ function open(
       kind: 'integrity',
       field: 'blob',
       message:
-        'blob: authentication failed (wrong master key, workspace or connection, or the blob was modified)',
+        'blob: authentication failed (wrong master key, workspace, connection or binding, or the blob was modified)',
     })
   } finally {
     workspaceKey.fill(0)

@@ -1,11 +1,12 @@
 // Published test vectors (README "Test vectors"): exact bytes, cross-checked against
 // independent implementations (node:crypto's HKDF and ChaCha20-Poly1305).
 
-import { createCipheriv, hkdfSync } from 'node:crypto'
+import { createCipheriv, createHash, hkdfSync } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { hchacha, xchacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { describe, expect, it } from 'vitest'
 import {
+  allParamsDigest,
   associatedData,
   bytesToHex,
   decryptCredentials,
@@ -13,6 +14,7 @@ import {
   deriveWorkspaceKey,
   encryptCredentials,
   hexToBytes,
+  storeBinding,
   toBase64,
   utf8ToBytes,
   uuidToBytes,
@@ -24,7 +26,19 @@ const WORKSPACE_ID = '8c4a5f2e-3b1d-4e6f-9a7c-0d2e4f6a8b1c'
 const CONNECTION_ID = '3f2b1a09-8e7d-4c6b-a594-837261504f3e'
 const WORKSPACE_KEY = '79b584fea3ef68bd22f4ed1fd88e17decf75b8577180056f7e70d4e75a03afb8'
 
-const VECTORS = [
+interface Vector {
+  name: string
+  keyId: number
+  nonce: string
+  plaintext: string
+  aad: string
+  blob: string
+  base64: string
+  /** Format version 2 only. */
+  binding?: string
+}
+
+const VECTORS: Vector[] = [
   {
     name: 'vector 1: JSON credentials, key id 1',
     keyId: 1,
@@ -47,7 +61,27 @@ const VECTORS = [
     blob: '0102ffffffffffffffffffffffffffffffffffffffffffffffff6724db795f96f0768ae6b8e2e4a00548',
     base64: 'AQL///////////////////////////////9nJNt5X5bwdormuOLkoAVI',
   },
+  {
+    name: 'vector 3: format version 2 (bound), key id 1, a store entry',
+    keyId: 1,
+    nonce: '606162636465666768696a6b6c6d6e6f7071727374757677',
+    plaintext: '7b2275736572223a226e76697379222c2270617373776f7264223a2268756e74657232227d',
+    binding: 'b3b0e7a1a75403d0ef8f362abb5a086d40f785326e0cbd0b72e291692b7e13b3',
+    aad:
+      '02013f2b1a098e7d4c6ba594837261504f3e' +
+      'b3b0e7a1a75403d0ef8f362abb5a086d40f785326e0cbd0b72e291692b7e13b3',
+    blob:
+      '0201606162636465666768696a6b6c6d6e6f7071727374757677' +
+      '96f587b35dc951909661d729fd11e3d388d582b42bba46807873043d755c9b23744cc4ea17' +
+      'b21a33bd79e16e2dd3b90f16b6177def',
+    base64:
+      'AgFgYWJjZGVmZ2hpamtsbW5vcHFyc3R1dneW9YezXclRkJZh1yn9EePTiNWCtCu6RoB4cwQ9dVybI3RMxOoXshozvXnhbi3TuQ8Wthd97w==',
+  },
 ]
+
+/** Vector 3's store entry: provider postgres, params {host: "db.example", port: 5432}. */
+const V3_DIGEST = 'a3fff675c1d303ced27e85ee696bb2e1bd91109198c6a4be58636abbf06022e7'
+const V3_CANONICAL = '{"/":{"host":"db.example","port":5432}}'
 
 /** "expand 32-byte k" as little-endian words. */
 const SIGMA = new Uint32Array([0x61707865, 0x3320646e, 0x79622d32, 0x6b206574])
@@ -105,18 +139,23 @@ describe('published test vectors', () => {
     describe(vector.name, () => {
       const plaintext = hexToBytes(vector.plaintext)
       const nonce = hexToBytes(vector.nonce)
+      const binding = vector.binding === undefined ? undefined : hexToBytes(vector.binding)
+      const version = binding === undefined ? 1 : 2
       const options = {
         masterKey: MASTER_KEY,
         keyId: vector.keyId,
         workspaceId: WORKSPACE_ID,
         connectionId: CONNECTION_ID,
+        binding,
       }
 
       it('encrypts to the exact published bytes', () => {
         const blob = encryptCredentials(plaintext, { ...options, nonce })
         expect(bytesToHex(blob)).toBe(vector.blob)
         expect(toBase64(blob)).toBe(vector.base64)
-        expect(bytesToHex(associatedData(1, vector.keyId, CONNECTION_ID))).toBe(vector.aad)
+        expect(bytesToHex(associatedData(version, vector.keyId, CONNECTION_ID, binding))).toBe(
+          vector.aad,
+        )
       })
 
       it('matches HChaCha20 + node:crypto ChaCha20-Poly1305', () => {
@@ -137,6 +176,15 @@ describe('published test vectors', () => {
       })
     })
   }
+
+  it("vector 3's binding is the store binding of its entry, checked with node:crypto SHA-256", () => {
+    const sha = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex')
+    expect(sha(V3_CANONICAL)).toBe(V3_DIGEST)
+    expect(allParamsDigest('postgres', { port: 5432, host: 'db.example' })).toBe(V3_DIGEST)
+    const label = JSON.stringify(['nvisy/vault/v2/store-binding', 'postgres', V3_DIGEST])
+    expect(sha(label)).toBe(VECTORS[2]!.binding)
+    expect(bytesToHex(storeBinding('postgres', V3_DIGEST))).toBe(VECTORS[2]!.binding)
+  })
 
   it('vector 1 plaintext is the JSON the README shows', () => {
     const json = { user: 'nvisy', password: 'hunter2' }
@@ -172,7 +220,11 @@ describe('README', () => {
       bytesToHex(uuidToBytes(WORKSPACE_ID)),
       bytesToHex(utf8ToBytes(WORKSPACE_KEY_INFO)),
       WORKSPACE_KEY,
-      ...VECTORS.flatMap((v) => [v.nonce, v.aad, v.blob, v.base64, v.plaintext].filter(Boolean)),
+      V3_DIGEST,
+      V3_CANONICAL,
+      ...VECTORS.flatMap((v) =>
+        [v.nonce, v.aad, v.blob, v.base64, v.plaintext, v.binding].filter(Boolean),
+      ),
     ]
     for (const value of published) expect(readme).toContain(`\`${value}\``)
   })
