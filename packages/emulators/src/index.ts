@@ -21,3 +21,13 @@ export {
   type PineconeRequestLog,
   startPineconeEmulator,
 } from './pinecone/index.js'
+export {
+  SearchApiError,
+  type SearchEmulator,
+  type SearchEmulatorOptions,
+  SearchEmulatorServer,
+  type SearchFault,
+  type SearchFlavor,
+  type SearchRequestLog,
+  startSearchEmulator,
+} from './search/index.js'
