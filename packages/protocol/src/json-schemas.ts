@@ -13,6 +13,7 @@ import {
   ProvidersRequestSchema,
   RunsStartReplySchema,
   RunsStartRequestSchema,
+  SealedCredentialsPlaintextSchema,
 } from './messages.js'
 import { PipelineSchema } from './pipeline.js'
 import {
@@ -142,6 +143,13 @@ export const messageDefinitions: readonly MessageDefinition[] = [
     bucket: CHECKPOINT_BUCKET,
     direction: 'value',
     description: 'A checkpoint, under key `<pipelineId>.<sourceNodeId>`.',
+  },
+  {
+    name: 'credentials.sealed',
+    schema: SealedCredentialsPlaintextSchema,
+    direction: 'embedded',
+    description:
+      'The plaintext the server seals into `sealedCredentials` (v2): the credentials and their binding to one run node or request, as canonical JSON.',
   },
   {
     name: 'pipeline',

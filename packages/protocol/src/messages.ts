@@ -20,6 +20,13 @@ export const RunIdSchema = Type.String({
   description: 'run id: a UUID or [A-Za-z0-9_-]{1,128}',
 })
 
+/** The id of one check or discover request: what its sealed credentials are bound to. */
+export const RequestIdSchema = Type.String({
+  pattern: RUN_ID_PATTERN,
+  description:
+    'request id, unique per request: a UUID or [A-Za-z0-9_-]{1,128}; required when the connection carries sealedCredentials (they are bound to it)',
+})
+
 export const PROTOCOL_ERROR_KINDS = [
   'validation',
   'config',
@@ -131,7 +138,11 @@ export type ProvidersReply = Static<typeof ProvidersReplySchema>
 // check / discover --------------------------------------------------------------------
 
 export const CheckRequestSchema = Type.Object(
-  { provider: ProviderIdSchema, connection: ConnectionSpecSchema },
+  {
+    requestId: Type.Optional(RequestIdSchema),
+    provider: ProviderIdSchema,
+    connection: ConnectionSpecSchema,
+  },
   strict,
 )
 export type CheckRequest = Static<typeof CheckRequestSchema>
@@ -143,7 +154,11 @@ export const CheckReplySchema = Type.Object(
 export type CheckReply = Static<typeof CheckReplySchema>
 
 export const DiscoverRequestSchema = Type.Object(
-  { provider: ProviderIdSchema, connection: ConnectionSpecSchema },
+  {
+    requestId: Type.Optional(RequestIdSchema),
+    provider: ProviderIdSchema,
+    connection: ConnectionSpecSchema,
+  },
   strict,
 )
 export type DiscoverRequest = Static<typeof DiscoverRequestSchema>
@@ -216,5 +231,78 @@ export const CheckpointValueSchema = Type.Object(
   open,
 )
 export type CheckpointValue = Static<typeof CheckpointValueSchema>
+
+// sealed credentials (v2) ---------------------------------------------------------------
+
+/** The version of the sealed plaintext; v1 (bare credentials JSON) is refused. */
+export const SEALED_CREDENTIALS_VERSION = 2
+/** The KV bucket where runtime instances record each opened nonce (replay protection). */
+export const CREDENTIAL_NONCE_BUCKET = 'nvisy-credential-nonces'
+/** Longest validity a runtime accepts by default: `expiresAt` at most this far ahead (plus skew). */
+export const DEFAULT_CREDENTIAL_MAX_VALIDITY_MS = 15 * 60_000
+/** Clock difference tolerated between the server and a runtime. */
+export const CREDENTIAL_CLOCK_SKEW_MS = 60_000
+
+const bindingCommon = {
+  provider: ProviderIdSchema,
+  destination: Type.String({
+    pattern: '^[0-9a-f]{64}$',
+    description:
+      "hex SHA-256 of the canonical JSON of the connection's destination params (provider-core destinationDigest)",
+  }),
+  expiresAt: Type.Integer({
+    minimum: 0,
+    description: 'unix time in milliseconds after which the runtime refuses the blob',
+  }),
+  nonce: Type.String({
+    pattern: '^[A-Za-z0-9+/]{22}==$',
+    description: 'base64 of 16 random bytes, never reused: each nonce is opened once',
+  }),
+}
+
+/** A blob sealed for one node of one run (runs.start). */
+export const RunCredentialBindingSchema = Type.Object(
+  { operation: Type.Literal('run'), runId: RunIdSchema, nodeId: NodeIdSchema, ...bindingCommon },
+  strict,
+)
+
+/** A blob sealed for one check or discover request. */
+export const RequestCredentialBindingSchema = Type.Object(
+  {
+    operation: Type.Union([Type.Literal('check'), Type.Literal('discover')]),
+    requestId: RequestIdSchema,
+    connectionId: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        description: 'present exactly when the request connection has a connectionId, equal to it',
+      }),
+    ),
+    ...bindingCommon,
+  },
+  strict,
+)
+
+export const CredentialBindingSchema = Type.Union([
+  RunCredentialBindingSchema,
+  RequestCredentialBindingSchema,
+])
+export type CredentialBinding = Static<typeof CredentialBindingSchema>
+
+/**
+ * What the server seals (xkey, to the runtime's public key), as canonical JSON (keys sorted
+ * at every level, no white space): the base64 of the sealed bytes is `sealedCredentials`.
+ */
+export const SealedCredentialsPlaintextSchema = Type.Object(
+  {
+    v: Type.Literal(SEALED_CREDENTIALS_VERSION),
+    binding: CredentialBindingSchema,
+    credentials: JsonObject({
+      description: "the credentials, valid against the provider's schema",
+    }),
+  },
+  strict,
+)
+export type SealedCredentialsPlaintext = Static<typeof SealedCredentialsPlaintextSchema>
 
 export { NodeIdSchema, PipelineIdSchema }

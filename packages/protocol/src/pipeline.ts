@@ -37,7 +37,7 @@ export const ConnectionSpecSchema = Type.Object(
         minLength: 4,
         maxLength: MAX_SEALED_CREDENTIALS_LENGTH,
         description:
-          "base64 of the JSON credentials sealed with the server's xkey to the runtime's public key",
+          "base64 of the sealed credentials v2 (schema credentials.sealed: the credentials bound to this run node or request, its provider, destination params, expiry and a nonce), sealed with the server's xkey to the runtime's public key",
       }),
     ),
     connectionId: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),

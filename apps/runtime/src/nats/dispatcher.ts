@@ -14,7 +14,11 @@ import {
   CancelRequestSchema,
   CHECKPOINT_BUCKET,
   CheckRequestSchema,
+  type ConnectionSpec,
+  CREDENTIAL_CLOCK_SKEW_MS,
+  CREDENTIAL_NONCE_BUCKET,
   createSubjects,
+  DEFAULT_CREDENTIAL_MAX_VALIDITY_MS,
   DiscoverRequestSchema,
   type ErrorReply,
   errorReply,
@@ -46,12 +50,17 @@ import type { ExecuteOptions, ProviderRegistry, RunSummary } from '../executor/t
 import { KvCheckpointStore } from './checkpoint-store.js'
 import {
   type CredentialPolicy,
+  type CredentialScope,
+  connectionInput,
   credentialIssues,
+  expectedBinding,
   isCurvePublicKey,
-  resolveConnectionInput,
+  type OpenedCredentials,
+  openSealedCredentials,
   runtimeKeyPair,
 } from './credentials.js'
 import { secretSafeLogger } from './logging.js'
+import { KvNonceStore, type NonceStore } from './nonce-store.js'
 import { RunEventPublisher } from './run-events.js'
 
 /** Subject prefix, stream, bucket and queue group. Override only in tests: the defaults are the protocol's. */
@@ -60,6 +69,8 @@ export interface DispatcherNaming {
   eventsStream: string
   checkpointBucket: string
   queueGroup: string
+  /** KV bucket of opened sealed-credentials nonces (replay protection across the group). */
+  nonceBucket?: string
 }
 
 export interface DispatcherOptions {
@@ -72,6 +83,12 @@ export interface DispatcherOptions {
   serverPublicKey?: string
   /** This runtime's xkey seed (`SX...`); a new key pair is generated when absent. */
   runtimeSeed?: string
+  /**
+   * Longest validity accepted for a sealed credentials blob (`expiresAt - now`, plus one
+   * minute of clock skew); also sets the nonce bucket's TTL when this instance creates it.
+   * Default 15 minutes.
+   */
+  credentialMaxValidityMs?: number
   /** Development only: accept plain `connection.credentials`. */
   allowPlainCredentials?: boolean
   /** A pino-compatible logger; secret-named fields are always redacted. */
@@ -170,6 +187,7 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
     eventsStream: options.naming?.eventsStream ?? RUN_EVENTS_STREAM,
     checkpointBucket: options.naming?.checkpointBucket ?? CHECKPOINT_BUCKET,
     queueGroup: options.naming?.queueGroup ?? QUEUE_GROUP,
+    nonceBucket: options.naming?.nonceBucket ?? CREDENTIAL_NONCE_BUCKET,
   }
   if (options.serverPublicKey !== undefined && !isCurvePublicKey(options.serverPublicKey)) {
     throw new ProviderError({
@@ -201,6 +219,7 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
   }
   let js: JetStreamClient
   let checkpoints: KvCheckpointStore
+  let nonces: NonceStore
   try {
     const jsm = await jetstreamManager(nc)
     await ensureEventsStream(
@@ -213,6 +232,13 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
     js = jetstream(nc)
     const kv = await new Kvm(js).create(naming.checkpointBucket, { history: 1 })
     checkpoints = new KvCheckpointStore(kv)
+    // A nonce is kept until every blob that could hold it has expired.
+    const nonceTtlMs =
+      (options.credentialMaxValidityMs ?? DEFAULT_CREDENTIAL_MAX_VALIDITY_MS) +
+      2 * CREDENTIAL_CLOCK_SKEW_MS
+    nonces = new KvNonceStore(
+      await new Kvm(js).create(naming.nonceBucket ?? CREDENTIAL_NONCE_BUCKET, { history: 1, ttl: nonceTtlMs }),
+    )
   } catch (error) {
     await nc.close().catch(() => {})
     throw toProviderError(error, { operation: 'connect' })
@@ -223,6 +249,7 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
     nc,
     js,
     checkpoints,
+    nonces,
     keys,
     publicKey,
     instanceId,
@@ -310,6 +337,7 @@ interface StateInit {
   nc: NatsConnection
   js: JetStreamClient
   checkpoints: KvCheckpointStore
+  nonces: NonceStore
   keys: KeyPair
   publicKey: string
   instanceId: string
@@ -460,12 +488,37 @@ class DispatcherState {
       `${what} request`,
     )
     const provider = this.#provider(request.provider, '/provider')
-    const input = resolveConnectionInput(
-      request.connection,
-      this.#o.keys,
-      this.#o.policy,
-      `${provider.id} connection`,
+    const where = `${provider.id} connection`
+    const issues = credentialIssues(request.connection, this.#o.policy, '/connection')
+    if (request.connection.sealedCredentials !== undefined && request.requestId === undefined) {
+      issues.push({
+        path: '/requestId',
+        rule: 'required',
+        message: 'a request with sealedCredentials needs the requestId they are bound to',
+      })
+    }
+    if (issues.length > 0) throw rejectInvalid(`${what} request`, issues)
+    // Sealed credentials are opened, checked against this request and their nonce claimed
+    // before anything connects: a refused blob is answered here, and nothing is sent.
+    const opened = await this.#openBound(
+      [
+        {
+          connection: request.connection,
+          provider,
+          scope: {
+            operation: what,
+            requestId: request.requestId ?? '',
+            ...(request.connection.connectionId === undefined
+              ? {}
+              : { connectionId: request.connection.connectionId }),
+          },
+          where,
+          path: '/connection/sealedCredentials',
+        },
+      ],
+      `${what} ${request.requestId ?? ''}`,
     )
+    const input = connectionInput(request.connection, opened[0])
     const signal = AbortSignal.any([
       AbortSignal.timeout(this.#o.options.requestTimeoutMs ?? 30_000),
       this.#stop.signal,
@@ -525,12 +578,80 @@ class DispatcherState {
       ),
     ]
     if (issues.length > 0) throw rejectInvalid(`pipeline ${pipeline.id}`, issues)
-    await this.#launch(runId, pipeline, request.resume ?? true)
+    // Every sealed blob is opened and checked against this run and node before the run is
+    // accepted (a refusal is the reply), and held for the run: nothing is opened later.
+    const opened = await this.#openBound(
+      pipeline.nodes.map((node, index) => ({
+        connection: node.connection,
+        provider: this.#provider(node.provider, `/pipeline/nodes/${index}/provider`),
+        scope: { operation: 'run' as const, runId, nodeId: node.id },
+        where: `node ${node.id} (${node.provider})`,
+        path: `/pipeline/nodes/${index}/connection/sealedCredentials`,
+      })),
+      `run ${runId}`,
+    )
+    const credentials = new Map(pipeline.nodes.map((node, index) => [node.id, opened[index]]))
+    await this.#launch(runId, pipeline, request.resume ?? true, credentials)
     return { accepted: true as const, runId, instanceId: this.#o.instanceId }
   }
 
-  async #launch(runId: string, pipeline: Pipeline, resume: boolean): Promise<void> {
-    const { nc, js, subjects, log, options, keys, policy, checkpoints } = this.#o
+  /**
+   * Open each sealed blob, check its binding (use, provider, destination params, expiry),
+   * then claim every nonce in the group's nonce bucket. All are checked before any nonce
+   * is claimed; any refusal throws an `auth` error for the reply, naming the blob's path.
+   */
+  async #openBound(
+    uses: {
+      connection: ConnectionSpec
+      provider: Provider
+      scope: CredentialScope
+      where: string
+      path: string
+    }[],
+    use: string,
+  ): Promise<(OpenedCredentials | undefined)[]> {
+    const { keys, policy, options, nonces, instanceId } = this.#o
+    const opened = uses.map(({ connection, provider, scope, where, path }) =>
+      connection.sealedCredentials === undefined
+        ? undefined
+        : openSealedCredentials(
+            keys,
+            policy.serverPublicKey,
+            connection.sealedCredentials,
+            expectedBinding(scope, {
+              provider: provider.id,
+              paramsSchema: provider.definition.params,
+              params: connection.params,
+            }),
+            where,
+            path,
+            { maxValidityMs: options.credentialMaxValidityMs },
+          ),
+    )
+    for (const [index, entry] of opened.entries()) {
+      if (entry === undefined) continue
+      const { where, path } = uses[index]!
+      const duplicate = opened.findIndex((other) => other?.binding.nonce === entry.binding.nonce)
+      if (duplicate !== index || !(await nonces.claim(entry.binding.nonce, { use, instanceId }))) {
+        const message =
+          'they were opened before (replay): every sealed blob is used once; the server must seal new credentials for each run or request'
+        throw new ProviderError({
+          kind: 'auth',
+          message: `${where}: sealed credentials refused: ${message}`,
+          issues: [{ path, rule: 'replay', message }],
+        })
+      }
+    }
+    return opened
+  }
+
+  async #launch(
+    runId: string,
+    pipeline: Pipeline,
+    resume: boolean,
+    opened: Map<string, OpenedCredentials | undefined>,
+  ): Promise<void> {
+    const { nc, js, subjects, log, options, checkpoints } = this.#o
     const runLog = log.child?.({ runId, pipelineId: pipeline.id }) ?? log
     const controller = new AbortController()
     const events = new RunEventPublisher(
@@ -570,13 +691,7 @@ class DispatcherState {
           runId,
           pipeline,
           registry: options.registry,
-          resolveConnection: async (node) =>
-            resolveConnectionInput(
-              node.connection,
-              keys,
-              policy,
-              `node ${node.id} (${node.provider})`,
-            ),
+          resolveConnection: async (node) => connectionInput(node.connection, opened.get(node.id)),
           checkpoints,
           onEvent: (event) => events.publish(event),
           signal: controller.signal,

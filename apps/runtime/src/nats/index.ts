@@ -1,12 +1,21 @@
 export { KvCheckpointStore } from './checkpoint-store.js'
 export {
+  type BindingInput,
   type CredentialPolicy,
+  type CredentialScope,
+  connectionInput,
+  credentialBinding,
   credentialIssues,
+  type ExpectedBinding,
+  expectedBinding,
   isCurvePublicKey,
+  type OpenedCredentials,
+  type OpenPolicy,
   openSealedCredentials,
-  resolveConnectionInput,
   runtimeKeyPair,
+  type SealOptions,
   sealCredentials,
+  sealedPlaintext,
 } from './credentials.js'
 export {
   type Dispatcher,
@@ -20,6 +29,7 @@ export {
   SECRET_FIELD_NAMES,
   secretSafeLogger,
 } from './logging.js'
+export { KvNonceStore, type NonceStore } from './nonce-store.js'
 export { RunEventPublisher } from './run-events.js'
 export {
   dispatcherNaming,
