@@ -176,7 +176,7 @@ async function loadTableInfo(
   }
   const [columnRows] = await connection.query({
     sql:
-      'SELECT COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), IS_NULLABLE FROM information_schema.COLUMNS ' +
+      'SELECT COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), IS_NULLABLE, COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS ' +
       `WHERE TABLE_SCHEMA = ${quoteString(database)} AND TABLE_NAME = ${quoteString(table)} ORDER BY ORDINAL_POSITION`,
     rowsAsArray: true,
   })
@@ -212,6 +212,9 @@ async function loadTableInfo(
       nullable: row[3] === 'YES',
       primaryKeyPosition: primaryKey.indexOf(name) + 1,
       json: dataType === 'json' || jsonColumns.has(name),
+      nativeType: String(row[4]),
+      charset: row[5] == null ? undefined : String(row[5]),
+      collation: row[6] == null ? undefined : String(row[6]),
     }
   })
   return {

@@ -8,6 +8,7 @@ import {
 import mysql, { type Pool, type PoolOptions } from 'mysql2/promise'
 import { EXACT_VALUE_OPTIONS, MysqlClient } from './mysql-client.js'
 import { classifyMysqlError, mysqlError } from './mysql-errors.js'
+import { describeTable, prepareTable, readOffset } from './mysql-prepare.js'
 import {
   type MysqlContext,
   MysqlContextSchema,
@@ -162,6 +163,7 @@ export function createMysqlProvider(options: MysqlProviderOptions = {}) {
       stream: MysqlStreamSchema,
       context: MysqlContextSchema,
       incremental: true,
+      describe: true,
       ordering:
         'the cursor columns (default the primary key; the primary key breaks ties), ascending',
     },
@@ -169,6 +171,8 @@ export function createMysqlProvider(options: MysqlProviderOptions = {}) {
       data: 'record',
       stream: MysqlSinkStreamSchema,
       idempotentBy: 'primary key / unique keys (INSERT ... ON DUPLICATE KEY UPDATE)',
+      prepare: true,
+      offsets: true,
     },
     discover: true,
     classifyError: classifyMysqlError,
@@ -217,6 +221,12 @@ export function createMysqlProvider(options: MysqlProviderOptions = {}) {
         discover: ({ signal }) => raceAbort(discover(client, signal), signal),
         read: (stream, readOptions) => readTable(client, stream, readOptions),
         write: (stream, batch, writeOptions) => writeTable(client, stream, batch, writeOptions),
+        describeStream: (stream, { signal }) =>
+          raceAbort(describeTable(client, stream, signal), signal),
+        prepare: (stream, prepareOptions) =>
+          raceAbort(prepareTable(client, stream, prepareOptions), prepareOptions.signal),
+        readOffset: (stream, key, { signal }) =>
+          raceAbort(readOffset(client, stream, key, signal), signal),
         close: () => client.close(),
       }
     },

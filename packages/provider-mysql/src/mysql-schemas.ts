@@ -154,6 +154,13 @@ export const MysqlStreamSchema = Type.Object(
           'Read TINYINT(1)/BOOLEAN 0 and 1 as false and true (other values stay numbers)',
       }),
     ),
+    zeroDates: Type.Optional(
+      Type.Union([Type.Literal('error'), Type.Literal('null')], {
+        default: 'error',
+        description:
+          "A zero date ('0000-00-00', '2024-00-10'): error stops the read with a data error naming the column and row key; null reads it as null",
+      }),
+    ),
   },
   { additionalProperties: false },
 )
@@ -187,6 +194,25 @@ export const MysqlSinkStreamSchema = Type.Object(
         uniqueItems: true,
         description: 'Key columns left untouched on update; default the primary key',
       }),
+    ),
+    create: Type.Optional(
+      Type.Union([Type.Literal('never'), Type.Literal('ifMissing')], {
+        default: 'never',
+        description:
+          'prepare: never (a missing table is a not_found error) or ifMissing (create it from the source schema)',
+      }),
+    ),
+    evolve: Type.Optional(
+      Type.Union([Type.Literal('none'), Type.Literal('addColumns')], {
+        default: 'none',
+        description:
+          'prepare: none (a table lacking source columns is a config error) or addColumns (ALTER TABLE ADD the missing columns, nullable)',
+      }),
+    ),
+    offsetsTable: Type.Optional(
+      Identifier(
+        'Table (in the destination database) where exactly-once offsets are committed with each batch; default _nvisy_offsets, created on first use',
+      ),
     ),
   },
   { additionalProperties: false },

@@ -11,8 +11,10 @@ import {
 import type { PoolConnection } from 'mysql2/promise'
 import { findColumn, type MysqlClient, type TableInfo } from './mysql-client.js'
 import { classifyMysqlError, mysqlError } from './mysql-errors.js'
+import { ensureOffsetsTable, offsetUpsertSql } from './mysql-prepare.js'
 import type { MysqlSinkStream } from './mysql-schemas.js'
-import { type ColumnInfo, quoteId, quoteTable, toLiteral } from './mysql-values.js'
+import { encodeFor } from './mysql-types.js'
+import { type ColumnInfo, quoteId, quoteTable } from './mysql-values.js'
 
 const MAX_ROWS_PER_STATEMENT = 1000
 
@@ -103,12 +105,12 @@ function encodeBatch(
     const literals: string[] = new Array(names.length)
     for (let i = 0; i < names.length; i++) {
       try {
-        literals[i] = toLiteral(item.values[names[i]!] as SqlValue, columns[i])
+        literals[i] = encodeFor(columns[i]!, item.values[names[i]!] as SqlValue)
       } catch (error) {
         failed.push(
           dataFailure(
             index,
-            `item ${index}: column ${JSON.stringify(names[i])}: ${(error as Error).message}`,
+            `item ${index}: column ${JSON.stringify(names[i])} (${columns[i]!.columnType}): ${(error as Error).message}`,
             error,
           ),
         )
@@ -225,11 +227,21 @@ export async function writeTable(
     return { head, tail, statements: buildStatements(group, head, tail, maxBytes) }
   })
   const rowCount = groups.reduce((n, g) => n + g.rows.length, 0)
-  if (rowCount === 0) return { written: 0, failed: failed.sort((a, b) => a.index - b.index) }
+  const offset = options.offset
+  if (rowCount === 0 && !offset)
+    return { written: 0, failed: failed.sort((a, b) => a.index - b.index) }
 
   const connection = await client.acquire(signal)
   let broken = false
   try {
+    // The offset row commits with the batch: DDL (which commits implicitly) comes first.
+    const offsetSql = offset
+      ? offsetUpsertSql(
+          await ensureOffsetsTable(client, connection, stream),
+          offset.key,
+          offset.context,
+        )
+      : undefined
     // Fast path: every statement in one transaction.
     await connection.query('START TRANSACTION')
     try {
@@ -239,9 +251,21 @@ export async function writeTable(
           await raceAbort(connection.query(statement.sql), signal)
         }
       }
+      if (offsetSql) {
+        throwIfAborted(signal)
+        try {
+          await raceAbort(connection.query(offsetSql), signal)
+        } catch (error) {
+          // Not a row's fault: the whole batch fails, rows and offset rolled back together.
+          broken = true
+          await rollbackQuietly(connection)
+          throw error
+        }
+      }
       await connection.query('COMMIT')
       return { written: rowCount, failed: failed.sort((a, b) => a.index - b.index) }
     } catch (error) {
+      if (broken) throw error
       await rollbackQuietly(connection)
       if (!isDataError(error)) {
         broken = true
@@ -287,6 +311,8 @@ export async function writeTable(
           }
         }
       }
+      // The good rows and the offset commit together.
+      if (offsetSql) await raceAbort(connection.query(offsetSql), signal)
       await connection.query('COMMIT')
     } catch (error) {
       broken = true

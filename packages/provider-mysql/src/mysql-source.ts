@@ -16,10 +16,11 @@ import {
   cursorLiteral,
   cursorTypeProblem,
   type Decoder,
+  type DecoderOptions,
   decoderFor,
-  isGeometry,
   quoteId,
   quoteTable,
+  selectExpression,
   toCursorValue,
   toLiteral,
 } from './mysql-values.js'
@@ -131,18 +132,20 @@ export async function planRead(
   }
   const selected = [...requested]
   for (const column of cursor) if (!selected.includes(column)) selected.push(column)
-  const options = { tinyint1AsBoolean: stream.tinyint1AsBoolean ?? false }
-  const selectList = selected
-    .map((c) =>
-      isGeometry(c) ? `ST_AsBinary(${quoteId(c.name)}) AS ${quoteId(c.name)}` : quoteId(c.name),
-    )
-    .join(', ')
+  const cursorIndexes = cursor.map((c) => selected.indexOf(c))
+  const options: DecoderOptions = {
+    tinyint1AsBoolean: stream.tinyint1AsBoolean ?? false,
+    zeroDates: stream.zeroDates ?? 'error',
+    rowKey: (row) =>
+      `(${cursor.map((c, i) => `${c.name}=${JSON.stringify(toCursorValue(row[cursorIndexes[i]!] as SqlValue))}`).join(', ')})`,
+  }
+  const selectList = selected.map(selectExpression).join(', ')
   return {
     info,
     selected,
     outputCount: requested.length,
     cursor,
-    cursorIndexes: cursor.map((c) => selected.indexOf(c)),
+    cursorIndexes,
     decoders: selected.map((c) => decoderFor(c, options)),
     names: selected.map((c) => c.name),
     selectSql: `SELECT ${selectList} FROM ${quoteTable(database, info.table)}`,
@@ -198,8 +201,8 @@ function checkContext(plan: ReadPlan, context: MysqlContext): CursorValue[] {
 
 // How a cursor column's JSON-safe value is taken from the row, cheapest first: mysql2's
 // own text (BIGINT, DECIMAL, DATE, TIME arrive as strings), the tagged text, or the value.
-const RAW_CURSOR_TYPES = new Set(['bigint', 'decimal', 'numeric', 'date', 'time'])
-const TAGGED_CURSOR_TYPES = new Set(['datetime', 'timestamp'])
+const RAW_CURSOR_TYPES = new Set(['bigint', 'decimal', 'numeric', 'time'])
+const TAGGED_CURSOR_TYPES = new Set(['date', 'datetime', 'timestamp'])
 const PLAIN_CURSOR_TYPES = new Set([
   'tinyint',
   'smallint',
@@ -207,8 +210,6 @@ const PLAIN_CURSOR_TYPES = new Set([
   'int',
   'integer',
   'year',
-  'double',
-  'real',
   'char',
   'varchar',
   'tinytext',
@@ -232,7 +233,7 @@ export function compileItemBuilder(plan: ReadPlan, cursorNames: readonly string[
   plan.names.forEach((_, i) => {
     lines.push(
       plan.decoders[i]
-        ? `const v${i} = row[${i}] === null ? null : d[${i}](row[${i}])`
+        ? `const v${i} = row[${i}] === null ? null : d[${i}](row[${i}], row)`
         : `const v${i} = row[${i}]`,
     )
   })

@@ -95,16 +95,33 @@ describe('decoders', () => {
       tagged('timestamptz', '2024-01-01T00:00:00Z'),
     )
     expect(decode(column('date'), '2024-01-01')).toEqual(tagged('date', '2024-01-01'))
-    expect(decode(column('time'), '-01:00:00')).toEqual(tagged('time', '-01:00:00'))
+    expect(decode(column('time', 'time(6)'), '-838:59:59.000000')).toEqual(
+      tagged('interval', '-838:59:59.000000'),
+    )
     expect(decode(column('longtext', 'longtext', { json: true }), '{"a":1}')).toEqual(
       tagged('json', '{"a":1}'),
     )
-    expect(decode(column('bit', 'bit(1)'), Buffer.from([1]))).toBe(true)
-    expect(decode(column('bit', 'bit(10)'), Buffer.from([2, 1]))).toBe(513n)
+    expect(decode(column('bit', 'bit(1)'), Buffer.from([1]))).toEqual(tagged('bits', '1'))
+    expect(decode(column('bit', 'bit(10)'), Buffer.from([2, 1]))).toEqual(
+      tagged('bits', '1000000001'),
+    )
+    expect(decode(column('bit', 'bit(64)'), Buffer.alloc(8, 0xff))).toEqual(
+      tagged('bits', '1'.repeat(64)),
+    )
+    expect(decode(column('double'), '90.33333333333333')).toBe(271 / 3)
     expect(decode(column('tinyint', 'tinyint(1)'), 1)).toBe(1)
     expect(decode(column('tinyint', 'tinyint(1)'), 1, true)).toBe(true)
     expect(decode(column('tinyint', 'tinyint(1)'), 7, true)).toBe(7)
     expect(decode(column('bigint'), null)).toBeNull()
+  })
+  it('refuses zero dates naming the column and row key, or reads them as null', () => {
+    const c = column('date')
+    const strict = decoderFor(c, { tinyint1AsBoolean: false, rowKey: () => '(id=7)' })!
+    expect(() => strict('0000-00-00', [7])).toThrow(/column "c".*"0000-00-00".*\(id=7\)/)
+    expect(() => strict('2024-00-10', [7])).toThrow(expect.objectContaining({ kind: 'data' }))
+    const lax = decoderFor(column('datetime'), { tinyint1AsBoolean: false, zeroDates: 'null' })!
+    expect(lax('2024-01-00 10:00:00')).toBeNull()
+    expect(lax('2024-01-01 10:00:00')).toEqual(tagged('timestamp', '2024-01-01T10:00:00'))
   })
 })
 

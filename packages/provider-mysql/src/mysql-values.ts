@@ -13,6 +13,11 @@ export interface ColumnInfo {
   primaryKeyPosition: number
   /** A MariaDB LONGTEXT with a json_valid() check, or a MySQL JSON column. */
   json: boolean
+  /** COLUMN_TYPE as the server spells it (enum and set members keep their case). */
+  nativeType?: string | undefined
+  /** CHARACTER_SET_NAME and COLLATION_NAME of character columns. */
+  charset?: string | undefined
+  collation?: string | undefined
 }
 
 // ---------------------------------------------------------------------------------------
@@ -164,32 +169,68 @@ export function toLiteral(value: SqlValue | undefined, column: ColumnInfo | unde
 // the core's SqlValue.
 // ---------------------------------------------------------------------------------------
 
-export type Decoder = (raw: any) => SqlValue
+export type Decoder = (raw: any, row?: unknown[]) => SqlValue
 
 const toBigInt: Decoder = (raw) => (raw === null ? null : BigInt(raw))
 const toDecimal: Decoder = (raw) => (raw === null ? null : tagged('decimal', raw))
-const toDate: Decoder = (raw) => (raw === null ? null : tagged('date', raw))
-const toTime: Decoder = (raw) => (raw === null ? null : tagged('time', raw))
-const toTimestamp: Decoder = (raw) =>
-  raw === null ? null : tagged('timestamp', raw.replace(' ', 'T'))
-const toInstant: Decoder = (raw) =>
-  raw === null ? null : tagged('timestamptz', `${raw.replace(' ', 'T')}Z`)
+const toInterval: Decoder = (raw) => (raw === null ? null : tagged('interval', raw))
 const toJson: Decoder = (raw) =>
   raw === null
     ? null
     : tagged('json', typeof raw === 'string' ? raw : Buffer.from(raw).toString('utf8'))
-const toBit1: Decoder = (raw) => (raw === null ? null : raw[raw.length - 1] === 1)
-const toBits: Decoder = (raw) =>
-  raw === null ? null : raw.length === 0 ? 0n : BigInt(`0x${Buffer.from(raw).toString('hex')}`)
 const toBooleanish: Decoder = (raw) => (raw === 0 ? false : raw === 1 ? true : raw)
+/** FLOAT and DOUBLE are selected as the server's shortest round-trip text (see selectExpression): Number() parses it correctly rounded. */
 const toFloatNumber: Decoder = (raw) =>
   raw === null || typeof raw === 'number' ? raw : Number(raw)
 
-/** The decoder for a column, or undefined when mysql2's value is already the SqlValue. */
-export function decoderFor(
+const BYTE_BITS = Array.from({ length: 256 }, (_, i) => i.toString(2).padStart(8, '0'))
+
+/** BIT(n) arrives as ceil(n/8) big-endian bytes: a tagged bit string of exactly n digits. */
+function bitsDecoder(length: number): Decoder {
+  return (raw) => {
+    if (raw === null) return null
+    let text = ''
+    for (let i = 0; i < raw.length; i++) text += BYTE_BITS[raw[i]]
+    if (text.length > length) text = text.slice(text.length - length)
+    else if (text.length < length) text = text.padStart(length, '0')
+    return tagged('bits', text)
+  }
+}
+
+/** Whether a DATE/DATETIME text has a zero month or day ('0000-00-00', '2024-00-10'). */
+export function isZeroDate(text: string): boolean {
+  return (text[5] === '0' && text[6] === '0') || (text[8] === '0' && text[9] === '0')
+}
+
+export interface DecoderOptions {
+  tinyint1AsBoolean: boolean
+  /** What a zero date becomes: a `data` error (default) or null. */
+  zeroDates?: 'error' | 'null'
+  /** The row's key for error messages. */
+  rowKey?: (row: unknown[]) => string
+}
+
+function temporalDecoder(
   column: ColumnInfo,
-  options: { tinyint1AsBoolean: boolean },
-): Decoder | undefined {
+  options: DecoderOptions,
+  make: (raw: string) => SqlValue,
+): Decoder {
+  const zero = options.zeroDates ?? 'error'
+  return (raw, row?: unknown[]) => {
+    if (raw === null) return null
+    if (isZeroDate(raw)) {
+      if (zero === 'null') return null
+      throw mysqlError(
+        'data',
+        `column ${JSON.stringify(column.name)} holds the zero date ${JSON.stringify(raw)}${row && options.rowKey ? ` in the row with key ${options.rowKey(row)}` : ''}: it is not a date any other system can hold (set the stream's zeroDates: "null" to read it as null)`,
+      )
+    }
+    return make(raw)
+  }
+}
+
+/** The decoder for a column, or undefined when mysql2's value is already the SqlValue. */
+export function decoderFor(column: ColumnInfo, options: DecoderOptions): Decoder | undefined {
   if (column.json) return toJson
   switch (column.dataType) {
     case 'bigint':
@@ -206,17 +247,39 @@ export function decoderFor(
         ? toBooleanish
         : undefined
     case 'bit':
-      return /^bit\(1\)$/.test(column.columnType) ? toBit1 : toBits
+      return bitsDecoder(Number(/\((\d+)\)/.exec(column.columnType)?.[1] ?? 1))
     case 'date':
-      return toDate
+      return temporalDecoder(column, options, (raw) => tagged('date', raw))
     case 'time':
-      return toTime
+      return toInterval
     case 'datetime':
-      return toTimestamp
+      return temporalDecoder(column, options, (raw) => tagged('timestamp', raw.replace(' ', 'T')))
     case 'timestamp':
-      return toInstant
+      return temporalDecoder(column, options, (raw) =>
+        tagged('timestamptz', `${raw.replace(' ', 'T')}Z`),
+      )
     default:
       return undefined
+  }
+}
+
+/**
+ * The SELECT expression of a column. FLOAT is widened to DOUBLE in the server (exact: every
+ * float32 is a double) and DOUBLE is sent as the server's text cast, which is the shortest
+ * text that round-trips; both arrive as strings so mysql2's own digit loop (not correctly
+ * rounded) never parses them.
+ */
+export function selectExpression(column: ColumnInfo): string {
+  const id = quoteId(column.name)
+  if (isGeometry(column)) return `ST_AsBinary(${id}) AS ${id}`
+  switch (column.dataType) {
+    case 'float':
+      return `CAST(${id} + 0e0 AS CHAR) AS ${id}`
+    case 'double':
+    case 'real':
+      return `CAST(${id} AS CHAR) AS ${id}`
+    default:
+      return id
   }
 }
 
@@ -255,8 +318,6 @@ const BINARY_TYPES = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'medium
 
 /** Cursor columns must order exactly as they compare; FLOAT prints a rounded text form, so it cannot be one. */
 export function cursorTypeProblem(column: ColumnInfo): string | undefined {
-  if (column.dataType === 'float')
-    return 'FLOAT values are read rounded, so they cannot resume exactly'
   if (column.json) return 'JSON columns have no usable order'
   if (GEOMETRY_TYPES.has(column.dataType)) return 'geometry columns have no usable order'
   return undefined
@@ -270,7 +331,12 @@ export function cursorLiteral(value: CursorValue, column: ColumnInfo): string {
       'config',
       `resume context value for column ${JSON.stringify(column.name)} does not fit its type ${column.columnType}`,
     )
-  if (INTEGER_TYPES.has(column.dataType) || column.dataType === 'bit') {
+  if (column.dataType === 'bit') {
+    if (typeof value === 'string' && /^[01]+$/.test(value)) return `b'${value}'`
+    if (typeof value === 'boolean') return value ? "b'1'" : "b'0'"
+    throw fail()
+  }
+  if (INTEGER_TYPES.has(column.dataType)) {
     if (typeof value === 'boolean') return value ? '1' : '0'
     const text = String(value)
     if (!INTEGER.test(text)) throw fail()
@@ -280,6 +346,7 @@ export function cursorLiteral(value: CursorValue, column: ColumnInfo): string {
     column.dataType === 'decimal' ||
     column.dataType === 'numeric' ||
     column.dataType === 'double' ||
+    column.dataType === 'float' ||
     column.dataType === 'real'
   ) {
     const text = String(value)
