@@ -8,9 +8,6 @@ import type { ColumnInfo, TableInfo } from './postgres-catalog.js'
 import { qualifiedName, quoteIdent } from './postgres-catalog.js'
 import { OID } from './postgres-values.js'
 
-const BIT = 1560
-const VARBIT = 1562
-
 function precisionOf(typmod: number): number | undefined {
   return typmod >= 0 ? typmod : undefined
 }
@@ -46,9 +43,9 @@ function portableScalar(
       return { type: 'float', bits: 32 }
     case OID.float8:
       return { type: 'float', bits: 64 }
-    case BIT:
+    case OID.bit:
       return { type: 'bits', length: typmod > 0 ? typmod : 1 }
-    case VARBIT:
+    case OID.varbit:
       return { type: 'bits', length: typmod > 0 ? typmod : 0, varying: true }
     case OID.text:
       return { type: 'text' }

@@ -34,11 +34,6 @@ const refuse = (value: SqlValue | undefined, rule: string): never => {
   throw new ValueRefused(valueTypeOf(value), rule)
 }
 
-const OIDS = {
-  bit: 1560,
-  varbit: 1562,
-} as const
-
 // ---------------------------------------------------------------------------------------
 // Decimal text arithmetic (no rounding anywhere: digits and a power of ten).
 // ---------------------------------------------------------------------------------------
@@ -481,9 +476,9 @@ function scalarEncoder(
       return floatEncoder(32)
     case OID.float8:
       return floatEncoder(64)
-    case OIDS.bit:
+    case OID.bit:
       return bitEncoder(false, typmod > 0 ? typmod : 1)
-    case OIDS.varbit:
+    case OID.varbit:
       return bitEncoder(true, typmod)
     case OID.text:
     case OID.name:

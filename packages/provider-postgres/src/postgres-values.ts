@@ -30,6 +30,8 @@ export const OID = {
   interval: 1186,
   timetz: 1266,
   numeric: 1700,
+  bit: 1560,
+  varbit: 1562,
   uuid: 2950,
   jsonb: 3802,
 } as const
@@ -93,6 +95,8 @@ const SCALAR_CONVERTERS = new Map<number, TextConverter>([
   [OID.interval, (text) => tagged('interval', text)],
   [OID.json, (text) => tagged('json', text)],
   [OID.jsonb, (text) => tagged('json', text)],
+  [OID.bit, (text) => tagged('bits', text)],
+  [OID.varbit, (text) => tagged('bits', text)],
 ])
 
 /** What the catalog says about a column's type. */
@@ -155,6 +159,9 @@ export function converterExpression(type: ColumnType, t: string): string | undef
     case OID.json:
     case OID.jsonb:
       return tag('json')
+    case OID.bit:
+    case OID.varbit:
+      return tag('bits')
   }
   return converterFor(type) === identity ? t : undefined
 }
