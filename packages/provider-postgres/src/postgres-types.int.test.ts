@@ -21,7 +21,7 @@ const COLUMNS = `
   c_interval interval, c_json json, c_jsonb jsonb,
   c_int4_arr integer[], c_int8_arr bigint[], c_text_arr text[], c_numeric_arr numeric[],
   c_ts_arr timestamptz[], c_bytea_arr bytea[], c_jsonb_arr jsonb[], c_int_matrix integer[][],
-  c_inet inet`
+  c_inet inet, c_bit1 bit(1), c_bit64 bit(64), c_varbit varbit(10), c_num102 numeric(10,2)`
 
 const ROWS = `
 (1, -32768, -2147483648, -9223372036854775808, '-12345678901234567890.123456789012345678901234', '0.000001',
@@ -29,16 +29,19 @@ const ROWS = `
  '\\x00ff10', '2024-02-29', '13:45:00.123456', '13:45:00.123456+02:30', '2024-02-29 13:45:00.123456', '2024-02-29 13:45:00.123456+00',
  '1 year 2 mons 3 days 04:05:06.789', '{ "b" : 1,  "a": [1, 2.50] }', '{"b": 1, "a": [1, 2.50], "big": 12345678901234567890}',
  '{1,NULL,3}', '{9223372036854775807,-1}', '{"a,b","c\\"d","e\\\\f",NULL,"NULL",""}', '{1.10,NaN}',
- '{"2024-01-01 00:00:00.000001+00",infinity}', '{"\\\\x01",NULL}', '{"{\\"k\\": [1]}"}', '{{1,2},{3,4}}', '192.168.0.1/24'),
+ '{"2024-01-01 00:00:00.000001+00",infinity}', '{"\\\\x01",NULL}', '{"{\\"k\\": [1]}"}', '{{1,2},{3,4}}', '192.168.0.1/24',
+ B'1', B'1000000000000000000000000000000000000000000000000000000000000001', B'101', '12345678.91'),
 (2, 32767, 2147483647, 9223372036854775807, 'NaN', '99999999999999.999999',
  'NaN', '-0', false, E'tab\\there\\nnew line\\\\ back 😀 Ω', '', 'x', '00000000-0000-0000-0000-000000000000', 'sad',
  '\\x', '0044-03-15 BC', '24:00:00', '00:00:00-14', 'infinity', '-infinity',
- '-00:00:00.000001', '"text"', 'null', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '::1'),
+ '-00:00:00.000001', '"text"', 'null', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '::1',
+ B'0', B'0000000000000000000000000000000000000000000000000000000000000000', B'', '-0.01'),
 (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
- NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
 (4, 0, 0, 0, '0', '0', '1.1', '0.1', true, 'x', 'y', 'z', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'ok',
  '\\xdeadbeef', '10000-12-31', '00:00:00', '23:59:59.999999+14', '1999-12-31 23:59:59.999999', '1970-01-01 00:00:00.5+05:30',
- '0', '[]', '{}', '{NULL}', '{NULL}', '{NULL}', '{NULL}', '{NULL}', '{NULL}', '{NULL}', '{{NULL}}', '10.0.0.0/8')`
+ '0', '[]', '{}', '{NULL}', '{NULL}', '{NULL}', '{NULL}', '{NULL}', '{NULL}', '{NULL}', '{{NULL}}', '10.0.0.0/8',
+ B'1', B'1111111111111111111111111111111111111111111111111111111111111111', B'1111111111', '0.00')`
 
 async function md5(table: string): Promise<string> {
   const result = await admin.query<{ md5: string; n: string }>(
@@ -122,7 +125,12 @@ describe.skipIf(skip)('postgres type mapping and exact copy', () => {
         [3, 4],
       ],
       c_inet: '192.168.0.1/24',
+      c_bit1: { $type: 'bits', value: '1' },
+      c_bit64: { $type: 'bits', value: `1${'0'.repeat(62)}1` },
+      c_varbit: { $type: 'bits', value: '101' },
+      c_num102: { $type: 'decimal', value: '12345678.91' },
     })
+    expect(r2!.c_varbit).toEqual({ $type: 'bits', value: '' })
     expect(r2!.c_float4).toBeNaN()
     expect(Object.is(r2!.c_float8, -0)).toBe(true)
     expect(r2!.c_numeric).toEqual({ $type: 'decimal', value: 'NaN' })
@@ -161,4 +169,64 @@ describe.skipIf(skip)('postgres type mapping and exact copy', () => {
       expect(await readAll(target)).toEqual(rows)
     })
   }
+
+  it('describes the table in portable types, and a table created by prepare receives an exact copy', async () => {
+    const connection = await postgresProvider.connect(testInput(schema))
+    try {
+      const described = await connection.describeStream({ table: 'source' })
+      expect(described.system).toBe('postgres')
+      expect(described.primaryKey).toEqual(['id'])
+      const types = Object.fromEntries(described.columns.map((c) => [c.name, c.type]))
+      expect(types).toMatchObject({
+        id: { type: 'integer', bits: 64 },
+        c_int2: { type: 'integer', bits: 16 },
+        c_numeric: { type: 'decimal' },
+        c_numeric_scaled: { type: 'decimal', precision: 20, scale: 6 },
+        c_num102: { type: 'decimal', precision: 10, scale: 2 },
+        c_float4: { type: 'float', bits: 32 },
+        c_varchar: { type: 'text', maxLength: 40 },
+        c_char: { type: 'text', maxLength: 5, fixed: true },
+        c_bit1: { type: 'bits', length: 1 },
+        c_bit64: { type: 'bits', length: 64 },
+        c_varbit: { type: 'bits', length: 10, varying: true },
+        c_mood: { type: 'enum', values: ['happy', 'sad', 'ok'] },
+        c_timestamp: { type: 'timestamp', precision: 6, withTimeZone: false },
+        c_timestamptz: { type: 'timestamp', withTimeZone: true },
+        c_timetz: { type: 'time', withTimeZone: true },
+        c_interval: { type: 'duration' },
+        c_json: { type: 'json' },
+        c_jsonb: { type: 'json', binary: true },
+        c_uuid: { type: 'uuid' },
+        c_int8_arr: { type: 'array', of: { type: 'integer', bits: 64 } },
+        c_inet: { type: 'other' },
+      })
+      expect(described.columns.find((c) => c.name === 'c_inet')?.nativeType).toBe('inet')
+      expect(described.columns.find((c) => c.name === 'id')?.nullable).toBe(false)
+
+      const stream = {
+        table: 'target_created',
+        create: 'ifMissing' as const,
+        mode: 'append' as const,
+      }
+      const prepared = await connection.prepare(stream, { schema: described })
+      expect(prepared.existed).toBe(false)
+      const rows = await readAll('source')
+      expect(await connection.write(stream, rows, { signal })).toEqual({ written: 4, failed: [] })
+    } finally {
+      await connection.close()
+    }
+    expect(await md5('target_created')).toBe(await md5('source'))
+    // Same declared types (enums become text with a CHECK of their labels).
+    const types = async (table: string) =>
+      (
+        await admin.query<{ t: string }>(
+          `SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum) AS t
+           FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped`,
+          [`"${schema}"."${table}"`],
+        )
+      ).rows[0]!.t
+    expect(await types('target_created')).toBe(
+      (await types('source')).replace(/c_mood [^,]*mood/, 'c_mood text'),
+    )
+  })
 })
