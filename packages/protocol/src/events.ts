@@ -9,7 +9,9 @@ export const RUN_EVENT_TYPES = [
   'progress',
   'checkpoint',
   'item_failed',
+  'prepared',
   'completed',
+  'partial',
   'failed',
   'cancelled',
 ] as const
@@ -59,9 +61,41 @@ export const RunItemFailedEventSchema = eventSchema('item_failed', {
   }),
   error: SerializedErrorSchema,
 })
-export const RunCompletedEventSchema = eventSchema('completed', {
-  stats: Type.Unsafe<Record<string, unknown>>({ type: 'object' }),
+export const RunPreparedEventSchema = eventSchema('prepared', {
+  nodeId: NodeIdSchema,
+  existed: Type.Boolean({ description: 'whether the destination existed before the run' }),
+  actions: Type.Array(Type.String({ maxLength: 65_536 }), {
+    maxItems: 1024,
+    description: 'statements the sink ran to create or evolve its destination (DDL), in order',
+  }),
 })
+
+/** A run's counts: what `completed`, `partial` and the CLI summary report. */
+export const RunStatsSchema = Type.Object(
+  {
+    nodes: NodeStatsMap,
+    failedItems: Type.Integer({
+      minimum: 0,
+      description: 'items that a sink refused or a conversion could not make, dead-lettered or not',
+    }),
+    refusedItems: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description: 'failed items that did not reach a dead-letter sink (the failure budget counts these)',
+      }),
+    ),
+    deadLettered: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'failed items written to a dead-letter sink' }),
+    ),
+    durationMs: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: true },
+)
+
+/** Every item arrived: at its sink, or (after a failure) at a dead-letter sink. */
+export const RunCompletedEventSchema = eventSchema('completed', { stats: RunStatsSchema })
+/** The run ended within its failure budget but `stats.refusedItems` items arrived nowhere. */
+export const RunPartialEventSchema = eventSchema('partial', { stats: RunStatsSchema })
 export const RunFailedEventSchema = eventSchema('failed', { error: SerializedErrorSchema })
 export const RunCancelledEventSchema = eventSchema('cancelled', {
   reason: Type.Optional(Type.String()),
@@ -78,7 +112,9 @@ export const runEventSchemas = {
   progress: RunProgressEventSchema,
   checkpoint: RunCheckpointEventSchema,
   item_failed: RunItemFailedEventSchema,
+  prepared: RunPreparedEventSchema,
   completed: RunCompletedEventSchema,
+  partial: RunPartialEventSchema,
   failed: RunFailedEventSchema,
   cancelled: RunCancelledEventSchema,
 } as const satisfies Record<RunEventType, TSchema>
@@ -89,7 +125,9 @@ export const RunEventSchema = Type.Union([
   RunProgressEventSchema,
   RunCheckpointEventSchema,
   RunItemFailedEventSchema,
+  RunPreparedEventSchema,
   RunCompletedEventSchema,
+  RunPartialEventSchema,
   RunFailedEventSchema,
   RunCancelledEventSchema,
 ])
@@ -98,7 +136,10 @@ export type RunStartedEvent = Static<typeof RunStartedEventSchema>
 export type RunProgressEvent = Static<typeof RunProgressEventSchema>
 export type RunCheckpointEvent = Static<typeof RunCheckpointEventSchema>
 export type RunItemFailedEvent = Static<typeof RunItemFailedEventSchema>
+export type RunPreparedEvent = Static<typeof RunPreparedEventSchema>
 export type RunCompletedEvent = Static<typeof RunCompletedEventSchema>
+export type RunPartialEvent = Static<typeof RunPartialEventSchema>
+export type RunStats = Static<typeof RunStatsSchema>
 export type RunFailedEvent = Static<typeof RunFailedEventSchema>
 export type RunCancelledEvent = Static<typeof RunCancelledEventSchema>
 export type RunEvent =
@@ -106,7 +147,9 @@ export type RunEvent =
   | RunProgressEvent
   | RunCheckpointEvent
   | RunItemFailedEvent
+  | RunPreparedEvent
   | RunCompletedEvent
+  | RunPartialEvent
   | RunFailedEvent
   | RunCancelledEvent
 

@@ -422,7 +422,23 @@ describe('run events', () => {
       item: 'record #3',
       error: { kind: 'data', message: 'bad value' },
     },
-    { type: 'completed', ...base, stats: { nodes: {} } },
+    {
+      type: 'prepared',
+      ...base,
+      nodeId: 'dst',
+      existed: false,
+      actions: ['CREATE TABLE "public"."t" ("id" bigint NOT NULL, PRIMARY KEY ("id"))'],
+    },
+    {
+      type: 'completed',
+      ...base,
+      stats: { nodes: {}, failedItems: 2, refusedItems: 0, deadLettered: 2, durationMs: 5 },
+    },
+    {
+      type: 'partial',
+      ...base,
+      stats: { nodes: {}, failedItems: 3, refusedItems: 3, deadLettered: 0, durationMs: 5 },
+    },
     { type: 'failed', ...base, error: { kind: 'auth', message: 'denied', providerId: 'postgres' } },
     { type: 'cancelled', ...base, reason: 'user', checkpoints: { src: { id: '10' } } },
   ]
@@ -463,6 +479,16 @@ describe('run events', () => {
       'const',
     )
     expectIssue(issues({ type: 'failed', ...base }), '/error', 'required')
+    expectIssue(issues({ type: 'partial', ...base }), '/stats', 'required')
+    expectIssue(
+      issues({
+        type: 'partial',
+        ...base,
+        stats: { nodes: {}, failedItems: 1, refusedItems: -1, durationMs: 1 },
+      }),
+      '/stats/refusedItems',
+      'minimum',
+    )
     expectIssue(issues({ type: 'cancelled', ...base }), '/checkpoints', 'required')
     expectIssue(issues({ type: 'started', ...base, seq: -1 }), '/seq', 'minimum')
     expectIssue(issues({ type: 'started', ...base, at: 'now' }), '/at', 'format')

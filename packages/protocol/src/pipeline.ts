@@ -55,6 +55,149 @@ export const BatchLimitsSchema = Type.Object(
   { additionalProperties: false },
 )
 
+const ConvertFormatSchema = Type.Union([Type.Literal('jsonl'), Type.Literal('csv')])
+
+const scalarColumnTypes = [
+  Type.Object({ type: Type.Literal('boolean') }, { additionalProperties: false }),
+  Type.Object(
+    {
+      type: Type.Literal('integer'),
+      bits: Type.Union([8, 16, 24, 32, 64].map((n) => Type.Literal(n))),
+      unsigned: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      type: Type.Literal('decimal'),
+      precision: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+      scale: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+      unsigned: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      type: Type.Literal('float'),
+      bits: Type.Union([Type.Literal(32), Type.Literal(64)]),
+      unsigned: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      type: Type.Literal('bits'),
+      length: Type.Integer({ minimum: 1, maximum: 83_886_080 }),
+      varying: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false },
+  ),
+  ...(['text', 'binary'] as const).map((name) =>
+    Type.Object(
+      {
+        type: Type.Literal(name),
+        maxLength: Type.Optional(Type.Integer({ minimum: 1 })),
+        fixed: Type.Optional(Type.Boolean()),
+      },
+      { additionalProperties: false },
+    ),
+  ),
+  ...(['date', 'year', 'uuid'] as const).map((name) =>
+    Type.Object({ type: Type.Literal(name) }, { additionalProperties: false }),
+  ),
+  Type.Object(
+    {
+      type: Type.Literal('time'),
+      precision: Type.Optional(Type.Integer({ minimum: 0, maximum: 9 })),
+      withTimeZone: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      type: Type.Literal('duration'),
+      precision: Type.Optional(Type.Integer({ minimum: 0, maximum: 9 })),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      type: Type.Literal('timestamp'),
+      precision: Type.Optional(Type.Integer({ minimum: 0, maximum: 9 })),
+      withTimeZone: Type.Boolean(),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    { type: Type.Literal('json'), binary: Type.Optional(Type.Boolean()) },
+    { additionalProperties: false },
+  ),
+  ...(['enum', 'set'] as const).map((name) =>
+    Type.Object(
+      {
+        type: Type.Literal(name),
+        values: Type.Array(Type.String({ maxLength: 1024 }), { minItems: 1, maxItems: 65_535 }),
+      },
+      { additionalProperties: false },
+    ),
+  ),
+]
+
+/**
+ * A portable column type (provider-core `ColumnType`) as a pipeline declares it. Arrays nest
+ * one level (an array of a scalar type); `other` is not declarable.
+ */
+export const ColumnTypeSchema = Type.Union([
+  ...scalarColumnTypes,
+  Type.Object(
+    { type: Type.Literal('array'), of: Type.Union(scalarColumnTypes) },
+    { additionalProperties: false },
+  ),
+])
+
+/** One column of a declared record shape (document -> record). */
+export const DeclaredColumnSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 128 }),
+    type: ColumnTypeSchema,
+    nullable: Type.Optional(Type.Boolean({ description: 'default true' })),
+    field: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        description:
+          "the document field the value comes from (default: the column name); '$id' is the document id",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+)
+export type DeclaredColumn = Static<typeof DeclaredColumnSchema>
+
+/** Conversion options of a sink node (see the runtime README, "Conversions"). */
+export const ConvertOptionsSchema = Type.Object(
+  {
+    format: Type.Optional(ConvertFormatSchema),
+    columns: Type.Optional(
+      Type.Array(DeclaredColumnSchema, {
+        minItems: 1,
+        maxItems: 4096,
+        description: 'document -> record: the declared columns of each record',
+      }),
+    ),
+    key: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 128 }), {
+        minItems: 1,
+        maxItems: 64,
+        description:
+          "record -> message: the columns whose values make the message id; document -> record: the destination's primary key",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+)
+export type ConvertOptions = Static<typeof ConvertOptionsSchema>
+
 export const PipelineNodeSchema = Type.Object(
   {
     id: NodeIdSchema,
@@ -66,7 +209,12 @@ export const PipelineNodeSchema = Type.Object(
     }),
     batch: Type.Optional(BatchLimitsSchema),
     concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
-    convert: Type.Optional(Type.Union([Type.Literal('jsonl'), Type.Literal('csv')])),
+    convert: Type.Optional(
+      Type.Union([ConvertFormatSchema, ConvertOptionsSchema], {
+        description:
+          "how items of another kind are converted for this sink: a blob format ('jsonl' or 'csv'), or the conversion options",
+      }),
+    ),
     deadLetter: Type.Optional(NodeIdSchema),
   },
   { additionalProperties: false },
@@ -85,7 +233,8 @@ export const PipelineOptionsSchema = Type.Object(
     checkpointEverySeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 3600 })),
     failureBudget: Type.Optional(
       Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], {
-        description: 'item failures allowed before the run fails; null or absent: unlimited',
+        description:
+          'items refused (not written to their sink nor to a dead-letter sink) that a run may let through; such a run ends partial. Absent: 0 (the first refused item fails the run); null: unlimited',
       }),
     ),
     queueCapacity: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),

@@ -8,6 +8,7 @@ import {
   ProviderError,
   readBytes,
   SPECIFICATION_VERSION,
+  type StreamSchema,
   sleep,
   Type,
   type WriteResult,
@@ -58,9 +59,33 @@ export interface MemoryWorld {
   beforeWrite?: (stream: string, batch: readonly Data[], call: number) => unknown
   /** Connections opened. */
   connects: number
+  /** Every key written to each sink stream, in commit order (an append log: a replay shows up here twice). */
+  log: Map<string, string[]>
+  /** Offsets committed by writes (`offsets` option), by sink stream then key; committed with the batch. */
+  offsets: Map<string, Map<string, unknown>>
+  /** Column schemas `describeStream` returns (`describe` option), by source stream. */
+  schemas: Map<string, StreamSchema>
+  /** Every `prepare` call (`prepare` option), with the reads done before it. */
+  prepares: {
+    stream: string
+    schema: StreamSchema | undefined
+    dryRun: boolean
+    readsBefore: number
+  }[]
+  /** Tokens `check()` refuses with an auth error. */
+  badTokens: Set<string>
 }
 
-export function createMemoryWorld(id = 'memory'): MemoryWorld {
+export interface MemoryWorldOptions {
+  /** The source can describe its streams (`describeStream` from `world.schemas`). */
+  describe?: boolean
+  /** The sink creates its destination in `prepare` (stream setting `create: 'never'` refuses a missing one). */
+  prepare?: boolean
+  /** The sink commits `WriteOptions.offset` with its batch, atomically, and `readOffset` returns it. */
+  offsets?: boolean
+}
+
+export function createMemoryWorld(id = 'memory', options: MemoryWorldOptions = {}): MemoryWorld {
   const world: MemoryWorld = {
     provider: undefined as unknown as Provider,
     sources: new Map(),
@@ -68,11 +93,25 @@ export function createMemoryWorld(id = 'memory'): MemoryWorld {
     writes: [],
     readCount: new Map(),
     connects: 0,
+    log: new Map(),
+    offsets: new Map(),
+    schemas: new Map(),
+    prepares: [],
+    badTokens: new Set(),
   }
   const StreamSchema = Type.Object(
     { name: Type.String({ minLength: 1 }), kind: Type.Optional(KindSchema) },
     { additionalProperties: false },
   )
+  const SinkStreamSchema = Type.Object(
+    {
+      name: Type.String({ minLength: 1 }),
+      kind: Type.Optional(KindSchema),
+      create: Type.Optional(Type.Union([Type.Literal('never'), Type.Literal('ifMissing')])),
+    },
+    { additionalProperties: false },
+  )
+  const totalReads = () => [...world.readCount.values()].reduce((a, b) => a + b, 0)
   // Cast: a Provider whose dataKindOf takes its own stream type is not assignable to Provider<TSchema...>.
   world.provider = defineProvider({
     id,
@@ -91,18 +130,73 @@ export function createMemoryWorld(id = 'memory'): MemoryWorld {
         { additionalProperties: false },
       ),
       ordering: 'position in the list',
+      describe: options.describe === true,
       dataKindOf: (stream) => (stream.kind ?? 'record') as DataKind,
     },
     sink: {
       data: ['record', 'document', 'blob', 'message'],
-      stream: StreamSchema,
+      stream: SinkStreamSchema,
       idempotentBy: 'key',
+      prepare: options.prepare === true,
+      offsets: options.offsets === true,
       dataKindOf: (stream) => (stream.kind ?? 'record') as DataKind,
     },
-    async connect() {
+    async connect({ credentials }) {
       world.connects++
       return {
-        async check() {},
+        async check() {
+          if (credentials.token !== undefined && world.badTokens.has(credentials.token))
+            throw new ProviderError({ kind: 'auth', message: 'token refused' })
+        },
+        ...(options.describe
+          ? {
+              async describeStream(stream: { name: string }) {
+                const schema = world.schemas.get(stream.name)
+                if (!schema)
+                  throw new ProviderError({
+                    kind: 'not_found',
+                    message: `no stream ${stream.name}`,
+                  })
+                return structuredClone(schema)
+              },
+            }
+          : {}),
+        ...(options.prepare
+          ? {
+              async prepare(
+                stream: { name: string; create?: 'never' | 'ifMissing' },
+                {
+                  schema,
+                  dryRun,
+                }: { schema?: StreamSchema | undefined; dryRun?: boolean | undefined },
+              ) {
+                world.prepares.push({
+                  stream: stream.name,
+                  schema,
+                  dryRun: dryRun === true,
+                  readsBefore: totalReads(),
+                })
+                const existed = world.sinks.has(stream.name)
+                if (existed) return { existed, actions: [] }
+                if (stream.create === 'never')
+                  throw new ProviderError({
+                    kind: 'not_found',
+                    message: `sink stream ${stream.name} does not exist and create is 'never'`,
+                  })
+                const columns = schema?.columns.map((c) => `${c.name} ${c.type.type}`).join(', ')
+                const actions = [`CREATE ${stream.name} (${columns ?? ''})`]
+                if (!dryRun) world.sinks.set(stream.name, new Map())
+                return { existed, actions }
+              },
+            }
+          : {}),
+        ...(options.offsets
+          ? {
+              async readOffset(stream: { name: string }, key: string) {
+                return structuredClone(world.offsets.get(stream.name)?.get(key))
+              },
+            }
+          : {}),
         async *read(stream, { after, signal }) {
           const items = world.sources.get(stream.name) ?? []
           for (
@@ -116,7 +210,7 @@ export function createMemoryWorld(id = 'memory'): MemoryWorld {
             yield { data: items[index]!, context: { index } }
           }
         },
-        async write(stream, batch, { signal }): Promise<WriteResult> {
+        async write(stream, batch, { signal, offset }): Promise<WriteResult> {
           const call = world.writes.length
           const keys = batch.map(keyOf)
           world.writes.push({ stream: stream.name, keys, attempt: call })
@@ -136,12 +230,27 @@ export function createMemoryWorld(id = 'memory'): MemoryWorld {
             sink = new Map()
             world.sinks.set(stream.name, sink)
           }
+          let log = world.log.get(stream.name)
+          if (!log) {
+            log = []
+            world.log.set(stream.name, log)
+          }
+          // Data and offset land together (one synchronous step: nothing can interleave).
           let written = 0
           batch.forEach((item, index) => {
             if (failed.includes(index)) return
             sink.set(keyOf(item), stored[index]!)
+            log.push(keyOf(item))
             written++
           })
+          if (offset && options.offsets) {
+            let offsets = world.offsets.get(stream.name)
+            if (!offsets) {
+              offsets = new Map()
+              world.offsets.set(stream.name, offsets)
+            }
+            offsets.set(offset.key, structuredClone(offset.context))
+          }
           return {
             written,
             failed: failed.map((index) => ({

@@ -1,5 +1,9 @@
+import { createHash } from 'node:crypto'
+import type { ConvertOptions, DeclaredColumn } from '@nvisy/protocol'
 import {
   type BlobData,
+  type ColumnType,
+  canonicalJson,
   type Data,
   type DataKind,
   type DocumentData,
@@ -10,11 +14,31 @@ import {
   ProviderError,
   type RecordData,
   type SqlValue,
+  type StreamSchema,
   sqlValueToJson,
   tagged,
 } from '@nvisy/provider-core'
 
 export type ConvertFormat = 'jsonl' | 'csv'
+
+/** A sink node's `convert` setting: a blob format, or the conversion options. */
+export type ConvertSetting = ConvertFormat | ConvertOptions
+
+/** What an edge's conversion knows besides the sink's setting. */
+export interface ConvertContext {
+  /** The source node's id (message header `nvisy-source-node`). */
+  sourceNodeId?: string | undefined
+  /** The source stream's primary key (from `describeStream`): record -> message ids. */
+  primaryKey?: readonly string[] | undefined
+}
+
+export function convertFormat(setting: ConvertSetting | undefined): ConvertFormat | undefined {
+  return typeof setting === 'string' ? setting : setting?.format
+}
+
+export function convertOptions(setting: ConvertSetting | undefined): ConvertOptions | undefined {
+  return typeof setting === 'object' ? setting : undefined
+}
 
 const encoder = new TextEncoder()
 
@@ -47,7 +71,10 @@ const CONVERSIONS: Record<string, true> = {
   'blob>document': true,
   'blob>record': true,
   'document>message': true,
+  'record>message': true,
   'message>document': true,
+  /** Needs the sink's declared columns (`convert.columns`). */
+  'document>record': true,
 }
 
 export function conversionAllowed(from: DataKind, to: DataKind): boolean {
@@ -61,19 +88,25 @@ export function listConversions(): { from: DataKind; to: DataKind }[] {
   })
 }
 
-/** The converter for an edge, or undefined when the kinds cannot meet. */
+/**
+ * The converter for an edge, or undefined when the kinds cannot meet (document -> record
+ * without declared columns included).
+ */
 export function converterFor(
   from: DataKind,
   to: DataKind,
-  format?: ConvertFormat,
+  setting?: ConvertSetting,
+  context: ConvertContext = {},
 ): Converter | undefined {
   if (from === to) return IDENTITY
+  const format = convertFormat(setting)
+  const options = convertOptions(setting)
   switch (`${from}>${to}`) {
     case 'record>document':
-      return single((item, context) => recordToDocument(item as RecordData, context))
+      return single((item, ctx) => recordToDocument(item as RecordData, ctx))
     case 'record>blob':
-      return single((item, context) =>
-        toBlob(recordToDocument(item as RecordData, context), format ?? 'jsonl'),
+      return single((item, ctx) =>
+        toBlob(recordToDocument(item as RecordData, ctx), format ?? 'jsonl'),
       )
     case 'document>blob':
       return single((item) => toBlob(item as DocumentData, format ?? 'jsonl'))
@@ -81,10 +114,22 @@ export function converterFor(
       return { many: true, convert: (item) => parseBlob(item as BlobData, 'document', format) }
     case 'blob>record':
       return { many: true, convert: (item) => parseBlob(item as BlobData, 'record', format) }
-    case 'document>message':
-      return single((item) => documentToMessage(item as DocumentData))
+    case 'document>message': {
+      const headers = messageHeaders(context.sourceNodeId)
+      return single((item) => documentToMessage(item as DocumentData, headers))
+    }
+    case 'record>message': {
+      const headers = messageHeaders(context.sourceNodeId)
+      const key = options?.key ?? (context.primaryKey?.length ? context.primaryKey : undefined)
+      return single((item) => recordToMessage(item as RecordData, key, headers))
+    }
     case 'message>document':
       return single((item) => messageToDocument(item as MessageData))
+    case 'document>record': {
+      const columns = options?.columns
+      if (!columns) return undefined
+      return single((item) => documentToRecord(item as DocumentData, columns))
+    }
     default:
       return undefined
   }
@@ -99,9 +144,21 @@ function single(fn: (item: Data, context: unknown) => Data): Converter {
       try {
         return fn(item, context)
       } catch (error) {
-        return failure(item.kind === 'blob' ? `blob ${JSON.stringify(item.key)}` : item.kind, error)
+        return failure(itemLabel(item), error)
       }
     },
+  }
+}
+
+function itemLabel(item: Data): string {
+  switch (item.kind) {
+    case 'blob':
+      return `blob ${JSON.stringify(item.key)}`
+    case 'document':
+    case 'message':
+      return `${item.kind} ${JSON.stringify(item.id)}`
+    default:
+      return item.kind
   }
 }
 
@@ -194,18 +251,220 @@ export function toBlob(document: DocumentData, format: ConvertFormat): BlobData 
   }
 }
 
-/** Shared by every converted message: sinks read headers, never change them. */
-const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  'content-type': 'application/json',
-})
+/**
+ * The headers of every message a conversion makes on one edge (shared: sinks read headers,
+ * never change them): `content-type: application/json` and `nvisy-source-node`.
+ */
+export function messageHeaders(sourceNodeId: string | undefined): Record<string, string> {
+  return Object.freeze({
+    'content-type': 'application/json',
+    ...(sourceNodeId ? { 'nvisy-source-node': sourceNodeId } : {}),
+  }) as Record<string, string>
+}
 
-export function documentToMessage(document: DocumentData): MessageData {
+const JSON_HEADERS = messageHeaders(undefined)
+
+export function documentToMessage(
+  document: DocumentData,
+  headers: Record<string, string> = JSON_HEADERS,
+): MessageData {
   return {
     kind: 'message',
     id: document.id,
     payload: encoder.encode(JSON.stringify(document.content)),
-    headers: JSON_HEADERS as Record<string, string>,
+    headers,
   }
+}
+
+function keyText(column: string, value: SqlValue | undefined): string {
+  if (value === undefined || value === null)
+    throw new ProviderError({
+      kind: 'data',
+      operation: 'convert',
+      message: `record has no value in key column ${JSON.stringify(column)} (rule: message id from the key columns)`,
+    })
+  if (typeof value === 'string') return value
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean')
+    return String(value)
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('hex')
+  if (Array.isArray(value)) return canonicalJson(sqlValueToJson(value))
+  return (value as { value: string }).value
+}
+
+/**
+ * A row as a JSON message. The id is the row's key: the key column's value, or with several
+ * key columns each value URI-encoded and joined with '/'; a row without key columns gets
+ * `sha256:` and the hex SHA-256 of its canonical JSON (equal rows share an id). Replaying a
+ * row yields the same id, so a sink that dedupes by id keeps one copy.
+ */
+export function recordToMessage(
+  record: RecordData,
+  key: readonly string[] | undefined,
+  headers: Record<string, string> = JSON_HEADERS,
+): MessageData {
+  const content: JsonObject = {}
+  for (const [name, value] of Object.entries(record.values)) content[name] = sqlValueToJson(value)
+  let id: string
+  if (key && key.length > 0) {
+    id =
+      key.length === 1
+        ? keyText(key[0]!, record.values[key[0]!])
+        : key.map((column) => encodeURIComponent(keyText(column, record.values[column]))).join('/')
+  } else {
+    id = `sha256:${createHash('sha256').update(canonicalJson(content)).digest('hex')}`
+  }
+  return { kind: 'message', id, payload: encoder.encode(JSON.stringify(content)), headers }
+}
+
+/** The StreamSchema a sink's declared columns describe (document -> record), for `prepare`. */
+export function declaredSchema(options: ConvertOptions | undefined): StreamSchema | undefined {
+  if (!options?.columns) return undefined
+  return {
+    system: 'declared',
+    columns: options.columns.map((column) => ({
+      name: column.name,
+      nativeType: nativeTypeOf(column.type as ColumnType),
+      type: column.type as ColumnType,
+      nullable: column.nullable !== false,
+    })),
+    primaryKey: [...(options.key ?? [])],
+  }
+}
+
+function nativeTypeOf(type: ColumnType): string {
+  const { type: name, ...rest } = type as { type: string } & Record<string, unknown>
+  return Object.keys(rest).length === 0 ? name : `${name}${canonicalJson(rest)}`
+}
+
+const INTEGER = /^[+-]?\d+$/
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/
+
+/** One declared column's value from a document field, typed for the column. */
+function columnValue(
+  column: DeclaredColumn,
+  type: ColumnType,
+  raw: unknown,
+  where: string,
+): SqlValue {
+  const refuse = (rule: string): never => {
+    const shown =
+      raw === null
+        ? 'null'
+        : Array.isArray(raw)
+          ? 'an array'
+          : typeof raw === 'object'
+            ? 'an object'
+            : typeof raw
+    throw new ProviderError({
+      kind: 'data',
+      operation: 'convert',
+      message: `${where}: column ${JSON.stringify(column.name)} (${type.type}) ${rule}, got ${shown}`,
+    })
+  }
+  switch (type.type) {
+    case 'boolean':
+      if (typeof raw === 'boolean') return raw
+      return refuse('takes true or false')
+    case 'integer': {
+      let big: bigint
+      if (typeof raw === 'number' && Number.isInteger(raw)) big = BigInt(raw)
+      else if (typeof raw === 'string' && INTEGER.test(raw)) big = BigInt(raw)
+      else return refuse('takes an integer (a JSON number or a string of digits)')
+      const bits = BigInt(type.bits)
+      const min = type.unsigned ? 0n : -(1n << (bits - 1n))
+      const max = type.unsigned ? (1n << bits) - 1n : (1n << (bits - 1n)) - 1n
+      if (big < min || big > max) return refuse(`takes ${min}..${max}`)
+      return type.bits === 64 || (type.bits === 32 && type.unsigned) ? big : Number(big)
+    }
+    case 'year':
+      if (typeof raw === 'number' && Number.isInteger(raw)) return raw
+      if (typeof raw === 'string' && INTEGER.test(raw)) return Number(raw)
+      return refuse('takes a year number')
+    case 'decimal':
+      if (typeof raw === 'number' && Number.isFinite(raw)) return tagged('decimal', String(raw))
+      if (typeof raw === 'string' && DECIMAL.test(raw)) return tagged('decimal', raw)
+      return refuse('takes a decimal number or its text')
+    case 'float':
+      if (typeof raw === 'number') return raw
+      if (typeof raw === 'string' && DECIMAL.test(raw)) return Number(raw)
+      return refuse('takes a number')
+    case 'bits':
+      if (typeof raw === 'string' && /^[01]*$/.test(raw)) return tagged('bits', raw)
+      return refuse("takes a bit string such as '0101'")
+    case 'text':
+    case 'uuid':
+      if (typeof raw === 'string') return raw
+      if (typeof raw === 'number' || typeof raw === 'boolean') return String(raw)
+      return refuse('takes a string')
+    case 'enum':
+      if (typeof raw === 'string' && type.values.includes(raw)) return raw
+      return refuse(`takes one of ${type.values.map((v) => JSON.stringify(v)).join(', ')}`)
+    case 'set': {
+      const members = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : null
+      if (!members || !members.every((m) => typeof m === 'string' && type.values.includes(m)))
+        return refuse('takes an array (or comma list) of its values')
+      return members.join(',')
+    }
+    case 'binary':
+      if (typeof raw === 'string' && /^[A-Za-z0-9+/]*={0,2}$/.test(raw))
+        return new Uint8Array(Buffer.from(raw, 'base64'))
+      return refuse('takes base64 text')
+    case 'date':
+      if (typeof raw === 'string' && /^\d{4,}-\d{2}-\d{2}$/.test(raw)) return tagged('date', raw)
+      return refuse('takes a date YYYY-MM-DD')
+    case 'time':
+      if (typeof raw === 'string' && /^\d{2}:\d{2}(:\d{2}(\.\d+)?)?/.test(raw))
+        return tagged('time', raw)
+      return refuse('takes a time HH:MM:SS[.ffffff]')
+    case 'duration':
+      if (typeof raw === 'string' && raw.length > 0) return tagged('interval', raw)
+      return refuse('takes an interval text')
+    case 'timestamp':
+      if (typeof raw === 'string' && !Number.isNaN(Date.parse(raw)))
+        return tagged(type.withTimeZone ? 'timestamptz' : 'timestamp', raw)
+      return refuse('takes an ISO 8601 timestamp')
+    case 'json':
+      return tagged('json', JSON.stringify(raw))
+    case 'array': {
+      if (!Array.isArray(raw)) return refuse('takes an array')
+      return raw.map((element) =>
+        element === null ? null : columnValue(column, type.of, element, where),
+      )
+    }
+    case 'other':
+      return refuse('has no declarable type')
+  }
+}
+
+/**
+ * A document as a row of the sink's declared columns, in declaration order: each value from
+ * the document field of the column's name (or its `field`; `$id` is the document id), typed
+ * for the column. A missing field is null; null in a column declared `nullable: false`, or a
+ * value that does not fit the column's type, refuses the document (a `data` failure naming
+ * the column and the rule). Fields that no column declares are not written.
+ */
+export function documentToRecord(
+  document: DocumentData,
+  columns: readonly DeclaredColumn[],
+): RecordData {
+  const where = `document ${JSON.stringify(document.id)}`
+  const values: Record<string, SqlValue> = {}
+  for (const column of columns) {
+    const field = column.field ?? column.name
+    const raw = field === '$id' ? document.id : document.content[field]
+    if (raw === undefined || raw === null) {
+      if (column.nullable === false)
+        throw new ProviderError({
+          kind: 'data',
+          operation: 'convert',
+          message: `${where}: column ${JSON.stringify(column.name)} is declared nullable: false and field ${JSON.stringify(field)} is ${raw === null ? 'null' : 'missing'}`,
+        })
+      values[column.name] = null
+      continue
+    }
+    values[column.name] = columnValue(column, column.type as ColumnType, raw, where)
+  }
+  return { kind: 'record', values }
 }
 
 export function messageToDocument(message: MessageData): DocumentData {

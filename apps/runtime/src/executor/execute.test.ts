@@ -322,15 +322,14 @@ describe('executePipeline', () => {
     )
     expect(summary.status).toBe('failed')
     expect(summary.error?.message).toContain(
-      'failure budget spent: 3 item failures, the pipeline allows 2',
+      'failure budget spent: 3 items refused, the pipeline allows 2',
     )
 
     const within = setup(100)
     within.beforeWrite = (_s, batch) =>
       batch.flatMap((item, i) => (Number(keyOf(item)) === 5 ? [i] : []))
-    expect((await run(within, simplePipeline({ failureBudget: 1 }))).summary.status).toBe(
-      'completed',
-    )
+    // Within the budget the run goes on, and says partial: one item arrived nowhere.
+    expect((await run(within, simplePipeline({ failureBudget: 1 }))).summary.status).toBe('partial')
   })
 
   it('cancels cleanly while a read is left pending by a batch deadline (no unhandled rejection)', async () => {
@@ -458,9 +457,12 @@ describe('executePipeline', () => {
         memoryNode('dst', 'sink', { name: 'docs', kind: 'document' }),
       ],
       edges: [{ from: 'src', to: 'dst' }],
+      // One bad line is let through: the run says partial, not completed.
+      options: { failureBudget: 1 },
     }
     const { summary, events } = await run(world, parse)
-    expect(summary.status).toBe('completed')
+    expect(summary.status).toBe('partial')
+    expect(summary.stats.refusedItems).toBe(1)
     expect([...world.sinks.get('docs')!.values()]).toEqual([
       { kind: 'document', id: 'a', content: { id: 'a', n: 1 } },
       { kind: 'document', id: 'b', content: { id: 'b', n: 2 } },

@@ -2,6 +2,7 @@ import {
   approximateSize,
   type ByteSource,
   backoffDelay,
+  canonicalJson,
   type Data,
   type DataKind,
   describeItem,
@@ -15,13 +16,21 @@ import {
   readBytes,
   retry,
   type SerializedProviderError,
+  type StreamSchema,
   silentLogger,
   sleep,
   toProviderError,
 } from '@nvisy/provider-core'
 import type { Pipeline, PipelineNode } from '../pipeline-types.js'
 import { AckTracker, PartCounter } from './ack-tracker.js'
-import { type Converter, convertAll, converterFor, isConversionFailure } from './convert.js'
+import {
+  type Converter,
+  convertAll,
+  converterFor,
+  convertOptions,
+  declaredSchema,
+  isConversionFailure,
+} from './convert.js'
 import { BoundedQueue } from './queue.js'
 import type { ExecuteOptions, NodeStats, RunEvent, RunStats, RunSummary } from './types.js'
 import { nodeDataKind, validatePipeline } from './validate.js'
@@ -92,6 +101,8 @@ interface Item {
   size: number
   /** One of several items a conversion made of source item `seq` (acknowledged through `PartCounter`). */
   part: boolean
+  /** The source item's resume context (committed with the batch on an edge with offsets). */
+  context: unknown
 }
 
 class Semaphore {
@@ -135,10 +146,18 @@ interface EdgeRuntime {
   items: BoundedQueue<Item>
   batches: BoundedQueue<Item[]>
   parts: PartCounter
+  /** Exactly-once appends: the key under which the sink commits the source context with each batch. */
+  offsetKey: string | undefined
+  /** The sink already holds items up to the one with this context (canonical JSON): skip them. */
+  skipUntil: string | undefined
+  /** Items skipped because the sink's offset was past them. */
+  skipped: number
 }
 
 interface SourceRuntime extends NodeRuntime {
   edges: EdgeRuntime[]
+  /** The stream's columns (`describeStream`), when a sink or a conversion needs them. */
+  schema: StreamSchema | undefined
   tracker: AckTracker
   after: unknown
   saved: { context: unknown; seq: number } | undefined
@@ -178,6 +197,8 @@ class PipelineRun {
   readonly #startedAt = Date.now()
   #failure: ProviderError | undefined
   #failedItems = 0
+  #refusedItems = 0
+  #deadLettered = 0
   #events: Promise<void> = Promise.resolve()
   readonly #nodes = new Map<string, NodeRuntime>()
   readonly #sources: SourceRuntime[] = []
@@ -198,7 +219,9 @@ class PipelineRun {
       options.logger ??
       silentLogger
     this.#maxAttempts = options.pipeline.options?.maxAttempts ?? DEFAULTS.maxAttempts
-    this.#failureBudget = options.pipeline.options?.failureBudget ?? null
+    // Absent: no refused item is allowed (errors.tolerance=none); null: unlimited.
+    const budget = options.pipeline.options?.failureBudget
+    this.#failureBudget = budget === undefined ? 0 : budget
   }
 
   get #signal(): AbortSignal {
@@ -230,7 +253,13 @@ class PipelineRun {
   #stats(): RunStats {
     const nodes: Record<string, NodeStats> = {}
     for (const [id, runtime] of this.#nodes) nodes[id] = { ...runtime.stats }
-    return { nodes, failedItems: this.#failedItems, durationMs: Date.now() - this.#startedAt }
+    return {
+      nodes,
+      failedItems: this.#failedItems,
+      refusedItems: this.#refusedItems,
+      deadLettered: this.#deadLettered,
+      durationMs: Date.now() - this.#startedAt,
+    }
   }
 
   async execute(): Promise<RunSummary> {
@@ -303,6 +332,14 @@ class PipelineRun {
         ...(reason ? { reason } : {}),
         checkpoints: this.#checkpoints,
       })
+    } else if (this.#refusedItems > 0) {
+      // Within the budget, but some items arrived nowhere: never "completed".
+      summary = { status: 'partial', stats, checkpoints: this.#checkpoints }
+      this.#logger.warn(
+        { refusedItems: this.#refusedItems, failureBudget: this.#failureBudget },
+        'run partial: items were refused',
+      )
+      this.#emit({ type: 'partial', stats })
     } else {
       summary = { status: 'completed', stats, checkpoints: this.#checkpoints }
       this.#emit({ type: 'completed', stats })
@@ -337,6 +374,7 @@ class PipelineRun {
       } else {
         const source = Object.assign(base, {
           edges: [],
+          schema: undefined,
           tracker: undefined as unknown as AckTracker,
           after: undefined,
           saved: undefined,
@@ -359,10 +397,14 @@ class PipelineRun {
       const runtime: EdgeRuntime = {
         source,
         sink,
-        converter: converterFor(source.kind, sink.kind, sink.node.convert)!,
+        // Set once the sources are described (a record -> message id uses the primary key).
+        converter: undefined as unknown as Converter,
         items: new BoundedQueue(DEFAULTS.itemBuffer),
         batches: new BoundedQueue(queueCapacity),
         parts: new PartCounter((seq) => source.tracker.ack(seq)),
+        offsetKey: undefined,
+        skipUntil: undefined,
+        skipped: 0,
       }
       source.edges.push(runtime)
       this.#edges.push(runtime)
@@ -400,6 +442,157 @@ class PipelineRun {
         )
       }),
     )
+    await this.#describeSources()
+    for (const edge of this.#edges) {
+      edge.converter = converterFor(edge.source.kind, edge.sink.kind, edge.sink.node.convert, {
+        sourceNodeId: edge.source.node.id,
+        primaryKey: edge.source.schema?.primaryKey,
+      })!
+    }
+    await this.#prepareSinks()
+    await this.#resumeFromOffsets()
+  }
+
+  /** Describe the sources whose columns a sink's `prepare` or a record -> message id needs. */
+  async #describeSources(): Promise<void> {
+    await Promise.all(
+      this.#sources.map(async (source) => {
+        if (!source.provider.capabilities.describeStream || source.kind !== 'record') return
+        const needed = source.edges.some(
+          (edge) =>
+            (edge.sink.kind === 'record' && edge.sink.provider.capabilities.prepare) ||
+            (edge.sink.kind === 'message' && !convertOptions(edge.sink.node.convert)?.key),
+        )
+        if (!needed) return
+        try {
+          source.schema = await retry(
+            () => source.connection!.describeStream(source.stream, { signal: this.#signal }),
+            this.#retryOptions(source.node.id, 'describe'),
+          )
+        } catch (error) {
+          const cause = toProviderError(error)
+          throw new ProviderError({
+            kind: cause.kind,
+            providerId: source.provider.id,
+            operation: 'describe',
+            message: `describing the stream of source node ${source.node.id} failed: ${cause.message}`,
+            cause,
+          })
+        }
+      }),
+    )
+  }
+
+  /**
+   * Create, evolve or check each sink's destination before anything is read (sinks whose
+   * provider declares `prepare`), from the schema of what flows into it.
+   */
+  async #prepareSinks(): Promise<void> {
+    const schemas = new Map<string, StreamSchema | undefined>()
+    for (const sink of this.#sinks.values()) {
+      if (!this.#edges.some((e) => e.sink === sink)) continue
+      schemas.set(sink.node.id, sinkSchema(sink, this.#edges))
+    }
+    // A dead-letter sink of the same kind gets the schema of the sink it serves.
+    for (const sink of this.#sinks.values()) {
+      const dead = sink.deadLetter
+      if (dead && dead.kind === sink.kind && !schemas.get(dead.node.id))
+        schemas.set(dead.node.id, schemas.get(sink.node.id))
+    }
+    for (const sink of this.#sinks.values()) {
+      if (!sink.provider.capabilities.prepare) continue
+      const schema = schemas.get(sink.node.id)
+      let result: { existed: boolean; actions: string[] }
+      try {
+        result = await retry(
+          () =>
+            sink.connection!.prepare(sink.stream, {
+              signal: this.#signal,
+              ...(schema ? { schema } : {}),
+            }),
+          this.#retryOptions(sink.node.id, 'prepare'),
+        )
+      } catch (error) {
+        const cause = toProviderError(error)
+        throw new ProviderError({
+          kind: cause.kind,
+          providerId: sink.provider.id,
+          operation: 'prepare',
+          message: `preparing the destination of sink node ${sink.node.id} failed: ${cause.message}`,
+          cause,
+        })
+      }
+      if (result.actions.length > 0)
+        this.#logger.info(
+          { nodeId: sink.node.id, existed: result.existed, actions: result.actions },
+          `sink ${sink.node.id}: ${result.existed ? 'destination evolved' : 'destination created'}`,
+        )
+      this.#emit({
+        type: 'prepared',
+        nodeId: sink.node.id,
+        existed: result.existed,
+        actions: result.actions,
+      })
+    }
+  }
+
+  /**
+   * Exactly-once appends: on each edge whose sink commits offsets (with concurrency 1 and a
+   * one-to-one conversion) every batch carries the context of its last source item, and a
+   * resumed run starts from what the sink holds rather than from the runtime's checkpoint
+   * (which may lag: it is saved after the sink commits).
+   */
+  async #resumeFromOffsets(): Promise<void> {
+    for (const edge of this.#edges) {
+      const sink = edge.sink
+      if (!sink.provider.capabilities.offsets) continue
+      if ((sink.node.concurrency ?? DEFAULTS.concurrency) !== 1 || edge.converter.many) continue
+      edge.offsetKey = `${this.#pipeline.id}/${edge.source.node.id}/${sink.node.id}`
+    }
+    if (this.#options.resume === false) return
+    for (const source of this.#sources) {
+      const stored = new Map<EdgeRuntime, unknown>()
+      for (const edge of source.edges) {
+        if (edge.offsetKey === undefined) continue
+        const key = edge.offsetKey
+        const offset = await retry(
+          () => edge.sink.connection!.readOffset(edge.sink.stream, key, { signal: this.#signal }),
+          this.#retryOptions(edge.sink.node.id, 'readOffset'),
+        )
+        if (offset === undefined || offset === null) continue
+        try {
+          stored.set(edge, source.provider.validateContext(structuredClone(offset)))
+        } catch (error) {
+          throw new ProviderError({
+            kind: 'config',
+            providerId: edge.sink.provider.id,
+            message: `the offset sink node ${edge.sink.node.id} holds under ${JSON.stringify(key)} is no resume context of source node ${source.node.id} (provider ${source.provider.id}): ${(error as Error).message}`,
+            cause: error,
+          })
+        }
+      }
+      if (stored.size === 0) continue
+      const only = source.edges.length === 1 ? source.edges[0]! : undefined
+      if (only && stored.has(only)) {
+        // The sink's offset is at least as far as the checkpoint: start after it.
+        source.after = stored.get(only)
+        this.#logger.info(
+          { nodeId: source.node.id, sinkNodeId: only.sink.node.id },
+          "resuming after the sink's committed offset",
+        )
+        continue
+      }
+      const from = source.after === undefined ? undefined : canonicalJson(source.after)
+      for (const [edge, offset] of stored) {
+        const at = canonicalJson(offset)
+        if (at === from) continue
+        edge.skipUntil = at
+        this.#logger.info(
+          { nodeId: source.node.id, sinkNodeId: edge.sink.node.id },
+          'sink is ahead of the checkpoint: skipping the items it already holds',
+        )
+      }
+    }
   }
 
   #retryOptions(nodeId: string, operation: string) {
@@ -488,6 +681,19 @@ class PipelineRun {
         data.kind === 'blob' && data.body instanceof BufferedBody ? (data.size ?? 0) : size
       const seq = source.tracker.register(item.context, fanOut)
       for (const edge of source.edges) {
+        if (edge.skipUntil !== undefined) {
+          // The sink committed this item with an earlier run's batch: acknowledge, do not write.
+          edge.skipped++
+          if (canonicalJson(item.context) === edge.skipUntil) {
+            edge.skipUntil = undefined
+            this.#logger.info(
+              { nodeId: source.node.id, sinkNodeId: edge.sink.node.id, skipped: edge.skipped },
+              'reached the offset the sink holds; writing from here',
+            )
+          }
+          source.tracker.ack(seq)
+          continue
+        }
         const converter = edge.converter
         if (!converter.many) {
           const converted = converter.convert(data, item.context)
@@ -501,6 +707,7 @@ class PipelineRun {
             data: converted,
             size: converted === data ? size : sizeOf(converted),
             part: false,
+            context: item.context,
           }
           if (!edge.items.offer(next)) await edge.items.push(next)
           continue
@@ -511,10 +718,24 @@ class PipelineRun {
             continue
           }
           edge.parts.add(seq)
-          await edge.items.push({ seq, data: converted, size: sizeOf(converted), part: true })
+          await edge.items.push({
+            seq,
+            data: converted,
+            size: sizeOf(converted),
+            part: true,
+            context: item.context,
+          })
         }
         edge.parts.seal(seq)
       }
+    }
+    for (const edge of source.edges) {
+      if (edge.skipUntil !== undefined && !this.#signal.aborted)
+        throw new ProviderError({
+          kind: 'internal',
+          providerId: source.provider.id,
+          message: `source node ${source.node.id} ended without reaching the offset sink node ${edge.sink.node.id} committed under ${JSON.stringify(edge.offsetKey)} (skipped ${edge.skipped} items): the sink holds items this read did not yield, so the run stops instead of writing past them; check that the source stream is the one the sink was filled from, or run without resume`,
+        })
     }
     for (const edge of source.edges) edge.items.close()
   }
@@ -638,9 +859,15 @@ class PipelineRun {
       await sink.semaphore.acquire(this.#signal)
       try {
         const data = batch.map((item) => item.data)
+        const options =
+          edge.offsetKey === undefined
+            ? { signal: this.#signal }
+            : {
+                signal: this.#signal,
+                offset: { key: edge.offsetKey, context: batch[batch.length - 1]!.context },
+              }
         const result = await retry(
-          () =>
-            raceAbort(connection.write(sink.stream, data, { signal: this.#signal }), this.#signal),
+          () => raceAbort(connection.write(sink.stream, data, options), this.#signal),
           this.#retryOptions(sink.node.id, 'write'),
         )
         const failedIndexes = new Set(result.failed.map((f) => f.index))
@@ -668,7 +895,11 @@ class PipelineRun {
     }
   }
 
-  /** Report one item that failed alone, send it to the dead-letter sink, and spend the failure budget. */
+  /**
+   * Report one item that failed alone and send it to the dead-letter sink. An item the
+   * dead-letter sink took has arrived; one that reached no dead-letter sink is refused and
+   * spends the failure budget (0 unless the pipeline sets one): past it the run fails.
+   */
   async #itemFailed(
     sink: SinkRuntime,
     data: Data,
@@ -687,20 +918,36 @@ class PipelineRun {
       error: error.toJSON(),
     })
     this.#logger.warn({ nodeId: sink.node.id, item: described, err: error.toJSON() }, 'item failed')
-    if (this.#failureBudget !== null && this.#failedItems > this.#failureBudget) {
+    const deadLetter = sink.deadLetter
+    let why = `${described} at node ${sink.node.id}: ${error.message}`
+    if (deadLetter) {
+      const refusal = await this.#deadLetter(deadLetter, data)
+      if (refusal === undefined) {
+        this.#deadLettered++
+        return
+      }
+      why += `; dead-letter sink ${deadLetter.node.id} did not take it either: ${refusal}`
+    }
+    this.#refusedItems++
+    if (this.#failureBudget !== null && this.#refusedItems > this.#failureBudget) {
+      const n = this.#refusedItems
       throw new ProviderError({
         kind: 'data',
-        message: `failure budget spent: ${this.#failedItems} item failures, the pipeline allows ${this.#failureBudget} (last: ${described} at node ${sink.node.id}: ${error.message})`,
+        message: `failure budget spent: ${n} item${n === 1 ? '' : 's'} refused, the pipeline allows ${this.#failureBudget}${this.#failureBudget === 0 ? ' (set options.failureBudget, or a deadLetter sink on the sink node, to let a run go on)' : ''} (last: ${why})`,
       })
     }
-    const deadLetter = sink.deadLetter
-    if (!deadLetter) return
+  }
+
+  /** Write one failed item to a dead-letter sink: undefined when it arrived, else why not. */
+  async #deadLetter(deadLetter: SinkRuntime, data: Data): Promise<string | undefined> {
     const converter = converterFor(data.kind, deadLetter.kind, deadLetter.node.convert)
-    if (!converter) return
+    if (!converter) return `it takes ${deadLetter.kind} items, not ${data.kind}`
     const batch: Data[] = []
-    for await (const converted of convertAll(converter, data, undefined))
-      if (!isConversionFailure(converted)) batch.push(converted)
-    if (batch.length === 0) return
+    for await (const converted of convertAll(converter, data, undefined)) {
+      if (isConversionFailure(converted)) return converted.error.message
+      batch.push(converted)
+    }
+    if (batch.length === 0) return 'the conversion made no item of it'
     await deadLetter.semaphore.acquire(this.#signal)
     try {
       const result = await retry(
@@ -722,6 +969,15 @@ class PipelineRun {
           error: failure.error.toJSON(),
         })
       }
+      return result.failed.length === 0 ? undefined : result.failed[0]!.error.message
+    } catch (error) {
+      if (this.#signal.aborted) throw error
+      const failure = toProviderError(error)
+      this.#logger.warn(
+        { nodeId: deadLetter.node.id, err: failure.toJSON() },
+        'dead-letter write failed',
+      )
+      return failure.message
     } finally {
       deadLetter.semaphore.release()
     }
@@ -795,4 +1051,25 @@ class PipelineRun {
     this.#saveCheckpoint(source)
     while (source.saving) await source.saving
   }
+}
+
+/**
+ * The schema of what flows into a sink, for its `prepare`: a record source's described
+ * columns on a record -> record edge, or the sink's declared columns (document -> record).
+ */
+export function sinkSchema(
+  sink: { node: PipelineNode; kind: DataKind },
+  edges: readonly {
+    source: { kind: DataKind; schema?: StreamSchema | undefined }
+    sink: unknown
+  }[],
+): StreamSchema | undefined {
+  const declared = declaredSchema(convertOptions(sink.node.convert))
+  if (declared && sink.kind === 'record') return declared
+  for (const edge of edges) {
+    if (edge.sink !== sink) continue
+    if (edge.source.kind === 'record' && sink.kind === 'record' && edge.source.schema)
+      return edge.source.schema
+  }
+  return undefined
 }

@@ -15,6 +15,7 @@ export type {
   ProviderRegistry,
   RunEvent,
   RunStats,
+  RunStatus,
   RunSummary,
 } from './types.js'
 export { nodeDataKind, validatePipeline } from './validate.js'

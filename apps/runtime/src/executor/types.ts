@@ -35,19 +35,33 @@ export type RunEvent =
       item: string
       error: SerializedProviderError
     }
+  | { type: 'prepared'; nodeId: string; existed: boolean; actions: string[] }
   | { type: 'completed'; stats: RunStats }
+  | { type: 'partial'; stats: RunStats }
   | { type: 'failed'; error: SerializedProviderError }
   | { type: 'cancelled'; reason?: string; checkpoints: Record<string, unknown> }
 
 export type RunStats = {
   nodes: Record<string, NodeStats>
-  /** Item failures across sinks (the failure budget counts these). */
+  /** Items a sink refused or a conversion could not make, dead-lettered or not. */
   failedItems: number
+  /** Failed items that reached no dead-letter sink: they arrived nowhere (the failure budget counts these). */
+  refusedItems: number
+  /** Failed items written to a dead-letter sink. */
+  deadLettered: number
   durationMs: number
 }
 
+/**
+ * How a run ended. `completed`: every item arrived, at its sink or at a dead-letter sink.
+ * `partial`: the run read everything but `stats.refusedItems` items (within the failure
+ * budget) arrived nowhere. `failed`: an error stopped it (or the budget was spent).
+ * `cancelled`: its signal stopped it.
+ */
+export type RunStatus = 'completed' | 'partial' | 'failed' | 'cancelled'
+
 export interface RunSummary {
-  status: 'completed' | 'failed' | 'cancelled'
+  status: RunStatus
   stats: RunStats
   error?: SerializedProviderError
   /** The last saved context of each source node. */

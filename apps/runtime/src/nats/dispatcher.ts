@@ -703,6 +703,8 @@ class DispatcherState {
           // The executor reports its end itself; this only covers one that did not.
           if (summary.status === 'completed')
             await events.publish({ type: 'completed', stats: summary.stats })
+          else if (summary.status === 'partial')
+            await events.publish({ type: 'partial', stats: summary.stats })
           else if (summary.status === 'cancelled')
             await events.publish({
               type: 'cancelled',

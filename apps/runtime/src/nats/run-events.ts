@@ -4,7 +4,7 @@ import { type RunEvent, type RunEventBody, validateRunEvent } from '@nvisy/proto
 import { formatIssues, type Logger } from '@nvisy/provider-core'
 
 const encoder = new TextEncoder()
-const TERMINAL = new Set(['completed', 'failed', 'cancelled'])
+const TERMINAL = new Set(['completed', 'partial', 'failed', 'cancelled'])
 
 /**
  * Publishes one run's events to JetStream in order: each gets the envelope (runId,
@@ -35,7 +35,7 @@ export class RunEventPublisher {
     this.#logger = logger
   }
 
-  /** True once a completed, failed or cancelled event was published. */
+  /** True once a completed, partial, failed or cancelled event was published. */
   get terminal(): boolean {
     return this.#terminal
   }
