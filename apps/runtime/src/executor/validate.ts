@@ -7,7 +7,7 @@ import {
 } from '@nvisy/provider-core'
 import { isEnvReference } from '../connections.js'
 import { type Pipeline, type PipelineNode, PipelineSchema } from '../pipeline-types.js'
-import { conversionAllowed } from './convert.js'
+import { conversionAllowed, convertOptions } from './convert.js'
 import type { ProviderRegistry } from './types.js'
 
 function isEnvReferenceAt(root: unknown, pointer: string): boolean {
@@ -155,7 +155,19 @@ export function validatePipeline(pipeline: unknown, registry: ProviderRegistry):
     feeding.add(edge.from)
     const fromKind = kinds.get(edge.from)
     const toKind = kinds.get(edge.to)
-    if (fromKind && toKind && !conversionAllowed(fromKind, toKind)) {
+    if (
+      fromKind === 'document' &&
+      toKind === 'record' &&
+      !convertOptions(to.convert)?.columns
+    ) {
+      issues.push(
+        issue(
+          at,
+          'columns',
+          `source ${edge.from} yields documents and sink ${edge.to} takes records: declare the record's columns on the sink node (convert.columns)`,
+        ),
+      )
+    } else if (fromKind && toKind && !conversionAllowed(fromKind, toKind)) {
       issues.push(
         issue(
           at,
@@ -163,6 +175,28 @@ export function validatePipeline(pipeline: unknown, registry: ProviderRegistry):
           `source ${edge.from} yields ${fromKind} items and sink ${edge.to} takes ${toKind}; no built-in conversion turns ${fromKind} into ${toKind}`,
         ),
       )
+    }
+  })
+
+  p.nodes.forEach((node, i) => {
+    const options = convertOptions(node.convert)
+    if (!options) return
+    const at = `/nodes/${i}/convert`
+    const names = new Set<string>()
+    options.columns?.forEach((column, c) => {
+      if (names.has(column.name))
+        issues.push(
+          issue(`${at}/columns/${c}/name`, 'unique', `column ${column.name} is declared twice`),
+        )
+      names.add(column.name)
+    })
+    if (options.columns) {
+      options.key?.forEach((name, k) => {
+        if (!names.has(name))
+          issues.push(
+            issue(`${at}/key/${k}`, 'column', `key column ${name} is not a declared column`),
+          )
+      })
     }
   })
 
