@@ -2,7 +2,7 @@ import { raceAbort } from '@nvisy/provider-core'
 import type { Pool, PoolConnection } from 'mysql2/promise'
 import { mysqlError } from './mysql-errors.js'
 import type { ColumnInfo } from './mysql-values.js'
-import { quoteString } from './mysql-values.js'
+import { checkIdentifier, quoteString } from './mysql-values.js'
 
 /**
  * The session every statement of this package runs in: strict mode (bad values error
@@ -140,6 +140,8 @@ export class MysqlClient {
     signal?: AbortSignal,
     refresh = false,
   ): Promise<TableInfo> {
+    checkIdentifier(database)
+    checkIdentifier(table)
     const key = `${database}\u0000${table}`
     let info = refresh ? undefined : this.tables.get(key)
     if (!info) {

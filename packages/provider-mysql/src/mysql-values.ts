@@ -26,11 +26,22 @@ export interface ColumnInfo {
 // NO_BACKSLASH_ESCAPES) so the escaping below is the one the server applies.
 // ---------------------------------------------------------------------------------------
 
-/** A backtick-quoted identifier: backticks doubled, NUL refused. */
-export function quoteId(name: string): string {
+/** Refuse a name MySQL cannot hold: empty, NUL, or a character outside the BMP (identifiers are utf8mb3). */
+export function checkIdentifier(name: string): void {
   if (name.length === 0 || name.includes('\u0000')) {
     throw mysqlError('config', `identifier ${JSON.stringify(name)} is empty or contains NUL`)
   }
+  if (/[\u{10000}-\u{10FFFF}]/u.test(name)) {
+    throw mysqlError(
+      'config',
+      `identifier ${JSON.stringify(name)} has a character outside the Basic Multilingual Plane (an emoji?): MySQL and MariaDB identifiers cannot hold it`,
+    )
+  }
+}
+
+/** A backtick-quoted identifier: backticks doubled, NUL and non-BMP characters refused. */
+export function quoteId(name: string): string {
+  checkIdentifier(name)
   return `\`${name.replace(/`/g, '``')}\``
 }
 
