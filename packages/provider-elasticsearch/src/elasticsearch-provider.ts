@@ -1,0 +1,189 @@
+import type { Client } from '@elastic/elasticsearch'
+import {
+  type Connection,
+  defineProvider,
+  ProviderError,
+  SPECIFICATION_VERSION,
+  type StreamInfo,
+} from '@nvisy/provider-core'
+import { ElasticsearchBackend, openBackend, type SearchBackend } from './elasticsearch-client.js'
+import { classifyElasticsearchError } from './elasticsearch-errors.js'
+import {
+  type ElasticsearchContext,
+  ElasticsearchContextSchema,
+  ElasticsearchCredentialsSchema,
+  ElasticsearchParamsSchema,
+  type ElasticsearchSinkStream,
+  ElasticsearchSinkStreamSchema,
+  type ElasticsearchStream,
+  ElasticsearchStreamSchema,
+} from './elasticsearch-schemas.js'
+import { prepareIndex, writeDocuments } from './elasticsearch-sink.js'
+import { readIndex } from './elasticsearch-source.js'
+import { VERSION } from './version.js'
+
+/** Server majors this provider reads and writes (the 8.x client speaks to 8 and, compatibly, 9). */
+export const SUPPORTED_MAJORS = [8, 9] as const
+
+const MAX_DISCOVERED = 1000
+
+export interface ElasticsearchProviderOptions {
+  /** A client to use instead of one built from params and credentials; `close()` leaves it open. */
+  client?: Client
+}
+
+export type ElasticsearchConnection = Connection<
+  ElasticsearchStream,
+  ElasticsearchContext,
+  ElasticsearchSinkStream
+>
+
+/** The leaf fields of a mapping, as dotted paths with their type. */
+export function mappingFields(
+  properties: Record<string, unknown> | undefined,
+  prefix = '',
+): { name: string; type: string }[] {
+  const out: { name: string; type: string }[] = []
+  for (const [name, raw] of Object.entries(properties ?? {})) {
+    const field = raw as { type?: string; properties?: Record<string, unknown> }
+    if (
+      field.properties &&
+      (field.type === undefined || field.type === 'object' || field.type === 'nested')
+    ) {
+      out.push(...mappingFields(field.properties, `${prefix}${name}.`))
+    } else out.push({ name: `${prefix}${name}`, type: field.type ?? 'object' })
+  }
+  return out
+}
+
+export async function checkCluster(backend: SearchBackend, signal: AbortSignal): Promise<void> {
+  const { number } = await backend.info(signal)
+  const major = Number(number.split('.')[0])
+  if (!(SUPPORTED_MAJORS as readonly number[]).includes(major)) {
+    throw new ProviderError({
+      kind: 'config',
+      operation: 'check',
+      message: `Elasticsearch ${number} is not supported: this provider (client 8.x) supports Elasticsearch ${SUPPORTED_MAJORS.join('.x and ')}.x`,
+    })
+  }
+  try {
+    const { status } = await backend.health(signal)
+    if (status === 'red')
+      throw new ProviderError({
+        kind: 'transient',
+        operation: 'check',
+        message: 'Elasticsearch cluster health is red: some primary shards are unassigned',
+      })
+  } catch (error) {
+    // An API key without the monitor privilege may not read health: the version check stands.
+    if (
+      classifyElasticsearchError(error)?.kind === 'auth' &&
+      (error as any)?.meta?.statusCode === 403
+    )
+      return
+    throw error
+  }
+}
+
+function createConnection(backend: SearchBackend): ElasticsearchConnection {
+  const prepared = new Set<string>()
+  return {
+    async check() {
+      await checkCluster(backend, new AbortController().signal)
+    },
+    async discover({ signal }) {
+      const mappings = await backend.getMappings('*', signal)
+      const dataStreams = new Set((await backend.dataStreams(signal)).map((s) => s.name))
+      const streams: StreamInfo[] = []
+      const names = Object.keys(mappings)
+        .filter((name) => !name.startsWith('.'))
+        .sort()
+      // Backing indices of a data stream are read through the data stream.
+      for (const stream of [...dataStreams].sort()) {
+        const backing = names.find((name) => name.startsWith(`.ds-${stream}-`))
+        streams.push({
+          name: stream,
+          type: 'data_stream',
+          data: 'document',
+          stream: { index: stream },
+          fields: mappingFields(mappings[backing ?? '']?.mappings?.properties),
+        })
+      }
+      for (const name of names) {
+        if (streams.length >= MAX_DISCOVERED) break
+        const fields = mappingFields(mappings[name]?.mappings?.properties)
+        streams.push({ name, type: 'index', data: 'document', stream: { index: name }, fields })
+        const vector = fields.find((f) => f.type === 'dense_vector')
+        if (vector && streams.length < MAX_DISCOVERED) {
+          streams.push({
+            name: `${name} (embeddings: ${vector.name})`,
+            type: 'index',
+            data: 'embedding',
+            stream: { index: name, data: 'embedding', vectorField: vector.name },
+            fields,
+            description: `The ${vector.name} dense_vector as embedding values, the other fields as metadata`,
+          })
+        }
+      }
+      return streams
+    },
+    read(stream, { after, signal }) {
+      return readIndex(backend, stream, after, signal)
+    },
+    async write(stream, batch, { signal }) {
+      if (stream.mappings && !prepared.has(stream.index)) {
+        await prepareIndex(backend, stream, { signal })
+        prepared.add(stream.index)
+      }
+      return writeDocuments(backend, stream, batch, signal)
+    },
+    async prepare(stream, options) {
+      const result = await prepareIndex(backend, stream, options)
+      if (!options.dryRun) prepared.add(stream.index)
+      return result
+    },
+    async close() {
+      await backend.close()
+    },
+  }
+}
+
+/** Create the Elasticsearch provider. */
+export function createElasticsearchProvider(options: ElasticsearchProviderOptions = {}) {
+  return defineProvider({
+    id: 'elasticsearch',
+    version: VERSION,
+    specificationVersion: SPECIFICATION_VERSION,
+    displayName: 'Elasticsearch',
+    description:
+      'Elasticsearch 8.x/9.x indices and data streams: read in a point in time with search_after as documents or embeddings (dense_vector), written with _bulk by _id',
+    credentials: ElasticsearchCredentialsSchema,
+    params: ElasticsearchParamsSchema,
+    source: {
+      data: ['document', 'embedding'],
+      stream: ElasticsearchStreamSchema,
+      context: ElasticsearchContextSchema,
+      incremental: true,
+      incrementalFor: (stream) => stream.sortField !== undefined,
+      dataKindOf: (stream) => stream.data ?? 'document',
+      ordering:
+        'sortField ascending (unique, growing; resumed with a range after the last value), else _shard_doc within one point in time',
+    },
+    sink: {
+      data: ['document', 'embedding'],
+      stream: ElasticsearchSinkStreamSchema,
+      idempotentBy: '_id (bulk index replaces; data.id or content[idField])',
+      prepare: true,
+    },
+    discover: true,
+    classifyError: classifyElasticsearchError,
+    async connect({ credentials, params }) {
+      if (options.client) return createConnection(new ElasticsearchBackend(options.client, false))
+      return createConnection(await openBackend(credentials, params))
+    },
+  })
+}
+
+/** The Elasticsearch provider with clients it owns. */
+export const elasticsearchProvider = createElasticsearchProvider()
+export type ElasticsearchProvider = typeof elasticsearchProvider
