@@ -172,7 +172,9 @@ describe.skipIf(skip)('postgres sink: values encoded for the declared column typ
       const batch: Record<string, SqlValue>[] = [
         { id: 100, small: 1, amount: tagged('decimal', '1.5') },
       ]
-      bad.forEach(([column, value], i) => batch.push({ id: 101 + i, small: 1, [column]: value }))
+      bad.forEach(([column, value], i) => {
+        batch.push({ id: 101 + i, small: 1, [column]: value })
+      })
       // One the server refuses (CHECK small >= 0): the batch is redone row by row.
       batch.push({ id: 200, small: -1 })
       batch.push({ id: 201, small: 2 })
@@ -484,7 +486,7 @@ describe.skipIf(skip)('postgres sink: prepare creates and evolves the destinatio
       u32: 4294967295,
       [HOSTILE.spaced]: tagged('decimal', '123456789.125'),
       f32: Math.fround(3.14),
-      f64: 2.718281828459045,
+      f64: 1.0000000000000002,
       b1: tagged('bits', '1'),
       b64: tagged('bits', '1'.repeat(64)),
       [HOSTILE.mixed]: 'Ω'.repeat(20),
