@@ -306,8 +306,9 @@ describe('nvisy connections', () => {
       NVISY_MASTER_KEY: otherKey,
     })
     expect(wrongKey.code).toBe(2)
+    expect(wrongKey.err).toContain(`connection ${id}: the stored credentials cannot be decrypted`)
     expect(wrongKey.err).toContain(
-      `connection ${id}: the stored credentials cannot be decrypted: the master key (NVISY_MASTER_KEY or NVISY_MASTER_KEY_FILE) is not the one they were sealed with`,
+      'the master key (NVISY_MASTER_KEY or NVISY_MASTER_KEY_FILE) is not the one they were sealed with',
     )
     const out = printed(ok, refused, wrongKey)
     for (const secret of [password, otherKey, masterKey]) expect(out).not.toContain(secret)
@@ -335,29 +336,26 @@ describe('nvisy run with stored connections', () => {
     const sink = `dst-${randomUUID()}`
     seedMemoryStore(source, 0, 25)
     const sourceId = await addStored({ store: source })
-    const sinkId = await addStored({ store: 'overridden' })
+    const sinkId = await addStored({ store: sink })
     const file = join(dir, 'stored-pipeline.json')
-    // The sink node overrides a stored param; env references keep working next to an id.
+    // The sink node overrides a non-destination param (a destination one is refused, below).
     await writeFile(
       file,
       JSON.stringify(
-        pipeline(
-          { connectionId: sourceId },
-          { connectionId: sinkId, params: { store: { $env: 'NVISY_TEST_SINK' } } },
-        ),
+        pipeline({ connectionId: sourceId }, { connectionId: sinkId, params: { delayMs: 0 } }),
       ),
     )
     const checkpoints = join(dir, `cp-${randomUUID()}.json`)
     const validate = await nvisy(['validate', file, '--config', config], {
       NVISY_MASTER_KEY: '',
-      NVISY_TEST_SINK: sink,
+      NVISY_TEST_DELAY: '0',
     })
     expect(validate.err).toBe('')
     expect(validate.code).toBe(0)
 
     const run = await nvisy(
       ['run', file, '--config', config, '--checkpoints', checkpoints, '--log-level', 'debug'],
-      { NVISY_TEST_SINK: sink },
+      { NVISY_TEST_DELAY: '0' },
     )
     expect(run.err).not.toContain('nvisy:')
     expect(run.code).toBe(0)
@@ -368,7 +366,6 @@ describe('nvisy run with stored connections', () => {
     expect(memoryStore(sink).sink.map((d) => d.id)).toEqual(
       Array.from({ length: 25 }, (_, n) => memoryItemId(n)),
     )
-    expect(memoryStore('overridden').sink).toEqual([])
     // Logs (debug level) and the summary never carry the password or the key.
     expect(run.err.length).toBeGreaterThan(0)
     expect(printed(validate, run)).not.toContain(password)
@@ -378,7 +375,7 @@ describe('nvisy run with stored connections', () => {
     expected.password = `other-${randomUUID()}`
     const refused = await nvisy(
       ['run', file, '--config', config, '--checkpoints', checkpoints, '--no-resume'],
-      { NVISY_TEST_SINK: sink },
+      { NVISY_TEST_DELAY: '0' },
     )
     expect(refused.code).toBe(1)
     expect(JSON.parse(refused.out).error).toMatchObject({ kind: 'auth' })
@@ -387,14 +384,14 @@ describe('nvisy run with stored connections', () => {
 
     const wrongKey = await nvisy(
       ['run', file, '--config', config, '--checkpoints', checkpoints, '--no-resume'],
-      { NVISY_TEST_SINK: sink, NVISY_MASTER_KEY: generateMasterKey().hex },
+      { NVISY_TEST_DELAY: '0', NVISY_MASTER_KEY: generateMasterKey().hex },
     )
     expect(wrongKey.code).toBe(2)
     expect(wrongKey.err).toContain('the stored credentials cannot be decrypted')
     expect(printed(wrongKey)).not.toContain(password)
 
     const noKey = await nvisy(['run', file, '--config', config, '--checkpoints', checkpoints], {
-      NVISY_TEST_SINK: sink,
+      NVISY_TEST_DELAY: '0',
       NVISY_MASTER_KEY: '',
     })
     expect(noKey.code).toBe(2)
@@ -461,6 +458,86 @@ describe('nvisy run with stored connections', () => {
     expect(mismatch.err).toContain(
       `/nodes/0/connection/connectionId: connection ${id} is a vaulted connection, but the node uses provider fs`,
     )
+  })
+})
+
+describe('stored connections cannot be redirected', () => {
+  it('a store file whose destination param was edited (no key needed) is refused, naming the id', async () => {
+    const target = `s-${randomUUID()}`
+    const id = await addStored({ store: target })
+    expect(
+      (await nvisy(['check', 'vaulted', '--connection-id', id, '--config', config])).code,
+    ).toBe(0)
+    const file = JSON.parse(await readFile(storeFile, 'utf8'))
+    file.connections[id].params.store = `attacker-${randomUUID()}`
+    await writeFile(storeFile, JSON.stringify(file))
+    const check = await nvisy(['check', 'vaulted', '--connection-id', id, '--config', config])
+    expect(check.code).toBe(2)
+    expect(check.err).toContain(`connection ${id}`)
+    expect(check.err).toMatch(/destination params .* were changed/)
+    expect(check.err).toContain(storeFile)
+    expect(printed(check)).not.toContain(password)
+    // Put back, it opens again; a non-destination param may be edited.
+    file.connections[id].params = { store: target, delayMs: 1 }
+    await writeFile(storeFile, JSON.stringify(file))
+    const again = await nvisy(['check', 'vaulted', '--connection-id', id, '--config', config])
+    expect(again.err).toBe('')
+    expect(again.code).toBe(0)
+  })
+
+  it("a pipeline may not override a stored connection's destination params", async () => {
+    const source = `src-${randomUUID()}`
+    seedMemoryStore(source, 0, 3)
+    const sourceId = await addStored({ store: source })
+    const sinkId = await addStored({ store: `dst-${randomUUID()}` })
+    const attacker = `attacker-${randomUUID()}`
+    const file = join(dir, `redirect-${randomUUID()}.json`)
+    await writeFile(
+      file,
+      JSON.stringify({
+        id: 'redirect',
+        nodes: [
+          {
+            id: 'in',
+            role: 'source',
+            provider: 'vaulted',
+            connection: { connectionId: sourceId },
+            stream: {},
+          },
+          {
+            id: 'out',
+            role: 'sink',
+            provider: 'vaulted',
+            connection: { connectionId: sinkId, params: { store: attacker } },
+            stream: {},
+          },
+        ],
+        edges: [{ from: 'in', to: 'out' }],
+      }),
+    )
+    for (const command of ['validate', 'run']) {
+      const result = await nvisy(
+        [
+          command,
+          file,
+          '--config',
+          config,
+          '--checkpoints',
+          join(dir, `cp-${randomUUID()}.json`),
+        ].slice(0, command === 'run' ? 7 : 4),
+      )
+      expect(result.code).toBe(2)
+      expect(result.err).toContain('/nodes/1/connection/params/store')
+      expect(result.err).toMatch(/destination/)
+      expect(printed(result)).not.toContain(password)
+    }
+    expect(memoryStore(attacker).sink).toEqual([])
+    // The same through check with a connection file naming the stored id.
+    const connFile = join(dir, `conn-${randomUUID()}.json`)
+    await writeFile(connFile, JSON.stringify({ connectionId: sinkId, params: { store: attacker } }))
+    const check = await nvisy(['check', 'vaulted', '--connection', connFile, '--config', config])
+    expect(check.code).toBe(2)
+    expect(check.err).toContain('/params/store')
   })
 })
 

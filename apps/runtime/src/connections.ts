@@ -1,6 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { isAbsolute, resolve } from 'node:path'
-import { type Provider, ProviderError, type ValidationIssue } from '@nvisy/provider-core'
+import {
+  canonicalJson,
+  destinationDigest,
+  destinationParams,
+  type Provider,
+  ProviderError,
+  type ValidationIssue,
+} from '@nvisy/provider-core'
 import {
   defaultStorePath,
   isUuid,
@@ -65,6 +72,72 @@ export function resolveEnvReferences(value: unknown, env: NodeJS.ProcessEnv, pat
 export interface LocalResolverOptions {
   /** The local connection store that nodes with a `connectionId` are opened from. */
   store?: LocalConnectionStore | undefined
+  /**
+   * The loaded providers, to tell a stored connection's destination params (which a pipeline
+   * may not override) from the others. Without it every param counts as a destination.
+   */
+  registry?: { get(id: string): Provider | undefined } | undefined
+}
+
+/** What the runtime's stores bind each entry to: provider-core's `destinationDigest`. */
+export function storeDestinationDigest(registry: {
+  get(id: string): Provider | undefined
+}): (provider: string, params: Record<string, unknown>) => string {
+  return (providerId, params) => {
+    const provider = registry.get(providerId)
+    if (!provider) {
+      throw new ProviderError({
+        kind: 'config',
+        message: `provider ${providerId} is not loaded: its stored connections cannot be opened (name its package in nvisy.config.json, --provider or NVISY_PROVIDERS)`,
+      })
+    }
+    return destinationDigest(provider.definition.params, params)
+  }
+}
+
+/** The value at a JSON pointer (`/a/b`), or undefined. */
+function valueAt(value: unknown, pointer: string): unknown {
+  let current = value
+  for (const raw of pointer.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~')
+    if (current === null || typeof current !== 'object') return undefined
+    current = (current as Record<string, unknown>)[key]
+  }
+  return current
+}
+
+/**
+ * Issues for params a pipeline (or connection file) gives next to a stored connection id that
+ * decide where its credentials go: the params its provider marks `Destination()` (every param
+ * when it marks none, or when the provider is not known). The stored credentials are bound to
+ * the stored destination, so such an override could only send them somewhere else.
+ */
+export function destinationOverrideIssues(
+  provider: Provider | undefined,
+  params: unknown,
+  at: string,
+  /** The stored params: a given value equal to the stored one is no override. */
+  stored?: Record<string, unknown>,
+): ValidationIssue[] {
+  if (params === null || typeof params !== 'object' || Array.isArray(params)) return []
+  const given = params as Record<string, unknown>
+  if (Object.keys(given).length === 0) return []
+  const pointers = provider
+    ? Object.keys(destinationParams(provider.definition.params, given))
+    : ['/']
+  const fields = (
+    pointers.includes('/') ? Object.keys(given).map((k) => `/${k}`) : pointers
+  ).filter(
+    (pointer) =>
+      stored === undefined ||
+      canonicalJson(valueAt(given, pointer)) !== canonicalJson(valueAt(stored, pointer)),
+  )
+  return fields.map((pointer) => ({
+    path: `${at}${pointer}`,
+    rule: 'destination',
+    message:
+      'is a destination param of the stored connection (it decides where its credentials are sent) and cannot be overridden; add another connection for another destination',
+  }))
 }
 
 /**
@@ -80,7 +153,7 @@ export function localConnectionResolver(
 ) {
   return async (node: PipelineNode): Promise<{ credentials: unknown; params: unknown }> => {
     if (node.connection.connectionId !== undefined) {
-      return openStoredConnection(node, env, options.store)
+      return openStoredConnection(node, env, options)
     }
     if (node.connection.sealedCredentials !== undefined) {
       throw new ProviderError({
@@ -102,8 +175,9 @@ export function localConnectionResolver(
 async function openStoredConnection(
   node: PipelineNode,
   env: NodeJS.ProcessEnv,
-  store: LocalConnectionStore | undefined,
+  options: LocalResolverOptions,
 ): Promise<{ credentials: unknown; params: unknown }> {
+  const { store } = options
   const id = node.connection.connectionId as string
   const conflicts = storedConnectionIssues(node.connection, '/connection')
   if (conflicts.length > 0) {
@@ -124,6 +198,21 @@ async function openStoredConnection(
     throw new ProviderError({
       kind: 'config',
       message: `node ${node.id}: connection ${id} is a ${opened.provider} connection, but the node uses provider ${node.provider}`,
+    })
+  }
+  // After applyStoredConnections the node's params hold the stored ones too: only a value
+  // that differs from the stored one is an override.
+  const overrides = destinationOverrideIssues(
+    options.registry?.get(node.provider),
+    node.connection.params,
+    '/connection/params',
+    opened.params,
+  )
+  if (overrides.length > 0) {
+    throw new ProviderError({
+      kind: 'config',
+      message: `node ${node.id}: ${overrides.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+      issues: overrides,
     })
   }
   return {
@@ -187,9 +276,23 @@ export function connectionStorePath(
  * The master keyring from `NVISY_MASTER_KEY` / `NVISY_MASTER_KEY_FILE` (and the rotation
  * variables), with vault errors as `config` errors that name the variable, never a key.
  */
-export function loadStoreKeyring(env: NodeJS.ProcessEnv): Keyring {
+export function loadStoreKeyring(
+  env: NodeJS.ProcessEnv,
+  options: {
+    /** Use a key file group or others can read, after `warn` (`--allow-insecure-key-file`). */
+    allowInsecureKeyFile?: boolean | undefined
+    warn?: ((message: string) => void) | undefined
+  } = {},
+): Keyring {
   try {
-    return loadKeyring({ env })
+    return loadKeyring({
+      env,
+      allowInsecureKeyFile: options.allowInsecureKeyFile === true,
+      onInsecureKeyFile: (path, mode) =>
+        options.warn?.(
+          `warning: the master key file ${path} can be read by other users (mode ${mode.toString(8).padStart(4, '0')}); used because of --allow-insecure-key-file. Fix it with: chmod 600 ${path}`,
+        ),
+    })
   } catch (error) {
     throw storeError(error)
   }
@@ -217,6 +320,7 @@ export function summaryStore(path: string): LocalConnectionStore {
 export async function applyStoredConnections(
   pipeline: Pipeline,
   store: LocalConnectionStore,
+  registry?: { get(id: string): Provider | undefined },
 ): Promise<ValidationIssue[]> {
   const issues: ValidationIssue[] = []
   const nodes = Array.isArray(pipeline?.nodes) ? pipeline.nodes : []
@@ -252,6 +356,16 @@ export async function applyStoredConnections(
       })
       continue
     }
+    const overrides = destinationOverrideIssues(
+      registry?.get(node.provider),
+      connection.params,
+      `${at}/params`,
+      summary.params,
+    )
+    if (overrides.length > 0) {
+      issues.push(...overrides)
+      continue
+    }
     const ownParams =
       connection.params !== null && typeof connection.params === 'object' ? connection.params : {}
     connection.params = { ...summary.params, ...ownParams }
@@ -282,7 +396,10 @@ export function storeError(error: unknown, path?: string, id?: string): unknown 
   let message: string
   switch (error.kind) {
     case 'integrity':
-      message = `${which}: the stored credentials cannot be decrypted: the master key (${MASTER_KEY_ENV} or ${MASTER_KEY_FILE_ENV}) is not the one they were sealed with, or ${path ?? 'the store file'} was modified`
+      message = `${which}: the stored credentials cannot be decrypted: its provider or destination params (host, port...) were changed in ${path ?? 'the store file'} (they are bound to the credentials; put them back, or remove the connection and add it again), the entry was modified, or the master key (${MASTER_KEY_ENV} or ${MASTER_KEY_FILE_ENV}) is not the one they were sealed with`
+      break
+    case 'format':
+      message = error.field === 'id' ? `${error.message} (store ${path})` : error.message
       break
     case 'key':
       message =

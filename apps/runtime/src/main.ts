@@ -16,10 +16,12 @@ import {
   applyStoredConnections,
   connectionStorePath,
   credentialsFromEnv,
+  destinationOverrideIssues,
   loadStoreKeyring,
   localConnectionResolver,
   openFromStore,
   resolveEnvReferences,
+  storeDestinationDigest,
   storeError,
   summaryStore,
   usesStoredConnections,
@@ -50,7 +52,7 @@ const USAGE = `nvisy ${VERSION}: run Nvisy pipelines
 
 Usage:
   nvisy run <pipeline.json> [--config nvisy.config.json] [--checkpoints .nvisy/checkpoints.json] [--no-resume] [--run-id id] [--store file]
-  nvisy validate <pipeline.json> [--config ...] [--store file]
+  nvisy validate <pipeline.json> [--check] [--config ...] [--store file]
   nvisy providers [--config ...]
   nvisy check <provider> (--connection conn.json | --connection-id uuid) [--config ...] [--store file]
   nvisy discover <provider> (--connection conn.json | --connection-id uuid) [--config ...] [--store file]
@@ -60,7 +62,10 @@ Usage:
   nvisy serve [--nats nats://127.0.0.1:4222] [--server-key X...] [--dev-plain-credentials] [--config ...]
               [--nats-creds file] [--nats-tls-ca file] [--nats-tls-cert file --nats-tls-key file]
               [--subject-prefix nvisy.v1] [--events-stream S] [--checkpoint-bucket B] [--queue-group G]
-              [--drain-grace seconds] [--drain-timeout seconds]
+              [--drain-grace seconds] [--drain-timeout seconds] [--fs-root dir]...
+
+Every command takes --help (-h): it prints that command's help and does nothing else.
+run, check, discover and connections add take --allow-insecure-key-file (see Master key).
 
 Providers are the packages named in nvisy.config.json ({"providers": [...]}, looked up next to
 the pipeline file, then in the working directory), --provider name[,name] and NVISY_PROVIDERS.
@@ -75,8 +80,135 @@ NVISY_NATS_{SUBJECT_PREFIX,EVENTS_STREAM,CHECKPOINT_BUCKET,QUEUE_GROUP}. On SIGT
 drains: no new requests, runs go on for --drain-grace (default 0 s), are then stopped at a batch
 boundary with their checkpoints written (at most --drain-timeout, default 30 s), then it exits 0.
 
-Exit codes: 0 completed, 1 run failed, 2 usage or validation error, 3 cancelled.
+Master key: a NVISY_MASTER_KEY_FILE that group or others can read is refused (exit 2; fix it with
+chmod 600 <file>) unless --allow-insecure-key-file is given (then a warning is printed).
+serve confines local paths (the fs provider's root) of every request to the folders given by
+--fs-root (repeatable) and NVISY_FS_ROOTS (colon-separated); with none, fs requests are refused.
+
+Exit codes (run, validate, check, discover, connections):
+  0  ok: the run completed (every item arrived), the pipeline is valid, the check passed
+  1  failed: the run failed or ended 'partial' (items refused under a failure budget), the check
+     or discover failed (unreachable or unknown host, bad credentials, missing permission)
+  2  usage or configuration error: bad flags, an invalid pipeline or connection file, an unknown
+     provider, invalid params, a missing or unusable master key or store entry
+  3  cancelled (SIGINT/SIGTERM); the run's checkpoints are saved
 `
+
+const COMMON_HELP = `  --config file         nvisy.config.json naming the provider packages
+  --provider name       a provider package to load (repeatable, or name,name)
+  --store file          the local connection store (default NVISY_CONNECTIONS_FILE, ~/.nvisy/connections.json)
+  -h, --help            this help`
+
+const KEY_HELP = `  --allow-insecure-key-file  use a NVISY_MASTER_KEY_FILE that group or others can read (warns)`
+
+/** Each command's help: printed by `nvisy <command> --help` (and `-h`), which does nothing else. */
+export const COMMAND_HELP: Record<string, string> = {
+  run: `Usage: nvisy run <pipeline.json> [options]
+
+Runs a pipeline in this process (no NATS). Resumes from its checkpoints unless --no-resume.
+  --checkpoints file    checkpoint file (default .nvisy/checkpoints.json, created mode 0600)
+  --no-resume           start from the beginning
+  --run-id id           the run id (default a new UUID)
+  --log-level level     debug, info, warn or error
+${KEY_HELP}
+${COMMON_HELP}
+Exit codes: 0 completed, 1 failed or partial, 2 usage or configuration error, 3 cancelled.
+`,
+  validate: `Usage: nvisy validate <pipeline.json> [--check] [options]
+
+Checks a pipeline file: node and edge shapes, params and stream settings against each
+provider's schemas, edge types. Nothing connects, unless --check.
+  --check               also connect every node, check its credentials, and ask each sink
+                        whether its destination exists or will be created
+${KEY_HELP}
+${COMMON_HELP}
+Exit codes: 0 valid, 1 --check found a problem, 2 invalid pipeline or usage error.
+`,
+  providers: `Usage: nvisy providers [options]
+
+Prints the loaded providers: ids, versions, capabilities and JSON Schemas.
+${COMMON_HELP}
+`,
+  check: `Usage: nvisy check <provider> (--connection conn.json | --connection-id uuid) [options]
+
+Connects and runs the provider's check: reachability, credentials, permissions.
+conn.json is {"params": {...}, "credentials": {...}} ({"$env": "NAME"} values allowed), or
+{"connectionId": "<uuid>", "params": {...}} to add non-destination params to a stored one.
+${KEY_HELP}
+${COMMON_HELP}
+Exit codes: 0 the check passed, 1 it failed (unreachable, unknown host, bad credentials),
+2 usage or configuration error (bad flags or file, unknown provider, invalid params).
+`,
+  discover: `Usage: nvisy discover <provider> (--connection conn.json | --connection-id uuid) [options]
+
+Connects and lists the streams (tables, buckets, collections...) the connection can read.
+${KEY_HELP}
+${COMMON_HELP}
+Exit codes: as nvisy check.
+`,
+  connections: `Usage: nvisy connections <add|list|remove> [options]
+
+The local connection store: credentials sealed with the master key (NVISY_MASTER_KEY or
+NVISY_MASTER_KEY_FILE), bound to the connection's provider and destination params.
+  add       store a connection (nvisy connections add --help)
+  list      list connections, without credentials (no master key needed)
+  remove    remove a connection (no master key needed)
+`,
+  'connections add': `Usage: nvisy connections add --provider <id|package> [--params params.json|'{json}'] (--credentials creds.json | --credentials-env PREFIX) [--id uuid] [--store file]
+
+Validates params and credentials against the provider's schemas, then stores the connection,
+its credentials sealed with the master key. Prints its id.
+  --credentials-env PREFIX  each credentials field from PREFIX_FIELD (password from PG_PASSWORD)
+${KEY_HELP}
+  --config file, --store file, -h/--help as everywhere
+`,
+  'connections list': `Usage: nvisy connections list [--store file]
+
+Lists stored connections (id, provider, params, createdAt), never credentials.
+`,
+  'connections remove': `Usage: nvisy connections remove <id> [--store file]
+
+Removes a stored connection. Exit code 1 when there is none with that id.
+`,
+  serve: `Usage: nvisy serve [options]
+
+Joins NATS and serves the catalog, check, discover and runs.start requests of the Nvisy server
+(one instance of a queue group). Drains on SIGTERM/SIGINT.
+  --nats url[,url]          NATS servers (NVISY_NATS_URL, default nats://127.0.0.1:4222)
+  --server-key X...         the server's public curve key (NVISY_SERVER_PUBLIC_KEY)
+  --dev-plain-credentials   accept plain credentials (development only)
+  --nats-creds file         NATS credentials file (or NVISY_NATS_TOKEN, NVISY_NATS_USER/PASSWORD)
+  --nats-tls-ca/-cert/-key file
+  --subject-prefix p, --events-stream s, --checkpoint-bucket b, --queue-group g
+  --drain-grace seconds, --drain-timeout seconds
+  --fs-root dir             a folder requests may use as a local path (the fs provider's root);
+                            repeatable, plus NVISY_FS_ROOTS (colon-separated). With none, every
+                            request with a local path is refused. Paths are compared after
+                            resolving symlinks and "..".
+  --log-level level
+${COMMON_HELP}
+Warns when NATS is joined without authentication.
+`,
+}
+
+/** True when `--help` or `-h` is among the options (before a `--`). */
+function wantsHelp(args: readonly string[]): boolean {
+  for (const arg of args) {
+    if (arg === '--') return false
+    if (arg === '--help' || arg === '-h') return true
+  }
+  return false
+}
+
+/** The help for `args` (a command and maybe a subcommand) when they ask for it. */
+function helpFor(command: string, rest: readonly string[]): string | undefined {
+  if (!wantsHelp(rest)) return undefined
+  if (command === 'connections') {
+    const sub = { ls: 'list', rm: 'remove' }[rest[0] ?? ''] ?? rest[0]
+    return COMMAND_HELP[`connections ${sub}`] ?? COMMAND_HELP.connections
+  }
+  return COMMAND_HELP[command]
+}
 
 class UsageError extends Error {}
 
@@ -131,11 +263,29 @@ const commonOptions = {
   provider: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
   store: { type: 'string' },
+  'allow-insecure-key-file': { type: 'boolean' },
 } as const
+
+/** The master keyring for the local store, honouring `--allow-insecure-key-file`. */
+function storeKeyring(
+  values: { 'allow-insecure-key-file'?: boolean | undefined },
+  io: CliIo,
+): Keyring {
+  return loadStoreKeyring(io.env, {
+    allowInsecureKeyFile: values['allow-insecure-key-file'] === true,
+    warn: (message) => io.stderr.write(`nvisy: ${message}\n`),
+  })
+}
 
 /** The `nvisy` command: returns the exit code instead of exiting, so tests run it in-process. */
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv
+  // Help first, before any flag is parsed or anything is read, loaded or connected.
+  const help = command === undefined ? undefined : helpFor(command, rest)
+  if (help !== undefined) {
+    io.stdout.write(help)
+    return EXIT.completed
+  }
   try {
     switch (command) {
       case 'run':
@@ -196,9 +346,11 @@ function printIssues(io: CliIo, issues: { path: string; rule: string; message: s
 async function validateCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
-    options: commonOptions,
+    options: { ...commonOptions, check: { type: 'boolean' } },
     allowPositionals: true,
   })
+  if (positionals.length !== 1)
+    throw new UsageError('nvisy validate takes exactly one pipeline file')
   const { pipeline, file } = await loadPipeline(positionals[0], io)
   const registry = await registryFor(values, io, dirname(file))
   // Stored connections' params are in clear: validating needs the store file, not the master key.
@@ -206,6 +358,7 @@ async function validateCommand(args: string[], io: CliIo): Promise<number> {
     ? await applyStoredConnections(
         pipeline,
         summaryStore(connectionStorePath(values.store, io.env, io.cwd)),
+        registry,
       )
     : []
   const issues = storeIssues.length > 0 ? storeIssues : validatePipeline(pipeline, registry)
@@ -213,8 +366,64 @@ async function validateCommand(args: string[], io: CliIo): Promise<number> {
     printIssues(io, issues)
     return EXIT.usage
   }
+  if (values.check === true) return checkPipelineCommand(pipeline, registry, values, io)
   io.stdout.write(json({ valid: true }))
   return EXIT.completed
+}
+
+type CheckPipeline = (options: {
+  pipeline: Pipeline
+  registry: MapProviderRegistry
+  resolveConnection: ReturnType<typeof localConnectionResolver>
+  signal: AbortSignal
+}) => Promise<ValidationIssue[]>
+
+/** `validate --check`: the executor's `checkPipeline` connects every node and asks each sink. */
+async function checkPipelineCommand(
+  pipeline: Pipeline,
+  registry: MapProviderRegistry,
+  values: { store?: string | undefined; 'allow-insecure-key-file'?: boolean | undefined },
+  io: CliIo,
+): Promise<number> {
+  const executor = (await import('./executor/index.js')) as Record<string, unknown>
+  const checkPipeline = executor.checkPipeline as CheckPipeline | undefined
+  if (typeof checkPipeline !== 'function') {
+    // TODO(lead): the executor's checkPipeline (helper A) is not in this build yet.
+    throw new ProviderError({
+      kind: 'config',
+      message:
+        'validate --check is not available in this build: the executor has no checkPipeline yet',
+    })
+  }
+  let keyring: Keyring | undefined
+  try {
+    let store: LocalConnectionStore | undefined
+    if (usesStoredConnections(pipeline)) {
+      keyring = storeKeyring(values, io)
+      store = new LocalConnectionStore({
+        path: connectionStorePath(values.store, io.env, io.cwd),
+        keyring,
+        destinationDigest: storeDestinationDigest(registry),
+      })
+    }
+    const issues = await checkPipeline({
+      pipeline,
+      registry,
+      resolveConnection: localConnectionResolver(io.env, { store, registry }),
+      signal: io.signal,
+    })
+    if (issues.length > 0) {
+      io.stdout.write(json({ valid: true, checked: false, issues }))
+      io.stderr.write(
+        `nvisy: the check found problems:\n${issues.map((i) => `  ${i.path}: ${i.message} (${i.rule})\n`).join('')}`,
+      )
+      return EXIT.failed
+    }
+    io.stdout.write(json({ valid: true, checked: true }))
+    return EXIT.completed
+  } finally {
+    keyring?.destroy()
+  }
 }
 
 async function runCommand(args: string[], io: CliIo): Promise<number> {
@@ -239,12 +448,13 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
     if (usesStoredConnections(pipeline)) {
       // The key is loaded (and checked) now; credentials are decrypted only when the executor
       // resolves each node's connection, and the key is wiped when the run ends.
-      keyring = loadStoreKeyring(io.env)
+      keyring = storeKeyring(values, io)
       store = new LocalConnectionStore({
         path: connectionStorePath(values.store, io.env, io.cwd),
         keyring,
+        destinationDigest: storeDestinationDigest(registry),
       })
-      storeIssues = await applyStoredConnections(pipeline, store)
+      storeIssues = await applyStoredConnections(pipeline, store, registry)
     }
     const issues = storeIssues.length > 0 ? storeIssues : validatePipeline(pipeline, registry)
     if (issues.length > 0) {
@@ -290,7 +500,7 @@ async function executeRun(
     runId,
     pipeline,
     registry,
-    resolveConnection: localConnectionResolver(io.env, { store }),
+    resolveConnection: localConnectionResolver(io.env, { store, registry }),
     checkpoints: new FileCheckpointStore(resolve(io.cwd, values.checkpoints)),
     onEvent,
     signal: io.signal,
@@ -299,11 +509,32 @@ async function executeRun(
   })
   progress?.end()
   io.stdout.write(json({ runId, pipelineId: pipeline.id, ...summary }))
-  if (summary.status === 'failed') {
-    io.stderr.write(`nvisy: run failed: ${summary.error?.message ?? 'unknown error'}\n`)
-    return summary.error?.kind === 'config' ? EXIT.usage : EXIT.failed
+  return runExitCode(summary as { status: string; error?: { kind?: string; message?: string } }, io)
+}
+
+/**
+ * 0 only for 'completed' (every item arrived); 3 for 'cancelled'; 2 for a run that failed on
+ * its configuration; 1 for anything else: 'failed', 'partial' (items refused under a failure
+ * budget), or a status this CLI does not know.
+ */
+export function runExitCode(
+  summary: { status: string; error?: { kind?: string; message?: string } | undefined },
+  io: Pick<CliIo, 'stderr'>,
+): number {
+  switch (summary.status) {
+    case 'completed':
+      return EXIT.completed
+    case 'cancelled':
+      return EXIT.cancelled
+    case 'failed':
+      io.stderr.write(`nvisy: run failed: ${summary.error?.message ?? 'unknown error'}\n`)
+      return summary.error?.kind === 'config' ? EXIT.usage : EXIT.failed
+    default:
+      io.stderr.write(
+        `nvisy: run ended ${summary.status}: not every item arrived (see the summary's counts)\n`,
+      )
+      return EXIT.failed
   }
-  return summary.status === 'cancelled' ? EXIT.cancelled : EXIT.completed
 }
 
 async function providersCommand(args: string[], io: CliIo): Promise<number> {
@@ -374,11 +605,24 @@ async function connectionCommand(
         throw new UsageError('give either connectionId or credentials, not both')
       }
       const id = String(spec.connectionId)
-      keyring = loadStoreKeyring(io.env)
+      keyring = storeKeyring(values, io)
       const store = new LocalConnectionStore({
         path: connectionStorePath(values.store, io.env, io.cwd),
         keyring,
+        destinationDigest: storeDestinationDigest(registry),
       })
+      // An override of a destination param is refused before anything is decrypted.
+      const summary = await store.get(id).catch((error) => {
+        throw storeError(error, store.path, id)
+      })
+      const overrides = destinationOverrideIssues(provider, spec.params, '/params', summary?.params)
+      if (overrides.length > 0) {
+        throw new ProviderError({
+          kind: 'config',
+          message: overrides.map((i) => `${i.path} ${i.message}`).join('; '),
+          issues: overrides,
+        })
+      }
       const stored = await openFromStore(store, id)
       if (stored.provider !== providerId) {
         throw new ProviderError({
@@ -403,6 +647,8 @@ async function connectionCommand(
   } finally {
     keyring?.destroy()
   }
+  // Invalid params or credentials are a usage error (2); anything after that is the check failing (1).
+  provider.validateInput(input)
   const started = performance.now()
   try {
     const connection = await provider.connect(input, { signal: io.signal })
@@ -421,7 +667,7 @@ async function connectionCommand(
     const providerError = toProviderError(error)
     io.stdout.write(json({ error: providerError.toJSON() }))
     io.stderr.write(`nvisy: ${command} failed: ${providerError.message}\n`)
-    return providerError.kind === 'config' ? EXIT.usage : EXIT.failed
+    return EXIT.failed
   }
 }
 
@@ -508,6 +754,7 @@ async function addConnection(args: string[], io: CliIo): Promise<number> {
       credentials: { type: 'string' },
       'credentials-env': { type: 'string' },
       id: { type: 'string' },
+      'allow-insecure-key-file': { type: 'boolean' },
     },
     allowPositionals: true,
   })
@@ -566,11 +813,14 @@ async function addConnection(args: string[], io: CliIo): Promise<number> {
     }
     throw error
   }
-  const keyring = loadStoreKeyring(io.env)
+  const keyring = storeKeyring(values, io)
   try {
     const store = new LocalConnectionStore({
       path: connectionStorePath(values.store, io.env, io.cwd),
       keyring,
+      destinationDigest: storeDestinationDigest({
+        get: (id) => (id === provider.id ? provider : undefined),
+      }),
     })
     const summary = await store
       .add(id, { provider: provider.id, params, credentials })
