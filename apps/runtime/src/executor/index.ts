@@ -1,12 +1,15 @@
 export { AckTracker, PartCounter } from './ack-tracker.js'
+export { type CheckPipelineOptions, checkPipeline } from './check.js'
 export {
   type ConversionFailure,
   type ConvertFormat,
+  type ConvertSetting,
   conversionAllowed,
   converterFor,
+  declaredSchema,
   listConversions,
 } from './convert.js'
-export { DEFAULTS, executePipeline } from './execute.js'
+export { DEFAULTS, executePipeline, sinkSchema } from './execute.js'
 export { BoundedQueue } from './queue.js'
 export type {
   CheckpointStore,

@@ -155,11 +155,7 @@ export function validatePipeline(pipeline: unknown, registry: ProviderRegistry):
     feeding.add(edge.from)
     const fromKind = kinds.get(edge.from)
     const toKind = kinds.get(edge.to)
-    if (
-      fromKind === 'document' &&
-      toKind === 'record' &&
-      !convertOptions(to.convert)?.columns
-    ) {
+    if (fromKind === 'document' && toKind === 'record' && !convertOptions(to.convert)?.columns) {
       issues.push(
         issue(
           at,
