@@ -1,6 +1,7 @@
-// Where the tests run: against the real service when NVISY_TEST_PINECONE_API_KEY and
-// NVISY_TEST_PINECONE_INDEX are set, else against the emulator from @nvisy/emulators,
-// started here on a free port.
+// Where the tests run: against a real deployment when NVISY_TEST_PINECONE_API_KEY and
+// NVISY_TEST_PINECONE_INDEX are set (its control plane at NVISY_TEST_PINECONE_CONTROL_PLANE_URL,
+// default Pinecone's own), else against the emulator from @nvisy/emulators, started here on
+// a free port.
 import { randomBytes } from 'node:crypto'
 import { type PineconeEmulator, startPineconeEmulator } from '@nvisy/emulators'
 import type { ConnectInput } from '@nvisy/provider-core'
@@ -8,6 +9,7 @@ import { type Index, Pinecone } from '@pinecone-database/pinecone'
 
 export const REAL_API_KEY = process.env.NVISY_TEST_PINECONE_API_KEY
 export const REAL_INDEX = process.env.NVISY_TEST_PINECONE_INDEX
+export const REAL_CONTROL_PLANE_URL = process.env.NVISY_TEST_PINECONE_CONTROL_PLANE_URL || undefined
 export const REAL = Boolean(REAL_API_KEY && REAL_INDEX)
 
 export function randomSuffix(): string {
@@ -40,13 +42,20 @@ export async function openTestEnv(
   mainDimension = 8,
 ): Promise<PineconeTestEnv> {
   if (REAL) {
-    const admin = new Pinecone({ apiKey: REAL_API_KEY!, maxRetries: 2 })
+    const admin = new Pinecone({
+      apiKey: REAL_API_KEY!,
+      maxRetries: 2,
+      ...(REAL_CONTROL_PLANE_URL ? { controllerHostUrl: REAL_CONTROL_PLANE_URL } : {}),
+    })
     const model = await admin.describeIndex(REAL_INDEX!)
     const hosts = new Map<string, string>()
     return {
       input: (name = REAL_INDEX!) => ({
         credentials: { apiKey: REAL_API_KEY! },
-        params: { index: name },
+        params: {
+          index: name,
+          ...(REAL_CONTROL_PLANE_URL ? { controlPlaneUrl: REAL_CONTROL_PLANE_URL } : {}),
+        },
       }),
       admin,
       emulator: undefined,
