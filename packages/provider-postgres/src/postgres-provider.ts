@@ -186,9 +186,14 @@ class PostgresConnection
   }
 
   /** Table metadata for writes, cached per connection (refreshed when a write fails). */
-  #table = async (client: pg.PoolClient, schema: string, table: string): Promise<TableInfo> => {
+  #table = async (
+    client: pg.PoolClient,
+    schema: string,
+    table: string,
+    refresh = false,
+  ): Promise<TableInfo> => {
     const key = `${schema}\u0000${table}`
-    const cached = this.#tables.get(key)
+    const cached = refresh ? undefined : this.#tables.get(key)
     if (cached) return cached
     const info = await describeTable(client, schema, table)
     if (!info) throw tableNotFound(schema, table)

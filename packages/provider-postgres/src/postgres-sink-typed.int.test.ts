@@ -558,6 +558,20 @@ describe.skipIf(skip)('postgres sink: prepare creates and evolves the destinatio
     expect(other.message).toContain('"shape"')
   })
 
+  it('sees columns added by someone else since the table was cached', async () => {
+    await admin.query(`CREATE TABLE ${q(ddlSchema)}.changing (id int PRIMARY KEY)`)
+    await conn.write({ table: 'changing' }, [record({ id: 1 })], { signal })
+    await admin.query(`ALTER TABLE ${q(ddlSchema)}.changing ADD COLUMN flags bit(2)`)
+    expect(
+      await conn.write({ table: 'changing' }, [record({ id: 2, flags: 3 })], { signal }),
+    ).toEqual({ written: 1, failed: [] })
+    const unknown = await failure(
+      conn.write({ table: 'changing' }, [record({ id: 3, nope: 1 })], { signal }),
+    )
+    expect(unknown.kind).toBe('config')
+    expect(unknown.message).toContain('"nope"')
+  })
+
   it('evolve: none names the missing columns; addColumns adds them (nullable)', async () => {
     await admin.query(`CREATE TABLE ${q(ddlSchema)}.evolving (id int PRIMARY KEY)`)
     const schema: StreamSchema = {

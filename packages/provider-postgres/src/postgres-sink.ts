@@ -28,7 +28,8 @@ type Row = Record<string, SqlValue>
 
 export interface SinkDeps {
   acquire(): Promise<PoolClient>
-  table(client: PoolClient, schema: string, table: string): Promise<TableInfo>
+  /** The table's catalog info, cached; `refresh` reads the catalog again. */
+  table(client: PoolClient, schema: string, table: string, refresh?: boolean): Promise<TableInfo>
   /** The offsets table of a sink stream (created when missing), as a qualified name. */
   offsets(client: PoolClient, schema: string, stream: PostgresSinkStream): Promise<string>
 }
@@ -414,7 +415,7 @@ export async function writeBatch(
   const client = await deps.acquire()
   let destroy = false
   try {
-    const table = await deps.table(client, schema, stream.table)
+    let table = await deps.table(client, schema, stream.table)
     const columns = batchColumns(rows)
     if (columns.length === 0 && rows.length > 0) {
       throw new ProviderError({
@@ -422,7 +423,11 @@ export async function writeBatch(
         message: 'every record in the batch is empty: nothing to write',
       })
     }
-    checkColumns(table, columns)
+    if (columns.some((name) => !table.byName.has(name))) {
+      // The table may have changed since it was cached (columns added elsewhere): look again.
+      table = await deps.table(client, schema, stream.table, true)
+      checkColumns(table, columns)
+    }
     const keys = stream.mode !== 'append' ? conflictKeys(table, stream) : undefined
     const offsetsTable = offset ? await deps.offsets(client, schema, stream) : undefined
     // One statement is atomic on its own: a COPY, or an upsert that fits one INSERT, runs
