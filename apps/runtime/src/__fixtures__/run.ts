@@ -37,7 +37,7 @@ export async function runPipeline(
 /** A checkpoint store that keeps the first `keep` saves and silently loses the rest (a process that died before saving). */
 export class LosingCheckpointStore extends MemoryCheckpointStore {
   saves = 0
-  constructor(readonly keep: number) {
+  constructor(public keep: number) {
     super()
   }
   override async save(
