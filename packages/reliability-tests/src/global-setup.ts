@@ -13,6 +13,7 @@ const run = promisify(execFile)
 const BUILT = [
   '@nvisy/runtime',
   '@nvisy/provider-postgres',
+  '@nvisy/provider-mysql',
   '@nvisy/provider-s3',
   '@nvisy/provider-fs',
   '@nvisy/provider-nats',

@@ -46,9 +46,9 @@ export class TestSchema {
   }
 
   /** A table with the usual awkward types: bigint key, numeric, microsecond timestamps, jsonb, text with quotes. */
-  async createTable(table: string) {
+  async createTable(table: string, options: { primaryKey?: boolean } = {}) {
     await this.pool.query(`CREATE TABLE ${this.name}.${table} (
-      id bigint PRIMARY KEY,
+      id bigint${options.primaryKey === false ? ' NOT NULL' : ' PRIMARY KEY'},
       name text NOT NULL,
       amount numeric(18, 6),
       at timestamptz,
@@ -82,6 +82,14 @@ export class TestSchema {
       `SELECT md5(string_agg(t::text, E'\\n' ORDER BY id)) AS h FROM ${this.name}.${table} t`,
     )
     return rows[0].h as string
+  }
+
+  /** How many rows repeat a key (0 when every key is there once). */
+  async duplicates(table: string): Promise<number> {
+    const { rows } = await this.pool.query(
+      `SELECT (count(*) - count(DISTINCT id))::int AS n FROM ${this.name}.${table}`,
+    )
+    return rows[0].n as number
   }
 
   /** Keys present in `a` and missing from `b` (first few), for a readable failure. */
