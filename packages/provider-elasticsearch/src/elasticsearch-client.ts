@@ -79,8 +79,9 @@ export function clientOptions(
     node,
     requestTimeout: params.requestTimeoutMs ?? 30_000,
     maxRetries: params.maxRetries ?? 3,
-    // Errors carry no request metadata at all: no headers, no URL.
-    redaction: { type: 'remove' },
+    // Authorization headers and URL passwords are redacted from error metadata (the
+    // provider never keeps that metadata anyway; it reads the status, body and Retry-After).
+    redaction: { type: 'replace' },
     name: 'nvisy',
   }
   if (credentials.apiKey !== undefined) options.auth = { apiKey: credentials.apiKey }

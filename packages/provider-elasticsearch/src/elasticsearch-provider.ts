@@ -173,6 +173,7 @@ export function createElasticsearchProvider(options: ElasticsearchProviderOption
       data: ['document', 'embedding'],
       stream: ElasticsearchSinkStreamSchema,
       idempotentBy: '_id (bulk index replaces; data.id or content[idField])',
+      dataKindOf: (stream) => stream.data ?? 'document',
       prepare: true,
     },
     discover: true,

@@ -203,6 +203,11 @@ export const ElasticsearchSinkStreamSchema = Type.Object(
       default: 'false',
       description: 'Refresh policy of each _bulk request',
     }),
+    data: Type.Union([Type.Literal('document'), Type.Literal('embedding')], {
+      default: 'document',
+      description:
+        "What the sink takes: 'document' (content is the _source) or 'embedding' (values go to vectorField, metadata to the other fields)",
+    }),
     idField: Type.Optional(
       Type.String({
         minLength: 1,
