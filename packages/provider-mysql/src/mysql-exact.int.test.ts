@@ -18,7 +18,9 @@ import { mysqlProvider } from './mysql-provider.js'
 
 const skip = await mysqlSkipReason()
 const signal = () => new AbortController().signal
-const ROWS = Number(process.env.NVISY_MYSQL_EXACT_ROWS ?? 100_000)
+// The issue copied 100,000 rows (NVISY_MYSQL_EXACT_ROWS=100000, about a minute on a loaded
+// machine); the default keeps the suite quick with the same kinds of values.
+const ROWS = Number(process.env.NVISY_MYSQL_EXACT_ROWS ?? 20_000)
 
 const FLT_MIN = 1.1754943508222875e-38
 const FLT_MAX = 3.4028234663852886e38
