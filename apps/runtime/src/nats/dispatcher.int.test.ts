@@ -24,6 +24,7 @@ import { executePipeline } from '../executor/index.js'
 import { MapProviderRegistry } from '../registry.js'
 import { createTestWorld, records, type TestWorld } from './__fixtures__/test-providers.js'
 import {
+  type CredentialScope,
   type Dispatcher,
   type DispatcherNaming,
   sealCredentials,
@@ -42,6 +43,7 @@ const naming: DispatcherNaming = {
   eventsStream: `NVISY_TEST_EVENTS_${suffix}`,
   checkpointBucket: `nvisy-test-checkpoints-${suffix}`,
   queueGroup: `nvisy-runtime-${suffix}`,
+  nonceBucket: `nvisy-test-nonces-${suffix}`,
 }
 const subjects = createSubjects(naming.prefix)
 const TOKEN = `tok-${randomBytes(12).toString('hex')}`
@@ -96,14 +98,66 @@ describe.skipIf(skip)('NATS dispatcher (a test client plays the Rust server)', (
     expect(result.ok ? [] : result.issues).toEqual([])
   }
 
-  function seal(credentials: unknown, key: KeyPair = serverKey, to = a.publicKey) {
-    const sealed = sealCredentials(key, to, credentials)
+  let requests = 0
+  /** Seal as the server does: bound to one run node or request of the `vaulted` provider. */
+  function seal(
+    credentials: Record<string, unknown>,
+    scope: CredentialScope,
+    key: KeyPair = serverKey,
+    to = a.publicKey,
+    params: Record<string, unknown> = { region: 'eu' },
+  ) {
+    const sealed = sealCredentials(key, to, credentials, scope, {
+      provider: 'vaulted',
+      paramsSchema: world.provider.definition.params,
+      params,
+    })
     sealedSeen.push(sealed)
     return sealed
   }
 
-  function connection(credentials: unknown = { token: TOKEN }) {
-    return { params: { region: 'eu' }, sealedCredentials: seal(credentials) }
+  /** A check or discover request with credentials sealed for it. */
+  function connectionRequest(
+    credentials: Record<string, unknown> = { token: TOKEN },
+    operation: 'check' | 'discover' = 'check',
+    provider = 'vaulted',
+  ) {
+    const requestId = `req-${suffix}-${++requests}`
+    return {
+      requestId,
+      provider,
+      connection: {
+        params: { region: 'eu' },
+        sealedCredentials: seal(credentials, { operation, requestId }),
+      },
+    }
+  }
+
+  /** Stands for "seal { token } for this node when the run id is known" (see startRun). */
+  const PENDING = 'PENDING'
+  function connection() {
+    return { params: { region: 'eu' }, sealedCredentials: PENDING }
+  }
+
+  /** The pipeline with each pending connection sealed for its node of run `runId`. */
+  function bind(runId: string, p: Pipeline): Pipeline {
+    return {
+      ...p,
+      nodes: p.nodes.map((node) =>
+        node.connection.sealedCredentials === PENDING
+          ? {
+              ...node,
+              connection: {
+                ...node.connection,
+                sealedCredentials: seal(
+                  { token: TOKEN },
+                  { operation: 'run', runId, nodeId: node.id },
+                ),
+              },
+            }
+          : node,
+      ),
+    }
   }
 
   function pipeline(id: string, source = 'in', sink = 'out'): Pipeline {
@@ -164,7 +218,7 @@ describe.skipIf(skip)('NATS dispatcher (a test client plays the Rust server)', (
   }
 
   async function startRun(runId: string, p: Pipeline, extra: Record<string, unknown> = {}) {
-    const reply = await request(subjects.runsStart, { runId, pipeline: p, ...extra })
+    const reply = await request(subjects.runsStart, { runId, pipeline: bind(runId, p), ...extra })
     expectValid(RunsStartReplySchema, reply)
     return reply as { accepted: true; runId: string; instanceId: string }
   }
@@ -184,6 +238,7 @@ describe.skipIf(skip)('NATS dispatcher (a test client plays the Rust server)', (
       const jsm = await jetstreamManager(server)
       await jsm.streams.delete(naming.eventsStream).catch(() => {})
       await jsm.streams.delete(`KV_${naming.checkpointBucket}`).catch(() => {})
+      await jsm.streams.delete(`KV_${naming.nonceBucket}`).catch(() => {})
       await server.close()
     }
   })
@@ -209,32 +264,31 @@ describe.skipIf(skip)('NATS dispatcher (a test client plays the Rust server)', (
 
   it('checks and discovers with sealed credentials, closing every connection', async () => {
     const closesBefore = world.closes
-    const check = await request(subjects.check, { provider: 'vaulted', connection: connection() })
+    const check = await request(subjects.check, connectionRequest())
     expectValid(CheckReplySchema, check)
-    const discover = await request(subjects.discover, {
-      provider: 'vaulted',
-      connection: connection(),
-    })
+    const discover = await request(subjects.discover, connectionRequest(undefined, 'discover'))
     expectValid(DiscoverReplySchema, discover)
     expect(discover.streams.map((s: any) => s.name)).toContain('in')
     expect(world.closes).toBe(closesBefore + 2)
   })
 
   it('refuses bad credentials with an error reply that holds no secret', async () => {
-    const wrong = await request(subjects.check, {
-      provider: 'vaulted',
-      connection: connection({ token: 'wrong-token-value' }),
-    })
+    const wrong = await request(subjects.check, connectionRequest({ token: 'wrong-token-value' }))
     expectValid(ErrorReplySchema, wrong)
     expect(wrong.error).toMatchObject({ kind: 'auth', providerId: 'vaulted' })
     expect(wrong.error.message).not.toContain('wrong-token-value')
 
     const otherServer = createCurve()
     const forged = await request(subjects.check, {
+      requestId: 'forged-1',
       provider: 'vaulted',
       connection: {
         params: { region: 'eu' },
-        sealedCredentials: seal({ token: TOKEN }, otherServer),
+        sealedCredentials: seal(
+          { token: TOKEN },
+          { operation: 'check', requestId: 'forged-1' },
+          otherServer,
+        ),
       },
     })
     expect(forged.error.kind).toBe('auth')
@@ -249,18 +303,25 @@ describe.skipIf(skip)('NATS dispatcher (a test client plays the Rust server)', (
       expect.objectContaining({ path: '/connection/credentials', rule: 'sealed' }),
     ])
 
-    const badShape = await request(subjects.check, {
-      provider: 'vaulted',
-      connection: connection({ token: 5 }),
-    })
+    const badShape = await request(subjects.check, connectionRequest({ token: 5 }))
     expect(badShape.error.kind).toBe('config')
     expect(badShape.error.issues).toEqual([
       expect.objectContaining({ path: '/connection/credentials/token', rule: 'type' }),
     ])
 
     const badParams = await request(subjects.check, {
+      requestId: 'bad-params-1',
       provider: 'vaulted',
-      connection: { params: {}, sealedCredentials: seal({ token: TOKEN }) },
+      connection: {
+        params: {},
+        sealedCredentials: seal(
+          { token: TOKEN },
+          { operation: 'check', requestId: 'bad-params-1' },
+          serverKey,
+          a.publicKey,
+          {},
+        ),
+      },
     })
     expect(badParams.error.issues).toEqual([
       expect.objectContaining({ path: '/connection/params/region', rule: 'required' }),
@@ -388,10 +449,10 @@ describe.skipIf(skip)('NATS dispatcher (a test client plays the Rust server)', (
         }),
       ])
 
-      const unknownProvider = await request(subjects.check, {
-        provider: 'nope',
-        connection: connection(),
-      })
+      const unknownProvider = await request(
+        subjects.check,
+        connectionRequest(undefined, 'check', 'nope'),
+      )
       expect(unknownProvider.error).toMatchObject({
         kind: 'not_found',
         issues: [{ path: '/provider', rule: 'provider' }],

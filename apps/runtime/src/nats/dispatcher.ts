@@ -490,14 +490,22 @@ class DispatcherState {
     const provider = this.#provider(request.provider, '/provider')
     const where = `${provider.id} connection`
     const issues = credentialIssues(request.connection, this.#o.policy, '/connection')
-    if (request.connection.sealedCredentials !== undefined && request.requestId === undefined) {
-      issues.push({
-        path: '/requestId',
-        rule: 'required',
-        message: 'a request with sealedCredentials needs the requestId they are bound to',
+    if (issues.length > 0) {
+      throw new ProviderError({
+        kind: 'config',
+        message: `${where}: ${issues.map((i) => i.message).join('; ')}`,
+        issues,
       })
     }
-    if (issues.length > 0) throw rejectInvalid(`${what} request`, issues)
+    if (request.connection.sealedCredentials !== undefined && request.requestId === undefined) {
+      throw rejectInvalid(`${what} request`, [
+        {
+          path: '/requestId',
+          rule: 'required',
+          message: 'a request with sealedCredentials needs the requestId they are bound to',
+        },
+      ])
+    }
     // Sealed credentials are opened, checked against this request and their nonce claimed
     // before anything connects: a refused blob is answered here, and nothing is sent.
     const opened = await this.#openBound(

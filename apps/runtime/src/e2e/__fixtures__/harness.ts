@@ -28,7 +28,7 @@ import type { TSchema } from '@nvisy/provider-core'
 import { serviceSkipReason, tcpReachable } from '@nvisy/provider-testkit'
 import { expect } from 'vitest'
 import type { DispatcherNaming } from '../../nats/dispatcher.js'
-import { sealCredentials } from '../../nats/index.js'
+import { type CredentialScope, sealCredentials } from '../../nats/index.js'
 
 const runtimeDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const repoRoot = join(runtimeDir, '..', '..')
@@ -104,6 +104,7 @@ export function uniqueNaming(label: string): DispatcherNaming {
     eventsStream: `NVISY_E2E_EVENTS_${suffix}`,
     checkpointBucket: `nvisy-e2e-checkpoints-${suffix}`,
     queueGroup: `nvisy-runtime-${suffix}`,
+    nonceBucket: `nvisy-e2e-nonces-${suffix}`,
   }
 }
 
@@ -125,6 +126,9 @@ export class ServerClient {
   readonly key: KeyPair = createCurve()
   readonly subjects: Subjects
   runtimePublicKey = ''
+  /** Params JSON Schemas from the catalog: the server binds credentials with their marks. */
+  readonly paramsSchemas = new Map<string, Record<string, unknown>>()
+  readonly #pending = new Map<string, { credentials: Record<string, unknown>; key: KeyPair }>()
   private constructor(
     readonly nc: NatsConnection,
     readonly js: JetStreamClient,
@@ -151,7 +155,7 @@ export class ServerClient {
   }
 
   async request(subject: string, body: unknown, timeout = 10_000): Promise<any> {
-    const payload = typeof body === 'string' ? body : JSON.stringify(body)
+    const payload = typeof body === 'string' ? body : JSON.stringify(this.bind(subject, body))
     const reply = await this.nc.request(subject, encoder.encode(payload), { timeout })
     return JSON.parse(decoder.decode(reply.data))
   }
@@ -168,12 +172,87 @@ export class ServerClient {
     const reply = await this.request(this.subjects.providers, {})
     expectValid(ProvidersReplySchema, reply, 'providers reply')
     this.runtimePublicKey = reply.runtime.publicKey
+    for (const provider of reply.providers)
+      this.paramsSchemas.set(provider.id, provider.schemas.params)
     return reply
   }
 
-  seal(credentials: unknown, key: KeyPair = this.key): string {
+  /**
+   * Credentials to seal when they are sent: a placeholder that `request` replaces with a
+   * blob bound to the run node (runs.start) or request (check/discover) it is sent in, as
+   * the server seals a fresh blob for every use.
+   */
+  seal(credentials: Record<string, unknown>, key: KeyPair = this.key): string {
     expect(this.runtimePublicKey, 'fetch the catalog first').not.toBe('')
-    return sealCredentials(key, this.runtimePublicKey, credentials)
+    const placeholder = `PendingSeal${this.#pending.size}`
+    this.#pending.set(placeholder, { credentials, key })
+    return placeholder
+  }
+
+  #sealFor(sealed: unknown, scope: CredentialScope, provider: string, params: unknown): unknown {
+    const pending = typeof sealed === 'string' ? this.#pending.get(sealed) : undefined
+    if (!pending) return sealed
+    const paramsSchema = this.paramsSchemas.get(provider) ?? { type: 'object' }
+    return sealCredentials(pending.key, this.runtimePublicKey, pending.credentials, scope, {
+      provider,
+      paramsSchema,
+      params,
+    })
+  }
+
+  /** The request body with each pending credential sealed for its use. */
+  bind(subject: string, body: unknown): unknown {
+    if (typeof body !== 'object' || body === null) return body
+    const value = body as Record<string, any>
+    if (typeof value.runId === 'string' && Array.isArray(value.pipeline?.nodes)) {
+      return {
+        ...value,
+        pipeline: {
+          ...value.pipeline,
+          nodes: value.pipeline.nodes.map((node: any) => ({
+            ...node,
+            connection: node.connection && {
+              ...node.connection,
+              sealedCredentials: this.#sealFor(
+                node.connection.sealedCredentials,
+                { operation: 'run', runId: value.runId, nodeId: node.id },
+                node.provider,
+                node.connection.params,
+              ),
+            },
+          })),
+        },
+      }
+    }
+    const operation =
+      subject === this.subjects.check
+        ? 'check'
+        : subject === this.subjects.discover
+          ? 'discover'
+          : undefined
+    if (operation && value.connection && typeof value.provider === 'string') {
+      const requestId = value.requestId ?? `req-${randomBytes(8).toString('hex')}`
+      return {
+        ...value,
+        requestId,
+        connection: {
+          ...value.connection,
+          sealedCredentials: this.#sealFor(
+            value.connection.sealedCredentials,
+            {
+              operation,
+              requestId,
+              ...(value.connection.connectionId === undefined
+                ? {}
+                : { connectionId: value.connection.connectionId }),
+            },
+            value.provider,
+            value.connection.params,
+          ),
+        },
+      }
+    }
+    return body
   }
 
   async startRun(
@@ -234,6 +313,8 @@ export class ServerClient {
     const jsm = await jetstreamManager(this.nc)
     await jsm.streams.delete(this.naming.eventsStream).catch(() => {})
     await jsm.streams.delete(`KV_${this.naming.checkpointBucket}`).catch(() => {})
+    if (this.naming.nonceBucket)
+      await jsm.streams.delete(`KV_${this.naming.nonceBucket}`).catch(() => {})
     await this.nc.close()
   }
 }
