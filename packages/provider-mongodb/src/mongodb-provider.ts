@@ -8,6 +8,7 @@ import {
 import type { MongoClient } from 'mongodb'
 import { openClient } from './mongodb-client.js'
 import { classifyMongoError } from './mongodb-errors.js'
+import { prepareCollection } from './mongodb-prepare.js'
 import {
   type MongoContext,
   MongoContextSchema,
@@ -63,6 +64,9 @@ function createConnection(client: MongoClient, database: string, owned: boolean)
     read(stream, { after, signal }) {
       return readCollection(dbFor(stream), stream, after, signal)
     },
+    prepare(stream, options) {
+      return prepareCollection(dbFor(stream), stream, options)
+    },
     write(stream, batch, { signal }) {
       return writeDocuments(dbFor(stream), stream, batch, signal)
     },
@@ -102,6 +106,7 @@ export function createMongoProvider(options: MongoProviderOptions = {}) {
       stream: MongoSinkStreamSchema,
       idempotentBy: '_id (replaceOne upsert; content._id, else data.id)',
       deletes: true,
+      prepare: true,
     },
     discover: true,
     classifyError: classifyMongoError,

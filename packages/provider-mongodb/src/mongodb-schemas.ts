@@ -167,6 +167,20 @@ export const MongoSinkStreamSchema = Type.Object(
           "How data.id becomes the _id when content has no _id: 'auto' (24 hex digits -> ObjectId, Extended JSON text -> its value, else the string) or 'string' (always the string)",
       }),
     ),
+    create: Type.Optional(
+      Type.Union([Type.Literal('never'), Type.Literal('ifMissing')], {
+        default: 'ifMissing',
+        description:
+          "Before a run: 'ifMissing' creates the collection when it does not exist; 'never' requires it (a missing collection is not_found)",
+      }),
+    ),
+    keyIndex: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description:
+          "Before a run: create a unique index on the source's primary key columns when the document id is not that key (a key other than a single 'id' or '_id' column)",
+      }),
+    ),
   },
   { additionalProperties: false },
 )
