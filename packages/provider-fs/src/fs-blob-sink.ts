@@ -2,7 +2,7 @@ import { lstat, open, readdir, rename, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type BlobData, iterateBytes, ProviderError, throwIfAborted } from '@nvisy/provider-core'
 import { type BlobSidecar, contentTypeFor } from './fs-blob-source.js'
-import { ensureDirectory, syncDirectory } from './fs-directories.js'
+import { type ConfinedDir, openConfinedDir } from './fs-confined.js'
 import { dataError } from './fs-errors.js'
 import { isTempName, keyProblem, sidecarName, tempName } from './fs-paths.js'
 
@@ -22,9 +22,10 @@ export async function writeBlob(
   prefix: string,
   blob: BlobData,
   signal: AbortSignal,
-  directories: Map<string, Promise<string>>,
+  /** Folders opened (without following symlinks) for this batch; the caller closes them. */
+  directories: Map<string, Promise<ConfinedDir>>,
   /** Folders to fsync once the whole batch is renamed (one fsync per folder, not per file). */
-  syncLater?: Set<string>,
+  syncLater?: Set<ConfinedDir>,
 ): Promise<void> {
   if (typeof blob.key !== 'string') throw dataError('blob key must be a string')
   const key = prefix + blob.key
@@ -32,8 +33,25 @@ export async function writeBlob(
   if (problem) throw dataError(`blob key ${JSON.stringify(key)} ${problem}`)
   const segments = key.split('/')
   const name = segments.pop()!
-  const dir = await ensureDirectory(realRoot, segments, `blob ${JSON.stringify(key)}`, directories)
-  const target = join(dir, name)
+  const folder = segments.join('/')
+  let opening = directories.get(folder)
+  if (!opening) {
+    opening = openConfinedDir(realRoot, segments, `blob ${JSON.stringify(key)}`, true)
+    directories.set(folder, opening)
+    // A failed folder is not cached: the next item retries it.
+    opening.catch(() => {
+      if (directories.get(folder) === opening) directories.delete(folder)
+    })
+  }
+  const dir = await opening.catch((error: unknown) => {
+    // The message names the first key that opened the folder: name this one.
+    if (ProviderError.isInstance(error) && error.kind === 'data' && !error.message.includes(key))
+      throw dataError(`blob ${JSON.stringify(key)}: ${error.message}`, error)
+    throw error
+  })
+  // Every path below names an entry of the open folder itself (dir.at): the rename of the
+  // temporary file replaces whatever is at the key, a symlink included, and never follows it.
+  const target = dir.at(name)
   const existing = await lstat(target).catch(() => undefined)
   if (existing?.isDirectory()) throw dataError(`blob key ${JSON.stringify(key)} names a folder`)
 
@@ -45,11 +63,11 @@ export async function writeBlob(
   const needsSidecar = sidecar.contentType !== undefined || sidecar.metadata !== undefined
 
   throwIfAborted(signal)
-  const temp = join(dir, tempName(name))
+  const temp = dir.at(tempName(name))
   await writeFileAtomically(temp, target, blob, signal, async () => {
-    const sidecarPath = join(dir, sidecarName(name))
+    const sidecarPath = dir.at(sidecarName(name))
     if (needsSidecar) {
-      const sidecarTemp = join(dir, tempName(sidecarName(name)))
+      const sidecarTemp = dir.at(tempName(sidecarName(name)))
       await writeFileAtomically(
         sidecarTemp,
         sidecarPath,
@@ -63,7 +81,7 @@ export async function writeBlob(
     }
   })
   if (syncLater) syncLater.add(dir)
-  else await syncDirectory(dir)
+  else await dir.sync()
 }
 
 async function writeFileAtomically(
@@ -124,20 +142,21 @@ export const STALE_TEMP_MS = 60 * 60 * 1000
  * were removed; failures are ignored (another writer may remove the same file).
  */
 export async function removeStaleTemps(
-  dir: string,
+  dir: ConfinedDir | string,
   staleMs: number = STALE_TEMP_MS,
   now: number = Date.now(),
 ): Promise<number> {
+  const at = (name: string) => (typeof dir === 'string' ? join(dir, name) : dir.at(name))
   let names: string[]
   try {
-    names = await readdir(dir)
+    names = await readdir(typeof dir === 'string' ? dir : dir.path)
   } catch {
     return 0
   }
   let removed = 0
   for (const name of names) {
     if (!isTempName(name)) continue
-    const path = join(dir, name)
+    const path = at(name)
     const info = await lstat(path).catch(() => undefined)
     if (!info?.isFile() || now - info.mtimeMs < staleMs) continue
     if (

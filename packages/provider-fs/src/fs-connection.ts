@@ -1,6 +1,6 @@
 import { constants } from 'node:fs'
-import { access, readdir, realpath, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { access, lstat, readdir, realpath, stat } from 'node:fs/promises'
+import { join, relative, sep } from 'node:path'
 import {
   type Connection,
   type Data,
@@ -14,10 +14,11 @@ import {
 } from '@nvisy/provider-core'
 import { removeStaleTemps, writeBlob } from './fs-blob-sink.js'
 import { readBlobs, validateBlobStream } from './fs-blob-source.js'
-import { ensureDirectory, syncDirectory } from './fs-directories.js'
+import { type ConfinedDir, openConfinedDir } from './fs-confined.js'
+import { ensureDirectory } from './fs-directories.js'
 import { appendDocuments, type IdIndex } from './fs-document-sink.js'
 import { readJsonl } from './fs-document-source.js'
-import { classifyFsError, configError } from './fs-errors.js'
+import { classifyFsError, configError, dataError } from './fs-errors.js'
 import { isWithin, relativePathProblem } from './fs-paths.js'
 import type {
   FsBlobContext,
@@ -225,6 +226,48 @@ export class FsConnection implements Connection<FsStream, FsContext, FsSinkStrea
     return resolved
   }
 
+  /**
+   * The folder (held open, see fs-confined.ts) and name of a stream's JSONL file for a write.
+   * Folders are created inside the root; none is a symlink leading out of it. The file itself
+   * may be a symlink only to an existing file inside the root (its real place is used); a
+   * dangling one is refused, as it would create a file wherever it points.
+   */
+  async #documentTarget(
+    stream: FsDocumentStream,
+  ): Promise<{ key: string; dir: ConfinedDir; name: string }> {
+    const problem = relativePathProblem(stream.file)
+    if (problem) throw configError('/stream/file', 'path', problem)
+    const real = await this.#realRoot()
+    const what = `file ${JSON.stringify(stream.file)}`
+    const segments = stream.file.split('/').filter((s) => s !== '')
+    let name = segments.pop()!
+    let dir = await openConfinedDir(real, segments, what, true)
+    try {
+      const entry = await lstat(dir.at(name)).catch(() => undefined)
+      if (entry?.isSymbolicLink()) {
+        const resolved = await realpath(dir.at(name)).catch(() => undefined)
+        if (resolved === undefined) {
+          throw dataError(`${what} is a dangling symlink; refusing to create the file it points to`)
+        }
+        if (!isWithin(real, resolved)) {
+          throw configError(
+            '/stream/file',
+            'path',
+            'resolves (through a symlink) to a file outside the root',
+          )
+        }
+        const inside = relative(real, resolved).split(sep)
+        name = inside.pop()!
+        await dir.close()
+        dir = await openConfinedDir(real, inside, what, false)
+      }
+      return { key: join(dir.realPath, name), dir, name }
+    } catch (error) {
+      await dir.close()
+      throw error
+    }
+  }
+
   async write(
     stream: FsSinkStream,
     batch: readonly Data[],
@@ -238,19 +281,43 @@ export class FsConnection implements Connection<FsStream, FsContext, FsSinkStrea
     }
     const { signal } = options
     if (stream.kind === 'document') {
-      const path = await this.#documentFile(stream, true)
-      return appendDocuments(path, stream.file, stream.idField ?? 'id', batch, signal, {
-        maxLineBytes: this.#options.maxLineBytes,
-        indexes: this.#indexes,
-        logger: this.#options.logger,
-      })
+      const target = await this.#documentTarget(stream)
+      try {
+        return await appendDocuments(target, stream.file, stream.idField ?? 'id', batch, signal, {
+          maxLineBytes: this.#options.maxLineBytes,
+          indexes: this.#indexes,
+          logger: this.#options.logger,
+        })
+      } finally {
+        await target.dir.close()
+      }
     }
     const prefix = stream.prefix ?? ''
     const problem = relativePathProblem(prefix)
     if (problem) throw configError('/stream/prefix', 'path', problem)
     const real = await this.#realRoot()
-    const directories = new Map<string, Promise<string>>()
-    const written = new Set<string>()
+    // Folders opened once per batch (fs-confined.ts), closed when the batch is done.
+    const directories = new Map<string, Promise<ConfinedDir>>()
+    const written = new Set<ConfinedDir>()
+    try {
+      return await this.#writeBlobs(real, prefix, batch, signal, directories, written)
+    } finally {
+      for (const opened of directories.values())
+        await opened.then(
+          (d) => d.close(),
+          () => {},
+        )
+    }
+  }
+
+  async #writeBlobs(
+    real: string,
+    prefix: string,
+    batch: readonly Data[],
+    signal: AbortSignal,
+    directories: Map<string, Promise<ConfinedDir>>,
+    written: Set<ConfinedDir>,
+  ): Promise<WriteResult> {
     const outcomes = await mapConcurrent(batch, this.#options.writeConcurrency, async (item) => {
       try {
         if (item.kind !== 'blob')
@@ -265,12 +332,12 @@ export class FsConnection implements Connection<FsStream, FsContext, FsSinkStrea
       }
     })
     // Each folder that received a file is fsynced once, before the batch counts as written.
-    await mapConcurrent([...written], this.#options.writeConcurrency, syncDirectory)
+    await mapConcurrent([...written], this.#options.writeConcurrency, (dir) => dir.sync())
     // The first time this connection writes into a folder, remove temporary files a killed
     // earlier run left there.
     for (const dir of written) {
-      if (this.#swept.has(dir)) continue
-      this.#swept.add(dir)
+      if (this.#swept.has(dir.realPath)) continue
+      this.#swept.add(dir.realPath)
       const removed = await removeStaleTemps(dir)
       if (removed > 0)
         this.#options.logger.info(

@@ -1,5 +1,4 @@
-import { open, stat, truncate } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import type { FileHandle } from 'node:fs/promises'
 import {
   type Data,
   type DocumentData,
@@ -9,7 +8,7 @@ import {
   type WriteFailure,
   type WriteResult,
 } from '@nvisy/provider-core'
-import { syncDirectory } from './fs-directories.js'
+import { type ConfinedDir, handlePath, openForAppend } from './fs-confined.js'
 import { type JsonlScanState, readJsonl } from './fs-document-source.js'
 import { dataError } from './fs-errors.js'
 
@@ -46,38 +45,45 @@ async function withFileLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
  * size grew, same inode). A torn last line left by a crash is truncated before appending.
  */
 export async function appendDocuments(
-  path: string,
+  target: {
+    /** Where the file is (its real path when opened): the key of the lock and the id index. */
+    key: string
+    dir: ConfinedDir
+    name: string
+  },
   label: string,
   idField: string,
   batch: readonly Data[],
   signal: AbortSignal,
   options: { maxLineBytes: number; indexes: Map<string, IdIndex>; logger: Logger },
 ): Promise<WriteResult> {
-  return withFileLock(path, async () => {
-    const index = await refreshIndex(path, label, idField, signal, options)
-    const failed: WriteFailure[] = []
-    const lines: Buffer[] = []
-    const added: string[] = []
-    let written = 0
-    const inBatch = new Set<string>()
-    batch.forEach((item, i) => {
-      try {
-        const line = serializeDocument(item as DocumentData, idField, options.maxLineBytes)
-        const id = (item as DocumentData).id
-        written++
-        if (index.ids.has(id) || inBatch.has(id)) return
-        inBatch.add(id)
-        added.push(id)
-        lines.push(line)
-      } catch (error) {
-        failed.push({ index: i, error: error as ProviderError })
-      }
-    })
-    if (lines.length === 0) return { written, failed }
-    throwIfAborted(signal)
-    const created = index.ino === -1
-    const handle = await open(path, 'a+')
+  return withFileLock(target.key, async () => {
+    // Opened (created) first, without following a symlink, and used by descriptor from here on:
+    // the scan, the torn-line truncation and the append all reach this one file.
+    const handle = await openForAppend(target.dir, target.name, `file ${JSON.stringify(label)}`)
     try {
+      const path = handlePath(handle, target.dir.at(target.name))
+      const index = await refreshIndex(handle, path, target.key, label, idField, signal, options)
+      const failed: WriteFailure[] = []
+      const lines: Buffer[] = []
+      const added: string[] = []
+      let written = 0
+      const inBatch = new Set<string>()
+      batch.forEach((item, i) => {
+        try {
+          const line = serializeDocument(item as DocumentData, idField, options.maxLineBytes)
+          const id = (item as DocumentData).id
+          written++
+          if (index.ids.has(id) || inBatch.has(id)) return
+          inBatch.add(id)
+          added.push(id)
+          lines.push(line)
+        } catch (error) {
+          failed.push({ index: i, error: error as ProviderError })
+        }
+      })
+      if (lines.length === 0) return { written, failed }
+      throwIfAborted(signal)
       const { size } = await handle.stat()
       let prefix = Buffer.alloc(0)
       if (size > 0) {
@@ -97,12 +103,13 @@ export async function appendDocuments(
       index.ino = after.ino
       index.mtimeMs = after.mtimeMs
       index.line += lines.length
+      // A new file's name must survive a power loss too.
+      if (size === 0) await target.dir.sync()
+      for (const id of added) index.ids.add(id)
+      return { written, failed }
     } finally {
       await handle.close()
     }
-    if (created) await syncDirectory(dirname(path))
-    for (const id of added) index.ids.add(id)
-    return { written, failed }
   })
 }
 
@@ -139,23 +146,17 @@ export function serializeDocument(
 }
 
 async function refreshIndex(
+  handle: FileHandle,
   path: string,
+  key: string,
   label: string,
   idField: string,
   signal: AbortSignal,
   options: { maxLineBytes: number; indexes: Map<string, IdIndex>; logger: Logger },
 ): Promise<IdIndex> {
-  const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined
-    throw error
-  })
-  const key = `${path}\0${idField}`
-  let index = options.indexes.get(key)
-  if (!info) {
-    index = { ids: new Set(), size: 0, ino: -1, mtimeMs: 0, line: 0 }
-    options.indexes.set(key, index)
-    return index
-  }
+  const info = await handle.stat()
+  const indexKey = `${key}\0${idField}`
+  let index = options.indexes.get(indexKey)
   if (
     index &&
     index.ino === info.ino &&
@@ -197,12 +198,12 @@ async function refreshIndex(
       { file: label },
       `fs: truncating a torn last line of ${label} at byte ${state.end}`,
     )
-    await truncate(path, state.end)
+    await handle.truncate(state.end)
   }
-  const now = await stat(path)
+  const now = await handle.stat()
   index.size = now.size
   index.ino = now.ino
   index.mtimeMs = now.mtimeMs
-  options.indexes.set(key, index)
+  options.indexes.set(indexKey, index)
   return index
 }

@@ -1,4 +1,4 @@
-import { type Static, Type } from '@nvisy/provider-core'
+import { LocalPath, type Static, Type } from '@nvisy/provider-core'
 
 /** A local directory needs no credentials. */
 export const FsCredentialsSchema = Type.Object({}, { additionalProperties: false })
@@ -6,13 +6,16 @@ export type FsCredentials = Static<typeof FsCredentialsSchema>
 
 export const FsParamsSchema = Type.Object(
   {
-    root: Type.String({
-      minLength: 1,
-      // A path with a NUL byte is refused by every file system call; refuse it up front.
-      pattern: '^[^\\u0000]+$',
-      description:
-        'The directory that holds the data: absolute, or relative to the process working directory (or the factory baseDir).',
-    }),
+    // A local path: a runtime serving the bus confines it to its --fs-root allowlist.
+    root: LocalPath(
+      Type.String({
+        minLength: 1,
+        // A path with a NUL byte is refused by every file system call; refuse it up front.
+        pattern: '^[^\\u0000]+$',
+        description:
+          'The directory that holds the data: absolute, or relative to the process working directory (or the factory baseDir).',
+      }),
+    ),
     readOnly: Type.Optional(
       Type.Boolean({
         default: false,
