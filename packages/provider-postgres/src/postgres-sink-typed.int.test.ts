@@ -275,7 +275,7 @@ describe.skipIf(skip)('postgres sink: exactly-once offsets committed with the ba
     expect(await conn.readOffset(stream, 'refused')).toBeUndefined()
   })
 
-  it('a bad row fails alone and the good rows commit with the offset (COPY redone row by row)', async () => {
+  it('a bad row fails alone and the good rows commit with the offset (COPY redone in parts)', async () => {
     const stream = { table: 'events', mode: 'append' as const }
     const before = await count()
     const result = await conn.write(
@@ -292,12 +292,42 @@ describe.skipIf(skip)('postgres sink: exactly-once offsets committed with the ba
     expect(await conn.readOffset(stream, 'run-2')).toEqual({ cursor: [4009] })
   })
 
+  for (const mode of ['append', 'upsert'] as const) {
+    it(`${mode}: in a large batch, exactly the rows the server refuses fail (first, last, adjacent)`, async () => {
+      const table = mode === 'append' ? 'events' : 'keyed'
+      const stream = { table, mode }
+      const before = await count(table)
+      const bad = new Set([0, 1, 777, 1500, 1501, 1502, 2999])
+      const items = Array.from({ length: 3000 }, (_, i) =>
+        record({
+          id: BigInt(10_000 + i),
+          v: bad.has(i) ? (mode === 'append' ? 'bad' : null) : 'ok',
+        }),
+      )
+      if (mode === 'upsert') {
+        await admin.query(
+          `ALTER TABLE ${q(offsetsSchema)}.keyed ADD CONSTRAINT v_set CHECK (v IS NOT NULL)`,
+        )
+      }
+      const result = await conn.write(stream, items, {
+        signal,
+        offset: { key: `large-${mode}`, context: 3000 },
+      })
+      expect(result.failed.map((f) => f.index)).toEqual([...bad])
+      expect(result.failed.every((f) => f.error.kind === 'data')).toBe(true)
+      expect(result.written).toBe(3000 - bad.size)
+      expect(await count(table)).toBe(before + 3000 - bad.size)
+      expect(await conn.readOffset(stream, `large-${mode}`)).toBe(3000)
+    })
+  }
+
   it('upsert mode commits the offset too, and replaying a batch changes nothing', async () => {
     const stream = { table: 'keyed' }
+    const before = await count('keyed')
     await conn.write(stream, batch(1, 3), { signal, offset: { key: 'k', context: 'first' } })
     await conn.write(stream, batch(1, 5), { signal, offset: { key: 'k', context: 'second' } })
     expect(await conn.readOffset(stream, 'k')).toBe('second')
-    expect(await count('keyed')).toBe(5)
+    expect(await count('keyed')).toBe(before + 5)
   })
 })
 

@@ -246,12 +246,16 @@ async function rollbackQuietly(client: PoolClient): Promise<boolean> {
   }
 }
 
+type EncodedRow = { index: number; values: (string | null)[] }
+
 /**
- * Row by row inside one transaction, each row under a savepoint: a row that violates a
- * constraint or a type is rolled back alone and reported, the others are committed, with
- * the batch's offset in the same transaction.
+ * The redo after the server refused a row of the batch: one transaction, the encoded rows
+ * written in parts under savepoints, a part that fails on a row's data is rolled back and
+ * split in two until the refused rows stand alone (a few bad rows in a large batch cost
+ * about 2·log2(n) statements each, not one per row). The good rows and the batch's offset
+ * commit together.
  */
-async function writeRowByRow(
+async function writeBisecting(
   client: PoolClient,
   table: TableInfo,
   rows: readonly Row[],
@@ -261,23 +265,35 @@ async function writeRowByRow(
   offset: BatchOffset | undefined,
   signal: AbortSignal,
 ): Promise<WriteResult> {
-  const statement = insertStatement(table, columns, keys)
   const failed: WriteFailure[] = []
   const encoded = encodeRows(table, rows, columns, encoders(table, columns), failed)
+  const statement = keys ? insertStatement(table, columns, keys) : undefined
+  const writePart = (part: readonly EncodedRow[]) =>
+    statement
+      ? upsertBatch(client, statement, part, columns, signal)
+      : copyEncoded(client, table, part, columns)
+  const attempt = async (part: readonly EncodedRow[]): Promise<void> => {
+    throwIfAborted(signal)
+    await client.query('SAVEPOINT nvisy_part')
+    try {
+      await writePart(part)
+      await client.query('RELEASE SAVEPOINT nvisy_part')
+    } catch (error) {
+      if (!isRowDataError(error)) throw error
+      await client.query('ROLLBACK TO SAVEPOINT nvisy_part')
+      await client.query('RELEASE SAVEPOINT nvisy_part')
+      if (part.length === 1) {
+        failed.push(rowFailure(part[0]!.index, error, table))
+        return
+      }
+      const half = Math.ceil(part.length / 2)
+      await attempt(part.slice(0, half))
+      await attempt(part.slice(half))
+    }
+  }
   await client.query('BEGIN')
   try {
-    for (const row of encoded) {
-      throwIfAborted(signal)
-      await client.query('SAVEPOINT nvisy_row')
-      try {
-        await client.query(statement.text(1), statement.values([row]))
-        await client.query('RELEASE SAVEPOINT nvisy_row')
-      } catch (error) {
-        if (!isRowDataError(error)) throw error
-        await client.query('ROLLBACK TO SAVEPOINT nvisy_row')
-        failed.push(rowFailure(row.index, error, table))
-      }
-    }
+    if (encoded.length > 0) await attempt(encoded)
     await commitOffset(client, offsetsTable, offset)
     await client.query('COMMIT')
   } catch (error) {
@@ -288,6 +304,19 @@ async function writeRowByRow(
   return { written: rows.length - failed.length, failed }
 }
 
+/** COPY of rows already encoded (the redo path). */
+async function copyEncoded(
+  client: PoolClient,
+  table: TableInfo,
+  part: readonly EncodedRow[],
+  columns: readonly string[],
+): Promise<void> {
+  const sql = `COPY ${qualifiedName(table.schema, table.table)} (${columns.map(quoteIdent).join(', ')}) FROM STDIN`
+  let text = ''
+  for (const row of part) text += `${row.values.map(copyText).join('\t')}\n`
+  await pipeline(Readable.from([Buffer.from(text)]), client.query(copyFrom(sql)))
+}
+
 function rowsPerStatement(columns: readonly string[]): number {
   return Math.max(1, Math.min(1000, Math.floor(MAX_PARAMETERS / Math.max(1, columns.length))))
 }
@@ -295,7 +324,7 @@ function rowsPerStatement(columns: readonly string[]): number {
 async function upsertBatch(
   client: PoolClient,
   statement: Statement,
-  rows: readonly { values: (string | null)[] }[],
+  rows: readonly EncodedRow[],
   columns: readonly string[],
   signal: AbortSignal,
 ): Promise<void> {
@@ -398,8 +427,8 @@ function copyText(text: string | null): string {
  * Write one batch in one transaction: upsert (multi-row INSERT ... ON CONFLICT) or append
  * (COPY FROM STDIN), each value encoded for its column's declared type (a value the column
  * cannot hold fails its row alone). With `offset`, the offset is committed in the same
- * transaction. When the batch fails on a row's data, it is rolled back and written again row
- * by row under savepoints (with the offset), so the bad rows fail alone.
+ * transaction. When the batch fails on a row's data, it is rolled back and written again in
+ * parts under savepoints, split until the bad rows stand alone (with the offset).
  */
 export async function writeBatch(
   deps: SinkDeps,
@@ -455,7 +484,7 @@ export async function writeBatch(
       }
       if (!isRowDataError(error) || signal.aborted) throw error
     }
-    return await writeRowByRow(client, table, rows, columns, keys, offsetsTable, offset, signal)
+    return await writeBisecting(client, table, rows, columns, keys, offsetsTable, offset, signal)
   } catch (error) {
     if (signal.aborted || !(ProviderError.isInstance(error) || hasSqlState(error))) destroy = true
     throw error
