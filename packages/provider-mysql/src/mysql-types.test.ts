@@ -67,6 +67,12 @@ describe('portable -> MySQL DDL', () => {
       /column "c".*65 digits/,
     )
     expect(mysqlTypeFor(col({ type: 'bits', length: 64 }), false)).toBe('BIT(64)')
+    expect(mysqlTypeFor(col({ type: 'bits', length: 0, varying: true }), false)).toMatch(
+      /^LONGTEXT CHARACTER SET ascii/,
+    )
+    expect(mysqlTypeFor(col({ type: 'bits', length: 8, varying: true }), false)).toMatch(
+      /^VARCHAR\(8\) CHARACTER SET ascii/,
+    )
     expect(() => mysqlTypeFor(col({ type: 'bits', length: 65 }), false)).toThrow(
       expect.objectContaining({ kind: 'config' }),
     )

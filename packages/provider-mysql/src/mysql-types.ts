@@ -207,8 +207,13 @@ export function mysqlTypeFor(column: PortableColumn, isKey: boolean): string {
     case 'float':
       return t.bits === 32 ? 'FLOAT' : 'DOUBLE'
     case 'bits':
-      if (t.varying)
-        return `VARCHAR(${Math.max(1, t.length)}) CHARACTER SET ascii COLLATE ascii_bin`
+      if (t.varying) {
+        // A bit string of varying length is kept as its digits, so its length survives.
+        if (t.length > 0 && t.length <= (isKey ? 3072 : 16_383))
+          return `VARCHAR(${t.length}) CHARACTER SET ascii COLLATE ascii_bin`
+        if (isKey) throw refuse('a key column holds at most 3072 bit digits')
+        return 'LONGTEXT CHARACTER SET ascii COLLATE ascii_bin'
+      }
       if (t.length < 1 || t.length > 64) throw refuse('BIT holds 1 to 64 bits')
       return `BIT(${t.length})`
     case 'text':
