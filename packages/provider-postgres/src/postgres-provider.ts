@@ -16,6 +16,7 @@ import {
   describeTable,
   listTables,
   qualifiedName,
+  quoteIdent,
   type TableInfo,
   tableNotFound,
   toStreamInfo,
@@ -305,6 +306,13 @@ class PostgresConnection
             })
           }
           checkIdentifier(stream.table, 'table')
+          const namespace = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [
+            schema,
+          ])
+          if (namespace.rowCount === 0) {
+            checkIdentifier(schema, 'schema')
+            actions.push(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`)
+          }
           actions.push(createTableStatement(schema, stream.table, options.schema))
         } else if (options.schema) {
           const missing = options.schema.columns.filter((c) => !info.byName.has(c.name))

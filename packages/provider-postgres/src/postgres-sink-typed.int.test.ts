@@ -555,6 +555,33 @@ describe.skipIf(skip)('postgres sink: prepare creates and evolves the destinatio
     ])
   })
 
+  it('creates a missing schema too (create: ifMissing), as pgloader does', async () => {
+    const other = uniqueSchema('nvisy_pg_ddl_new')
+    try {
+      const stream = { table: 't', schema: other, create: 'ifMissing' as const }
+      const schema: StreamSchema = {
+        system: 'mysql',
+        primaryKey: ['id'],
+        columns: [
+          { name: 'id', nativeType: 'int', type: { type: 'integer', bits: 32 }, nullable: false },
+        ],
+      }
+      const dry = await conn.prepare(stream, { schema, dryRun: true })
+      expect(dry.actions[0]).toBe(`CREATE SCHEMA IF NOT EXISTS "${other}"`)
+      const exists = async () =>
+        (await admin.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [other])).rowCount
+      expect(await exists()).toBe(0)
+      expect((await conn.prepare(stream, { schema })).actions).toHaveLength(2)
+      expect(await exists()).toBe(1)
+      expect(await conn.write(stream, [record({ id: 1 })], { signal })).toEqual({
+        written: 1,
+        failed: [],
+      })
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS ${q(other)} CASCADE`)
+    }
+  })
+
   it('refuses names PostgreSQL would truncate (over 63 bytes) and types with no equivalent', async () => {
     const tooLong = await failure(
       conn.prepare(
