@@ -1,0 +1,338 @@
+import { startSearchEmulator } from '@nvisy/emulators'
+import { type GuardedConnection, ProviderError, type ReadItem } from '@nvisy/provider-core'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import {
+  type OpenSearchTarget,
+  openOpenSearchTarget,
+  opensearchSkipReason,
+  realUrl,
+} from './__fixtures__/opensearch-env.js'
+import { opensearchProvider } from './index.js'
+import type { OpenSearchContext } from './opensearch-schemas.js'
+
+const skip = await opensearchSkipReason()
+const signal = () => new AbortController().signal
+
+async function collect(
+  connection: GuardedConnection,
+  stream: Record<string, unknown>,
+  after?: unknown,
+  limit = Number.POSITIVE_INFINITY,
+): Promise<ReadItem<OpenSearchContext>[]> {
+  const items: ReadItem<OpenSearchContext>[] = []
+  if (limit <= 0) return items
+  for await (const item of connection.read(stream, { after, signal: signal() })) {
+    items.push(item as ReadItem<OpenSearchContext>)
+    if (items.length >= limit) break
+  }
+  return items
+}
+
+const ns = (items: ReadItem[]) =>
+  items.map((item) => (item.data.kind === 'document' ? (item.data.content.n as number) : -1))
+
+async function errorOf(promise: Promise<unknown>): Promise<ProviderError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  expect(ProviderError.isInstance(error), `not a ProviderError: ${String(error)}`).toBe(true)
+  return error as ProviderError
+}
+
+describe.skipIf(skip)(`opensearch provider (${realUrl ? 'cluster' : 'emulator'})`, () => {
+  let target: OpenSearchTarget
+  let connection: GuardedConnection
+  const index = (name: string) => `${target.prefix}-${name}`
+
+  beforeAll(async () => {
+    target = await openOpenSearchTarget()
+    connection = await opensearchProvider.connect(target.input())
+  })
+  afterAll(async () => {
+    await connection?.close()
+    await target?.close()
+  })
+  beforeEach(async () => {
+    await target.client.indices.delete({ index: `${target.prefix}-*` }, { ignore: [404] })
+  })
+
+  async function seed(name: string, count: number, extra: (i: number) => object = () => ({})) {
+    await target.client.indices.create(
+      {
+        index: index(name),
+        body: { mappings: { properties: { n: { type: 'long' }, tag: { type: 'keyword' } } } },
+      },
+      { ignore: [400] },
+    )
+    const operations = []
+    for (let i = 0; i < count; i++)
+      operations.push(
+        { index: { _index: index(name), _id: `d${i}` } },
+        { n: i, tag: i % 2 === 0 ? 'even' : 'odd', ...extra(i) },
+      )
+    const { body: result } = await target.client.bulk({ body: operations as any, refresh: true })
+    expect(result.errors).toBe(false)
+  }
+
+  it('check reports the version and refuses unsupported majors and other products', async () => {
+    await expect(connection.check()).resolves.toBeUndefined()
+    const old = await startSearchEmulator({ flavor: 'opensearch', version: '2.3.0' })
+    const openSearch = await startSearchEmulator({ flavor: 'elasticsearch' })
+    try {
+      const tooOld = await opensearchProvider.connect({
+        credentials: {},
+        params: { url: old.url, maxRetries: 0 },
+      })
+      const error = await errorOf(tooOld.check())
+      expect(error.kind).toBe('config')
+      expect(error.message).toMatch(/2\.3\.0 is not supported/)
+      await tooOld.close()
+      const wrong = await opensearchProvider.connect({
+        credentials: {},
+        params: { url: openSearch.url, maxRetries: 0 },
+      })
+      const product = await errorOf(wrong.check())
+      expect(product.kind).toBe('config')
+      expect(product.message).toMatch(/not OpenSearch/)
+      await wrong.close()
+    } finally {
+      await old.close()
+      await openSearch.close()
+    }
+  })
+
+  it('a _shard_doc read is one consistent point in time and resumes in it', async () => {
+    await seed('shard', 23)
+    const stream = { index: index('shard'), pageSize: 5 }
+    const head = await collect(connection, stream, undefined, 8)
+    expect(head).toHaveLength(8)
+    // Written after the point in time opened: the resumed read does not see it.
+    await target.client.index({
+      index: index('shard'),
+      id: 'late',
+      body: { n: 100 },
+      refresh: true,
+    })
+    const rest = await collect(connection, stream, JSON.parse(JSON.stringify(head[7]!.context)))
+    expect([...ns(head), ...ns(rest)].sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 23 }, (_, i) => i),
+    )
+    // The last context of a finished read resumes to nothing.
+    expect(await collect(connection, stream, rest.at(-1)!.context)).toEqual([])
+  })
+
+  it.skipIf(realUrl)(
+    'a _shard_doc context after its point in time expired is a config error naming sortField',
+    async () => {
+      await seed('expired', 10)
+      const stream = { index: index('expired'), pageSize: 3 }
+      const head = await collect(connection, stream, undefined, 2)
+      target.emulator!.server.expirePits()
+      const error = await errorOf(collect(connection, stream, head[1]!.context))
+      expect(error.kind).toBe('config')
+      expect(error.message).toMatch(/sortField/)
+    },
+  )
+
+  it.skipIf(realUrl)('a sortField context outlives its point in time', async () => {
+    await seed('sorted', 15)
+    const stream = { index: index('sorted'), sortField: 'n', pageSize: 4 }
+    const head = await collect(connection, stream, undefined, 6)
+    target.emulator!.server.expirePits()
+    const rest = await collect(connection, stream, head[5]!.context)
+    expect(ns(rest)).toEqual(Array.from({ length: 9 }, (_, i) => i + 6))
+    // Each sortField read closes its point in time.
+    expect(target.emulator!.server.pits.size).toBe(0)
+  })
+
+  it('reads only what the query matches, and slices split the read into disjoint parts', async () => {
+    await seed('query', 20)
+    const even = await collect(connection, {
+      index: index('query'),
+      sortField: 'n',
+      query: { term: { tag: 'even' } },
+    })
+    expect(ns(even)).toEqual(Array.from({ length: 10 }, (_, i) => i * 2))
+    const parts = await Promise.all(
+      [0, 1, 2].map((id) =>
+        collect(connection, { index: index('query'), pageSize: 4, slice: { id, max: 3 } }),
+      ),
+    )
+    const all = parts.flatMap(ns).sort((a, b) => a - b)
+    expect(all).toEqual(Array.from({ length: 20 }, (_, i) => i))
+    expect(parts.every((part) => part.length > 0)).toBe(true)
+  })
+
+  it('writes and reads embeddings through a knn_vector field', async () => {
+    const stream = {
+      index: index('vectors'),
+      refresh: 'true',
+      data: 'embedding',
+      vectorField: 'vec',
+      settings: { 'index.knn': true },
+      mappings: {
+        properties: { vec: { type: 'knn_vector', dimension: 3 }, label: { type: 'keyword' } },
+      },
+    }
+    const result = await connection.write(
+      stream,
+      [
+        { kind: 'embedding', id: 'a', values: [0.5, -1, 2], metadata: { label: 'first' } },
+        {
+          kind: 'embedding',
+          id: 'b',
+          values: new Float32Array([0.25, 0, 1]),
+          metadata: { label: 'second' },
+        },
+        { kind: 'embedding', id: 'short', values: [1, 2], metadata: {} },
+      ],
+      { signal: signal() },
+    )
+    expect(result.written).toBe(2)
+    expect(result.failed.map((f) => [f.index, f.error.kind])).toEqual([[2, 'data']])
+    expect(result.failed[0]!.error.message).toMatch(/dimensions/)
+    const items = await collect(connection, {
+      index: index('vectors'),
+      data: 'embedding',
+      vectorField: 'vec',
+    })
+    const byId = Object.fromEntries(items.map((item) => [(item.data as any).id, item.data]))
+    expect(byId.a).toEqual({
+      kind: 'embedding',
+      id: 'a',
+      values: [0.5, -1, 2],
+      metadata: { label: 'first' },
+    })
+    expect(byId.b).toMatchObject({ values: [0.25, 0, 1], metadata: { label: 'second' } })
+  })
+
+  it.skipIf(realUrl)('closes _bulk requests by bytes as well as items', async () => {
+    const server = target.emulator!.server
+    const before = server.requests.length
+    const batch = Array.from({ length: 40 }, (_, i) => ({
+      kind: 'document' as const,
+      id: `big-${i}`,
+      content: { n: i, text: 'x'.repeat(1000) },
+    }))
+    const result = await connection.write(
+      { index: index('bytes'), maxBulkBytes: 8 * 1024, maxBulkItems: 1000 },
+      batch,
+      { signal: signal() },
+    )
+    expect(result).toEqual({ written: 40, failed: [] })
+    const bulks = server.requests.slice(before).filter((r) => r.path === '/_bulk')
+    expect(bulks.length).toBeGreaterThanOrEqual(5)
+    expect(bulks.every((r) => r.bytes <= 8 * 1024)).toBe(true)
+    expect(bulks.reduce((sum, r) => sum + (r.actions ?? 0), 0)).toBe(40)
+    expect((await target.client.count({ index: index('bytes') })).body.count).toBe(40)
+  })
+
+  it.skipIf(realUrl)(
+    'retries items rejected with 429 and reports them when retries run out',
+    async () => {
+      const server = target.emulator!.server
+      const batch = Array.from({ length: 6 }, (_, i) => ({
+        kind: 'document' as const,
+        id: `r-${i}`,
+        content: { n: i },
+      }))
+      server.rejectBulkItems(3, 429)
+      const retried = await connection.write({ index: index('retry') }, batch, { signal: signal() })
+      expect(retried).toEqual({ written: 6, failed: [] })
+      server.rejectBulkItems(2, 429)
+      const given = await connection.write({ index: index('retry2'), maxItemRetries: 0 }, batch, {
+        signal: signal(),
+      })
+      expect(given.written).toBe(4)
+      expect(given.failed.map((f) => [f.index, f.error.kind])).toEqual([
+        [0, 'rate_limited'],
+        [1, 'rate_limited'],
+      ])
+    },
+  )
+
+  it('create mode reports version conflicts per item; a mapping conflict is a data failure', async () => {
+    const stream = { index: index('create'), action: 'create', refresh: 'true' }
+    const batch = [
+      { kind: 'document' as const, id: 'x', content: { n: 1 } },
+      { kind: 'document' as const, id: 'y', content: { n: 2 } },
+    ]
+    expect(await connection.write(stream, batch, { signal: signal() })).toEqual({
+      written: 2,
+      failed: [],
+    })
+    const again = await connection.write(
+      stream,
+      [...batch, { kind: 'document', id: 'z', content: { n: { nested: true } } }],
+      { signal: signal() },
+    )
+    expect(again.written).toBe(0)
+    expect(again.failed.map((f) => [f.index, f.error.kind, f.error.code])).toEqual([
+      [0, 'data', 'version_conflict_engine_exception'],
+      [1, 'data', 'version_conflict_engine_exception'],
+      [2, 'data', expect.stringMatching(/parsing_exception/)],
+    ])
+  })
+
+  it('classifies errors: missing index, bad query, 429 with Retry-After, 503', async () => {
+    const missing = await errorOf(collect(connection, { index: index('nope') }))
+    expect(missing.kind).toBe('not_found')
+    expect(missing.message).toMatch(/index_not_found_exception/)
+    await seed('errors', 3)
+    const bad = await errorOf(
+      collect(connection, { index: index('errors'), query: { no_such_query: {} } }),
+    )
+    expect(bad.kind).toBe('config')
+    if (realUrl) return
+    const server = target.emulator!.server
+    server.failNext({ status: 429, path: 'point_in_time', retryAfterSeconds: 3 })
+    const limited = await errorOf(collect(connection, { index: index('errors') }))
+    expect(limited.kind).toBe('rate_limited')
+    expect(limited.retryAfterMs).toBe(3000)
+    server.failNext({ status: 503, path: '_search' })
+    const down = await errorOf(collect(connection, { index: index('errors') }))
+    expect(down.kind).toBe('transient')
+  })
+
+  it('prepare creates the index from the declared mapping, once', async () => {
+    const stream = {
+      index: index('prepared'),
+      mappings: { properties: { n: { type: 'integer' }, at: { type: 'date' } } },
+    }
+    const dry = await connection.prepare(stream, { dryRun: true })
+    expect(dry.existed).toBe(false)
+    expect((await target.client.indices.exists({ index: index('prepared') })).body).toBe(false)
+    const made = await connection.prepare(stream)
+    expect(made.existed).toBe(false)
+    expect(made.actions[0]).toMatch(/^PUT \//)
+    const { body: mapping } = await target.client.indices.getMapping({ index: index('prepared') })
+    expect((mapping as any)[index('prepared')].mappings.properties.n).toMatchObject({
+      type: 'integer',
+    })
+    expect(await connection.prepare(stream)).toEqual({ existed: true, actions: [] })
+  })
+
+  it('discover lists indices with their mapped fields and an embedding stream for vectors', async () => {
+    await target.client.indices.create({
+      index: index('disc'),
+      body: {
+        settings: { 'index.knn': true },
+        mappings: {
+          properties: { title: { type: 'text' }, v: { type: 'knn_vector', dimension: 2 } },
+        },
+      },
+    })
+    const streams = await connection.discover()
+    const mine = streams.filter((s) => s.name.startsWith(index('disc')))
+    expect(mine.map((s) => s.data)).toEqual(['document', 'embedding'])
+    expect(mine[0]!.fields).toEqual(
+      expect.arrayContaining([
+        { name: 'title', type: 'text' },
+        { name: 'v', type: 'knn_vector' },
+      ]),
+    )
+    expect(mine[1]!.stream).toEqual({ index: index('disc'), data: 'embedding', vectorField: 'v' })
+    expect(() => opensearchProvider.validateStream(mine[1]!.stream)).not.toThrow()
+  })
+})
