@@ -38,6 +38,44 @@ export async function describeTable(
   return { system: 'mysql', columns: columns.map(portableColumn), primaryKey }
 }
 
+/**
+ * Whether a native type is only a column type (`enum('a;b') character set utf8mb4 collate
+ * utf8mb4_bin`, `decimal(10,2) unsigned`): outside balanced string literals, only words,
+ * digits, commas, spaces and parentheses, so nothing else can ride into the DDL.
+ */
+export function isColumnTypeText(text: string): boolean {
+  let rest = ''
+  let i = 0
+  while (i < text.length) {
+    const c = text[i]!
+    if (c !== "'") {
+      rest += c
+      i++
+      continue
+    }
+    i++
+    for (;;) {
+      if (i >= text.length) return false
+      if (text[i] === '\\') i += 2
+      else if (text[i] === "'" && text[i + 1] === "'") i += 2
+      else if (text[i] === "'") {
+        i++
+        break
+      } else i++
+    }
+    rest += "''"
+  }
+  if (!/^[a-z][a-z0-9_ ,()']*$/i.test(rest)) return false
+  // Parentheses balanced, commas only inside them: one column's type, not a column list.
+  let depth = 0
+  for (const c of rest) {
+    if (c === '(') depth++
+    else if (c === ')' && --depth < 0) return false
+    else if (c === ',' && depth === 0) return false
+  }
+  return depth === 0
+}
+
 /** The DDL type of a schema column: a MySQL source's native type verbatim, else the portable mapping. */
 export function columnDdlType(
   schema: StreamSchema,
@@ -45,7 +83,7 @@ export function columnDdlType(
   isKey: boolean,
 ): string {
   if (schema.system === 'mysql' && column.nativeType) {
-    if (/[;`]|--|\/\*/.test(column.nativeType))
+    if (!isColumnTypeText(column.nativeType))
       throw mysqlError(
         'config',
         `column ${JSON.stringify(column.name)}: native type ${JSON.stringify(column.nativeType)} is not a column type`,
@@ -141,6 +179,8 @@ export async function prepareTable(
   }
   if (!options.dryRun && actions.length > 0) {
     await client.withConnection(signal, async (connection) => {
+      // Servers where it is off would give a NOT NULL TIMESTAMP an ON UPDATE CURRENT_TIMESTAMP.
+      await connection.query('SET SESSION explicit_defaults_for_timestamp = 1').catch(() => {})
       for (const sql of actions) await connection.query(sql)
     })
     await client.tableInfo(database, stream.table, signal, true)

@@ -150,3 +150,28 @@ describe('encoding for the declared column type', () => {
     expect(durationMicros('-1 days +02:00:00')!.micros).toBe(-22n * 3_600_000_000n)
   })
 })
+
+describe('native types reused in DDL', () => {
+  it('accepts column types and refuses anything that could carry more SQL', async () => {
+    const { isColumnTypeText } = await import('./mysql-prepare.js')
+    for (const ok of [
+      'int(11) unsigned',
+      "enum('a;b','it''s','x\\'y') character set utf8mb4 collate utf8mb4_bin",
+      'decimal(65,30)',
+      'json',
+      'timestamp(6)',
+    ])
+      expect(isColumnTypeText(ok), ok).toBe(true)
+    for (const bad of [
+      'int; DROP TABLE x',
+      'int -- x',
+      "enum('a') /* x */",
+      'int, `other` int',
+      "enum('a",
+      'int) ENGINE=x; (',
+      'int), primary key (id',
+      'int, x int',
+    ])
+      expect(isColumnTypeText(bad), bad).toBe(false)
+  })
+})
