@@ -906,6 +906,7 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
       'queue-group': { type: 'string' },
       'drain-grace': { type: 'string' },
       'drain-timeout': { type: 'string' },
+      'fs-root': { type: 'string', multiple: true },
     },
     allowPositionals: false,
   })
@@ -914,9 +915,19 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
   const { startDispatcher, natsConnectionOptions, dispatcherNaming, secondsFlag } = await import(
     './nats/index.js'
   )
+  const { natsAuthenticated } = await import('./nats/serve-options.js')
+  const { fsRootsFrom } = await import('./nats/local-paths.js')
   const servers = values.nats ?? io.env.NVISY_NATS_URL ?? 'nats://127.0.0.1:4222'
   const drainGraceMs = secondsFlag('drain-grace', values['drain-grace'])
   const drainTimeoutMs = secondsFlag('drain-timeout', values['drain-timeout'])
+  const natsOptions = await natsConnectionOptions(io.env, values, io.cwd)
+  const localPathRoots = fsRootsFrom(values['fs-root'], io.env, io.cwd)
+  if (!natsAuthenticated(natsOptions, splitServers(servers))) {
+    logger.warn(
+      { servers: splitServers(servers).map(withoutUserInfo) },
+      'joining NATS without authentication: anyone who can reach the server can send requests to this runtime; set NVISY_NATS_CREDS_FILE, NVISY_NATS_TOKEN or NVISY_NATS_USER/NVISY_NATS_PASSWORD, and restrict who may publish the runtime subjects',
+    )
+  }
   const dispatcher = await startDispatcher({
     servers: splitServers(servers),
     registry,
@@ -926,8 +937,9 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
     allowPlainCredentials: values['dev-plain-credentials'] === true,
     logger,
     version: VERSION,
-    natsOptions: await natsConnectionOptions(io.env, values, io.cwd),
+    natsOptions,
     naming: dispatcherNaming(io.env, values),
+    localPathRoots,
     ...(drainGraceMs === undefined ? {} : { drainGraceMs }),
     ...(drainTimeoutMs === undefined ? {} : { drainTimeoutMs }),
   })
@@ -936,6 +948,7 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
       instanceId: dispatcher.instanceId,
       publicKey: dispatcher.publicKey,
       providers: registry.list().map((p) => p.id),
+      fsRoots: localPathRoots,
     },
     'serving',
   )
@@ -946,6 +959,11 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
   logger.info({}, 'draining')
   await dispatcher.drain()
   return EXIT.completed
+}
+
+/** A server URL without any user or password in it, for logs. */
+function withoutUserInfo(server: string): string {
+  return server.replace(/\/\/[^@/]*@/, '//')
 }
 
 function splitServers(value: string): string[] {

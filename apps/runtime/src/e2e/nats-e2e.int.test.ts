@@ -181,6 +181,7 @@ describe.skipIf(skip)('runtime end to end: PostgreSQL -> S3 + fs over NATS', () 
       naming,
       instanceId: 'e2e-runtime',
       executeOptions: { progressIntervalMs: 100, retryBaseDelayMs: 20 },
+      localPathRoots: [dir], // fs roots must be allowed (nvisy serve --fs-root)
     })
     await server.catalog()
   })

@@ -59,6 +59,7 @@ import {
   openSealedCredentials,
   runtimeKeyPair,
 } from './credentials.js'
+import { LocalPathPolicy } from './local-paths.js'
 import { secretSafeLogger } from './logging.js'
 import { KvNonceStore, type NonceStore } from './nonce-store.js'
 import { RunEventPublisher } from './run-events.js'
@@ -112,6 +113,12 @@ export interface DispatcherOptions {
   drainTimeoutMs?: number
   /** Passed to `execute` (tests lower them). */
   executeOptions?: Pick<ExecuteOptions, 'progressIntervalMs' | 'retryBaseDelayMs'>
+  /**
+   * Folders that local paths in requests (params marked `LocalPath()`, the fs provider's root)
+   * must be inside, compared after resolving symlinks and `..` (local-paths.ts). Absent or
+   * empty: every request with a local path is refused. `nvisy serve --fs-root`.
+   */
+  localPathRoots?: readonly string[]
 }
 
 export interface Dispatcher {
@@ -450,6 +457,22 @@ class DispatcherState {
     )
   }
 
+  #localPaths: LocalPathPolicy | undefined
+
+  /** Refuses the request (`config`, naming each field) when a local path is not allowed. */
+  async #confineLocalPaths(
+    uses: { provider: Provider; params: unknown; at: string }[],
+    what: string,
+  ): Promise<void> {
+    this.#localPaths ??= new LocalPathPolicy(this.#o.options.localPathRoots ?? [])
+    const policy = this.#localPaths
+    const issues = (
+      await Promise.all(uses.map((use) => policy.issues(use.provider, use.params, use.at)))
+    ).flat()
+    if (issues.length > 0)
+      throw new RequestRejected('config', `${what}: ${formatIssues(issues)}`, issues)
+  }
+
   #provider(id: string, path: string): Provider {
     const provider = this.#o.options.registry.get(id)
     if (!provider) {
@@ -488,6 +511,10 @@ class DispatcherState {
       `${what} request`,
     )
     const provider = this.#provider(request.provider, '/provider')
+    await this.#confineLocalPaths(
+      [{ provider, params: request.connection.params, at: '/connection/params' }],
+      `${what} request`,
+    )
     const where = `${provider.id} connection`
     const issues = credentialIssues(request.connection, this.#o.policy, '/connection')
     if (issues.length > 0) {
@@ -586,6 +613,14 @@ class DispatcherState {
       ),
     ]
     if (issues.length > 0) throw rejectInvalid(`pipeline ${pipeline.id}`, issues)
+    await this.#confineLocalPaths(
+      pipeline.nodes.map((node, index) => ({
+        provider: this.#provider(node.provider, `/pipeline/nodes/${index}/provider`),
+        params: node.connection.params,
+        at: `/pipeline/nodes/${index}/connection/params`,
+      })),
+      `pipeline ${pipeline.id}`,
+    )
     // Every sealed blob is opened and checked against this run and node before the run is
     // accepted (a refusal is the reply), and held for the run: nothing is opened later.
     const opened = await this.#openBound(

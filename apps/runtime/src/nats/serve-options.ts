@@ -191,3 +191,24 @@ export function secondsFlag(name: string, value: string | undefined): number | u
     throw config(`--${name} must be a number of seconds >= 0, got ${JSON.stringify(value)}`)
   return Math.round(seconds * 1000)
 }
+
+/**
+ * Whether the runtime authenticates to NATS: a token, a user and password, a creds file (from
+ * the options), or credentials in a server URL (`nats://user:pass@host`, `nats://token@host`).
+ * Without any, anyone who can reach the server may publish requests to this runtime.
+ */
+export function natsAuthenticated(
+  options: Partial<ConnectionOptions>,
+  servers: readonly string[],
+): boolean {
+  if (options.token !== undefined || options.user !== undefined) return true
+  if (options.authenticator !== undefined) return true
+  return servers.some((server) => {
+    try {
+      const url = new URL(server.includes('://') ? server : `nats://${server}`)
+      return url.username !== '' || url.password !== ''
+    } catch {
+      return false
+    }
+  })
+}
