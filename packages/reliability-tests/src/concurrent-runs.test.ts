@@ -68,6 +68,7 @@ describe.skipIf(skip)('20 concurrent runs on one runtime instance', () => {
       serverPublicKey: serverKey.getPublicKey(),
       naming,
       instanceId: `load-${suffix}`,
+      localPathRoots: [work.dir], // fs roots must be allowed (nvisy serve --fs-root)
       executeOptions: { progressIntervalMs: 500 },
     })
     client = await natsConnect()

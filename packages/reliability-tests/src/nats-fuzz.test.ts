@@ -84,6 +84,7 @@ describe.skipIf(skip)('NATS boundary fuzzing', () => {
       logger,
       naming,
       instanceId: `fuzz-${suffix}`,
+      localPathRoots: [work.dir], // fs roots must be allowed (nvisy serve --fs-root)
       drainTimeoutMs: 10_000,
       executeOptions: { progressIntervalMs: 200 },
     })

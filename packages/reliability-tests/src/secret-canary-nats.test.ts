@@ -302,6 +302,7 @@ describe.skipIf(natsSkip)('secret canaries through the NATS dispatcher', () => {
       logger,
       naming,
       instanceId: `canary-${suffix}`,
+      localPathRoots: [work.dir], // fs roots must be allowed (nvisy serve --fs-root)
       requestTimeoutMs: 20_000,
       drainTimeoutMs: 10_000,
       executeOptions: { progressIntervalMs: 200, retryBaseDelayMs: 10 },
