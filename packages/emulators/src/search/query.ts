@@ -19,6 +19,8 @@ export interface FieldMapping {
 export interface StoredDoc {
   id: string
   source: JsonObject
+  /** The source exactly as indexed: searches return these bytes, as the servers do. */
+  raw: string
   /** Insertion ordinal: the emulator's `_shard_doc`. */
   ordinal: number
   version: number

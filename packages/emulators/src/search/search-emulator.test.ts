@@ -75,8 +75,16 @@ describe('search emulator with the Elasticsearch 8 client', () => {
       after = page.hits.hits.at(-1)!.sort
     }
     expect(seen).toEqual(Array.from({ length: 25 }, (_, i) => i))
-    const sliced = await client.search({ pit: { id: pit.id }, size: 100, slice: { id: 0, max: 2 } })
-    const other = await client.search({ pit: { id: pit.id }, size: 100, slice: { id: 1, max: 2 } })
+    const sliced = await client.search({
+      pit: { id: pit.id },
+      size: 100,
+      slice: { id: '0', max: 2 },
+    })
+    const other = await client.search({
+      pit: { id: pit.id },
+      size: 100,
+      slice: { id: '1', max: 2 },
+    })
     expect(sliced.hits.hits.length + other.hits.hits.length).toBe(25)
     await client.closePointInTime({ id: pit.id })
     const gone = await client.search({ pit: { id: pit.id } }).catch((e: unknown) => e)
@@ -134,10 +142,10 @@ describe('search emulator with the OpenSearch 3 client', () => {
     const { body: bulk } = await client.bulk({ body: lines as any })
     expect(bulk.errors).toBe(true)
     expect(bulk.items[10]!.index!.error!.type).toBe('mapper_parsing_exception')
-    const { body: pit } = await client.createPit({ index: 'vec', keep_alive: '1m' })
+    const { body: pit } = await client.createPit({ index: ['vec'], keep_alive: '1m' })
     const { body: page } = await client.search({
       body: {
-        pit: { id: pit.pit_id!, keep_alive: '1m' },
+        pit: { id: pit.pit_id as any, keep_alive: '1m' },
         size: 100,
         sort: [{ _id: 'asc' }],
       } as any,
@@ -167,5 +175,25 @@ describe('search emulator with the OpenSearch 3 client', () => {
     const error = (await bad.info().catch((e: unknown) => e)) as { statusCode?: number }
     expect(error.statusCode).toBe(401)
     await bad.close()
+  })
+})
+
+describe('search emulator _source', () => {
+  it('returns each _source exactly as it was indexed (digits, key order, escapes)', async () => {
+    const emulator = await startSearchEmulator({ flavor: 'elasticsearch' })
+    try {
+      const source = '{"big":12345678901234567890123,"z":1,"a":"\\u00e9\\"","f":1.50}'
+      const bulk = await fetch(`${emulator.url}/_bulk`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson' },
+        body: `{"index":{"_index":"raw","_id":"1"}}\n${source}\n`,
+      })
+      expect(bulk.status).toBe(200)
+      const text = await (await fetch(`${emulator.url}/raw/_search`)).text()
+      expect(text).toContain(`"_source":${source}`)
+      expect(JSON.parse(text).hits.hits[0]._source.f).toBe(1.5)
+    } finally {
+      await emulator.close()
+    }
   })
 })

@@ -335,7 +335,7 @@ export class SearchEmulatorServer {
     body: unknown,
     extra: Record<string, string> = {},
   ): void {
-    const text = body === undefined ? '' : JSON.stringify(body)
+    const text = body === undefined ? '' : serialize(body)
     response.writeHead(status, {
       ...this.headers(),
       ...extra,
@@ -666,7 +666,7 @@ export class SearchEmulatorServer {
             _seq_no: doc.seqNo,
             _primary_term: 1,
             found: true,
-            _source: doc.source,
+            _source: new RawJson(doc.raw),
           },
         }
       }
@@ -931,7 +931,9 @@ export class SearchEmulatorServer {
         out._seq_no = hit.doc.seqNo
         out._primary_term = 1
       }
-      if (includes !== false) out._source = filterSource(hit.doc.source, includes)
+      if (includes === undefined || includes === true)
+        (out as Record<string, unknown>)._source = new RawJson(hit.doc.raw)
+      else if (includes !== false) out._source = filterSource(hit.doc.source, includes)
       if (sort.length > 0) out.sort = values
       return out
     })
@@ -985,8 +987,10 @@ export class SearchEmulatorServer {
           `Malformed action/metadata line [${i + 1}], expected one of [create, delete, index, update] but found [${op}]`,
         )
       let source: JsonObject | undefined
+      let rawSource: string | undefined
       if (op !== 'delete') {
         const line = lines[++i]
+        rawSource = line?.trim()
         try {
           source = JSON.parse(line ?? '')
         } catch {
@@ -1107,6 +1111,7 @@ export class SearchEmulatorServer {
       const stored: StoredDoc = {
         id,
         source: doc,
+        raw: op === 'update' ? JSON.stringify(doc) : rawSource!,
         ordinal: existing?.ordinal ?? index.nextOrdinal++,
         version: (existing?.version ?? 0) + 1,
         seqNo: ++index.seqNo,
@@ -1279,6 +1284,29 @@ export class SearchEmulatorServer {
           bad('illegal', `Can't get text on a START_OBJECT at 1:${path.length + 5}`)
     }
   }
+}
+
+/** JSON text sent as is (a stored _source), inside a body that is otherwise serialized. */
+class RawJson {
+  constructor(readonly text: string) {}
+}
+
+function serialize(body: unknown): string {
+  const raws: string[] = []
+  const marker = `\u0000raw${randomBytes(4).toString('hex')}:`
+  const text = JSON.stringify(body, (_key, value) => {
+    if (value instanceof RawJson) {
+      raws.push(value.text)
+      return `${marker}${raws.length - 1}`
+    }
+    return value
+  })
+  if (raws.length === 0) return text
+  const escaped = JSON.stringify(marker).slice(1, -1)
+  return text.replace(
+    new RegExp(`"${escaped.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')}(\\d+)"`, 'g'),
+    (_m, i: string) => raws[Number(i)]!,
+  )
 }
 
 function filterSource(source: JsonObject, includes: unknown): JsonObject {
