@@ -155,6 +155,25 @@ function literal(text: string): string {
 /** A type name as format_type() prints it: words, digits, quotes, dots, brackets and parentheses only. */
 const NATIVE_TYPE = /^[\p{L}\p{N}_ .,()[\]"$]+$/u
 
+/**
+ * Whether `text` names one type as format_type() prints it: type-name characters only, no
+ * comment, quotes and parentheses balanced, no comma outside parentheses (which would add a
+ * column), so a reused native type cannot change the statement around it.
+ */
+export function isOneTypeName(text: string): boolean {
+  if (!NATIVE_TYPE.test(text) || text.includes('--')) return false
+  let depth = 0
+  let quoted = false
+  for (const c of text) {
+    if (c === '"') quoted = !quoted
+    else if (quoted) continue
+    else if (c === '(') depth++
+    else if (c === ')' && --depth < 0) return false
+    else if (c === ',' && depth === 0) return false
+  }
+  return depth === 0 && !quoted
+}
+
 /** The PostgreSQL type for a portable type (from any system but 'postgres'). */
 export function ddlType(type: PortableType, column: string): string {
   switch (type.type) {
@@ -237,7 +256,7 @@ export function columnDefinition(column: PortableColumn, system: string): string
     // Enums become text with a CHECK of their labels (no type to create or keep in sync).
     type = `text${'[]'.repeat(dims)}`
   } else if (system === 'postgres' && column.nativeType) {
-    if (!NATIVE_TYPE.test(column.nativeType) || column.nativeType.includes('--')) {
+    if (!isOneTypeName(column.nativeType)) {
       throw configError(
         `column ${JSON.stringify(column.name)} has a native type that is not a type name: ${JSON.stringify(column.nativeType)}`,
       )

@@ -182,3 +182,33 @@ describe('encoding for the declared column type', () => {
     expect(parseDecimal('abc')).toBeUndefined()
   })
 })
+
+describe('reused native types (schema from postgres)', () => {
+  it('accepts one type name and refuses anything that would change the statement', async () => {
+    const { isOneTypeName, columnDefinition } = await import('./postgres-ddl.js')
+    for (const ok of [
+      'numeric(20,6)',
+      'timestamp(6) without time zone',
+      'character varying(40)[]',
+      '"My ""Type"""',
+      'public.citext',
+      'bit varying(10)',
+    ])
+      expect(isOneTypeName(ok), ok).toBe(true)
+    for (const bad of [
+      'int, evil text',
+      'int); DROP TABLE x; --',
+      'int) --',
+      'numeric(1',
+      '"unclosed',
+      "text DEFAULT 'x'",
+    ])
+      expect(isOneTypeName(bad), bad).toBe(false)
+    expect(() =>
+      columnDefinition(
+        { name: 'c', nativeType: 'int, evil text', type: { type: 'other' }, nullable: true },
+        'postgres',
+      ),
+    ).toThrow(/not a type name/)
+  })
+})
