@@ -1,4 +1,4 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { ProviderError } from '@nvisy/provider-core'
 import type { CheckpointStore } from '../executor/types.js'
@@ -8,6 +8,9 @@ import type { StoredCheckpoint } from './memory-checkpoint-store.js'
  * Checkpoints in one local JSON file, `{ "<pipelineId>.<nodeId>": { context, runId, at } }`.
  * Every save rewrites the file atomically (a temporary file renamed over it), so a crash
  * leaves either the old or the new content, never a torn file. Saves are serialized.
+ * The file (and its folder, when created here) is private to its owner: mode 0600 (0700),
+ * since contexts name keys, ids and offsets of the data; every save writes it 0600, so an
+ * existing file left readable by others is made private at the first save.
  */
 export class FileCheckpointStore implements CheckpointStore {
   readonly path: string
@@ -30,6 +33,11 @@ export class FileCheckpointStore implements CheckpointStore {
       }
       throw error
     }
+    // Made private when read too, not only at the next save (best effort: not ours to change
+    // when another user owns it).
+    await stat(this.path)
+      .then((info) => ((info.mode & 0o077) !== 0 ? chmod(this.path, 0o600) : undefined))
+      .catch(() => {})
     try {
       const parsed = JSON.parse(text) as unknown
       if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
@@ -58,10 +66,17 @@ export class FileCheckpointStore implements CheckpointStore {
         runId,
         at: new Date().toISOString(),
       }
-      await mkdir(dirname(this.path), { recursive: true })
+      await mkdir(dirname(this.path), { recursive: true, mode: 0o700 })
       const temporary = `${this.path}.${process.pid}.tmp`
-      await writeFile(temporary, `${JSON.stringify(entries, null, 2)}\n`)
-      await rename(temporary, this.path)
+      try {
+        await writeFile(temporary, `${JSON.stringify(entries, null, 2)}\n`, { mode: 0o600 })
+        // A temporary file left by a crash keeps its old mode through writeFile: set it.
+        await chmod(temporary, 0o600)
+        await rename(temporary, this.path)
+      } catch (error) {
+        await rm(temporary, { force: true })
+        throw error
+      }
     })
     this.#queue = next.catch(() => {})
     return next
