@@ -234,6 +234,24 @@ describe.skipIf(skip)('mysql exact values, typed sink, prepare and offsets (issu
     })
   }, 120_000)
 
+  it('resumes exactly on a FLOAT cursor (values are exact, so they compare exactly)', async () => {
+    const stream = { table: 'src', columns: ['id', 'f'], cursor: ['f'], pageSize: 3 }
+    const all: { data: any; context: any }[] = []
+    for await (const item of connection.read(stream, { signal: signal() })) {
+      all.push(item)
+      if (all.length === 50) break
+    }
+    const after: number[] = []
+    for await (const item of connection.read(stream, {
+      signal: signal(),
+      after: all[20]!.context,
+    })) {
+      after.push((item.data as any).values.id)
+      if (after.length === 29) break
+    }
+    expect(after).toEqual(all.slice(21).map((i) => i.data.values.id))
+  })
+
   it('reads every type as its exact tagged value', async () => {
     const items = await collect(connection, {
       table: 'src',
@@ -630,6 +648,21 @@ describe.skipIf(skip)('mysql exact values, typed sink, prepare and offsets (issu
       /column "d" holds the zero date "0000-00-00" in the row with key \(id=2\)/,
     )
     const items = await collect(connection, { table: 'zeros', zeroDates: 'null' })
+    // Resuming on a date cursor after a zero date read as null continues after it.
+    const byDate: { data: any; context: any }[] = []
+    for await (const item of connection.read(
+      { table: 'zeros', zeroDates: 'null', cursor: ['d'] },
+      { signal: signal() },
+    ))
+      byDate.push(item)
+    expect(byDate.map((i) => i.data.values.id)).toEqual([2, 3, 1])
+    const rest: number[] = []
+    for await (const item of connection.read(
+      { table: 'zeros', zeroDates: 'null', cursor: ['d'] },
+      { signal: signal(), after: byDate[0]!.context },
+    ))
+      rest.push((item.data as any).values.id)
+    expect(rest).toEqual([3, 1])
     expect(items.map((i: any) => [i.values.d, i.values.dt])).toEqual([
       [tagged('date', '2024-01-01'), tagged('timestamp', '2024-01-01T00:00:00')],
       [null, null],

@@ -201,8 +201,8 @@ function checkContext(plan: ReadPlan, context: MysqlContext): CursorValue[] {
 
 // How a cursor column's JSON-safe value is taken from the row, cheapest first: mysql2's
 // own text (BIGINT, DECIMAL, DATE, TIME arrive as strings), the tagged text, or the value.
-const RAW_CURSOR_TYPES = new Set(['bigint', 'decimal', 'numeric', 'time'])
-const TAGGED_CURSOR_TYPES = new Set(['date', 'datetime', 'timestamp'])
+const RAW_CURSOR_TYPES = new Set(['bigint', 'decimal', 'numeric', 'date', 'time'])
+const TAGGED_CURSOR_TYPES = new Set(['datetime', 'timestamp'])
 const PLAIN_CURSOR_TYPES = new Set([
   'tinyint',
   'smallint',
@@ -245,7 +245,8 @@ export function compileItemBuilder(plan: ReadPlan, cursorNames: readonly string[
     .map((i) => {
       const column = plan.selected[i]!
       if (RAW_CURSOR_TYPES.has(column.dataType)) return `row[${i}]`
-      if (TAGGED_CURSOR_TYPES.has(column.dataType)) return `(v${i} === null ? null : v${i}.value)`
+      if (TAGGED_CURSOR_TYPES.has(column.dataType))
+        return `(v${i} === null ? row[${i}] : v${i}.value)`
       if (PLAIN_CURSOR_TYPES.has(column.dataType) && !plan.decoders[i]) return `v${i}`
       return `c(v${i})`
     })
