@@ -452,6 +452,21 @@ describe.skipIf(skip)('mysql exact values, typed sink, prepare and offsets (issu
     ).toEqual([{ b: 'FFFFFFFFFFFFFFFF', t: '-01:00:00.000001', f: '3.4028234663852886e38' }])
   })
 
+  it('two prepares racing to create one table both succeed', async () => {
+    const schema = await connection.describeStream({ table: 'src', columns: ['id', 'd'] })
+    const other = await mysqlProvider.connect(db.input())
+    try {
+      const sink = { table: 'raced', create: 'ifMissing' as const }
+      const results = await Promise.all([
+        connection.prepare(sink, { schema }),
+        other.prepare(sink, { schema }),
+      ])
+      expect(results.map((r) => r.existed).sort()).toEqual([false, true])
+    } finally {
+      await other.close()
+    }
+  })
+
   it('quotes hostile identifiers everywhere (create, write, read, describe)', async () => {
     const table = 'we`ird "t\'able ü ☃ Ω'
     const column = `c\`'" x${'y'.repeat(58)}` // 64 characters
@@ -616,7 +631,8 @@ describe.skipIf(skip)('mysql exact values, typed sink, prepare and offsets (issu
           offset: { key: 'k', context: { long: 'context' } },
         })
         .catch((e) => e)
-      expect(isProviderError(error)).toBe(true)
+      expect(isProviderError(error) && error.kind).toBe('config')
+      expect(error.message).toMatch(/offsets table refused the batch's offset/)
       expect(await db.sql('SELECT * FROM atomic_rows')).toEqual([])
       expect(await db.sql('SELECT * FROM tiny_offsets')).toEqual([])
       // Also on the per-row path (a bad row forces the savepoint replay).

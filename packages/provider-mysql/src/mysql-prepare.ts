@@ -142,6 +142,7 @@ export async function prepareTable(
   client: MysqlClient,
   stream: MysqlSinkStream,
   options: PrepareOptions,
+  retried = false,
 ): Promise<PrepareResult> {
   const { signal, schema } = options
   const database = client.database(stream.database)
@@ -178,14 +179,26 @@ export async function prepareTable(
     }
   }
   if (!options.dryRun && actions.length > 0) {
-    await client.withConnection(signal, async (connection) => {
-      // Servers where it is off would give a NOT NULL TIMESTAMP an ON UPDATE CURRENT_TIMESTAMP.
-      await connection.query('SET SESSION explicit_defaults_for_timestamp = 1').catch(() => {})
-      for (const sql of actions) await connection.query(sql)
-    })
+    try {
+      await runDdl(client, actions, signal)
+    } catch (error) {
+      // Another writer created the table or added the column meanwhile: look again, once.
+      const errno = (error as { errno?: number }).errno
+      if (!retried && (errno === 1050 || errno === 1060))
+        return prepareTable(client, stream, options, true)
+      throw error
+    }
     await client.tableInfo(database, stream.table, signal, true)
   }
   return { existed: info !== undefined, actions }
+}
+
+async function runDdl(client: MysqlClient, actions: string[], signal: AbortSignal): Promise<void> {
+  await client.withConnection(signal, async (connection) => {
+    // Servers where it is off would give a NOT NULL TIMESTAMP an ON UPDATE CURRENT_TIMESTAMP.
+    await connection.query('SET SESSION explicit_defaults_for_timestamp = 1').catch(() => {})
+    for (const sql of actions) await connection.query(sql)
+  })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -165,6 +165,17 @@ function isDataError(error: unknown): boolean {
   return classifyMysqlError(error)?.kind === 'data'
 }
 
+/** An offset the offsets table refuses on its values is a misconfigured table, not a bad row. */
+function offsetError(error: unknown): unknown {
+  const classified = classifyMysqlError(error)
+  if (classified?.kind !== 'data') return error
+  return mysqlError(
+    'config',
+    `the offsets table refused the batch's offset (${classified.message}); it must have the columns \`key\` VARCHAR(700), \`context\` LONGTEXT, \`updated_at\` DATETIME(6); nothing of the batch was committed`,
+    { cause: error },
+  )
+}
+
 async function rollbackQuietly(connection: PoolConnection): Promise<void> {
   try {
     await connection.query('ROLLBACK')
@@ -259,7 +270,7 @@ export async function writeTable(
           // Not a row's fault: the whole batch fails, rows and offset rolled back together.
           broken = true
           await rollbackQuietly(connection)
-          throw error
+          throw offsetError(error)
         }
       }
       await connection.query('COMMIT')
@@ -312,7 +323,10 @@ export async function writeTable(
         }
       }
       // The good rows and the offset commit together.
-      if (offsetSql) await raceAbort(connection.query(offsetSql), signal)
+      if (offsetSql)
+        await raceAbort(connection.query(offsetSql), signal).catch((error) => {
+          throw offsetError(error)
+        })
       await connection.query('COMMIT')
     } catch (error) {
       broken = true
