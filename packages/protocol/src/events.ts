@@ -81,7 +81,8 @@ export const RunStatsSchema = Type.Object(
     refusedItems: Type.Optional(
       Type.Integer({
         minimum: 0,
-        description: 'failed items that did not reach a dead-letter sink (the failure budget counts these)',
+        description:
+          'failed items that did not reach a dead-letter sink (the failure budget counts these)',
       }),
     ),
     deadLettered: Type.Optional(
