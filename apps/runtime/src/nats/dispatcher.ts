@@ -60,7 +60,7 @@ import {
   runtimeKeyPair,
 } from './credentials.js'
 import { LocalPathPolicy } from './local-paths.js'
-import { secretSafeLogger } from './logging.js'
+import { RefusalLog, secretSafeLogger } from './logging.js'
 import { KvNonceStore, type NonceStore } from './nonce-store.js'
 import { RunEventPublisher } from './run-events.js'
 
@@ -431,11 +431,16 @@ class DispatcherState {
     }
   }
 
+  #refusals: RefusalLog | undefined
+
   #errorReply(subject: string, error: unknown): ErrorReply {
     const log = this.#o.log
+    // Refusals are rate-limited (logging.ts): a flood of bad messages costs a few lines.
+    this.#refusals ??= new RefusalLog(log)
     if (error instanceof RequestRejected) {
-      log.info(
-        { subject, kind: error.kind, issues: error.issues },
+      this.#refusals.refused(
+        subject,
+        { kind: error.kind, issues: error.issues },
         `request refused: ${error.message}`,
       )
       return errorReply(error.kind, error.message, error.issues)
@@ -444,7 +449,7 @@ class DispatcherState {
       const { cursor: _cursor, ...serialized } = error.toJSON()
       const issues = prefixIssues(serialized.issues, '/connection')
       if (issues) serialized.issues = issues
-      log.info({ subject, error: serialized }, `request failed: ${error.message}`)
+      this.#refusals.refused(subject, { error: serialized }, `request failed: ${error.message}`)
       return { error: serialized }
     }
     log.error(
@@ -810,6 +815,7 @@ class DispatcherState {
         log.warn({ runs: this.activeRuns() }, 'draining: runs still going after the timeout')
       await Promise.allSettled([...this.#handlers])
       if (!nc.isClosed()) await nc.drain().catch(() => nc.close())
+      this.#refusals?.close()
       log.info({}, 'drained')
     })()
     return this.#drained
@@ -823,6 +829,7 @@ class DispatcherState {
       this.#abortAll('closed')
       await this.#waitForRuns(2_000)
       if (!this.#o.nc.isClosed()) await this.#o.nc.close()
+      this.#refusals?.close()
     })()
     return this.#closed
   }

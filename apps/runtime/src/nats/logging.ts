@@ -68,3 +68,81 @@ export function secretSafeLogger(logger: Logger): Logger {
   }
   return safe
 }
+
+export interface RefusalLogOptions {
+  /** Lines logged per interval before the rest are only counted. Default 10. */
+  maxLines?: number
+  /** The interval. Default 60 s. */
+  intervalMs?: number
+  /** Injectable clock for tests. */
+  now?: () => number
+}
+
+/**
+ * Logs refused requests (bad messages, refused credentials, paths outside the allowlist) at
+ * warn, at most `maxLines` per interval: the rest are counted and reported in one line,
+ * "suppressed K refused requests" (with the count per subject), when the interval ends. A
+ * client sending thousands of bad messages costs a few lines a minute, not megabytes.
+ */
+export class RefusalLog {
+  readonly #log: Logger
+  readonly #max: number
+  readonly #interval: number
+  readonly #now: () => number
+  #windowStart = Number.NEGATIVE_INFINITY
+  #logged = 0
+  #suppressed = new Map<string, number>()
+  #timer: NodeJS.Timeout | undefined
+
+  constructor(log: Logger, options: RefusalLogOptions = {}) {
+    this.#log = log
+    this.#max = options.maxLines ?? 10
+    this.#interval = options.intervalMs ?? 60_000
+    this.#now = options.now ?? Date.now
+  }
+
+  /** One refused request: logged, or counted when this interval's lines are spent. */
+  refused(subject: string, fields: Record<string, unknown>, message: string): void {
+    const now = this.#now()
+    if (now - this.#windowStart >= this.#interval) {
+      this.flush()
+      this.#windowStart = now
+      this.#logged = 0
+    }
+    if (this.#logged < this.#max) {
+      this.#logged++
+      this.#log.warn({ subject, ...fields }, message)
+      return
+    }
+    this.#suppressed.set(subject, (this.#suppressed.get(subject) ?? 0) + 1)
+    // Reported at the end of the interval even when no further request comes.
+    this.#timer ??= setTimeout(
+      () => {
+        this.#timer = undefined
+        this.flush()
+      },
+      Math.max(0, this.#windowStart + this.#interval - now),
+    )
+    this.#timer.unref?.()
+  }
+
+  /** Logs the count of suppressed refusals now, if any (also called by `close`). */
+  flush(): void {
+    if (this.#timer) {
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+    }
+    if (this.#suppressed.size === 0) return
+    const bySubject = Object.fromEntries(this.#suppressed)
+    const total = [...this.#suppressed.values()].reduce((a, b) => a + b, 0)
+    this.#suppressed = new Map()
+    this.#log.warn(
+      { suppressed: total, bySubject, intervalMs: this.#interval },
+      `suppressed ${total} refused requests`,
+    )
+  }
+
+  close(): void {
+    this.flush()
+  }
+}
