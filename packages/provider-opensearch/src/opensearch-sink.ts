@@ -219,7 +219,8 @@ export function mappingOf(type: ColumnType): Record<string, unknown> | undefined
     case 'year':
       return { type: 'short' }
     case 'json':
-      return { type: 'object' }
+      // Any JSON value (object, array or scalar, differing by row), kept in _source unparsed.
+      return { type: 'object', enabled: false }
     case 'array':
       return mappingOf(type.of)
     default:

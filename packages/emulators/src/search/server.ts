@@ -1193,6 +1193,8 @@ export class SearchEmulatorServer {
     nested: (child: JsonObject, properties: Record<string, FieldMapping>) => void,
   ): void {
     if (value === null) return
+    // enabled: false: the value is kept in _source and never parsed, whatever its shape.
+    if (field.enabled === false) return
     const type = field.type ?? 'object'
     const bad = (what: string, reason: string) => {
       const cause = { type: what === 'illegal' ? 'illegal_argument_exception' : what, reason }

@@ -1,0 +1,178 @@
+// The exactness matrix, search-engine side (issue 19): the MySQL trap table copied by
+// `nvisy run` into an Elasticsearch index and an OpenSearch index (the project's search
+// emulator, or NVISY_TEST_ELASTICSEARCH_URL / NVISY_TEST_OPENSEARCH_URL). Each index is read
+// back over plain HTTP as the server's own _search text, parsed without loss, and compared
+// field by field with the canonical text the SOURCE DATABASE computed in SQL
+// (support/document-canonical.ts), as for the other document destinations.
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { type SearchEmulator, startSearchEmulator } from '@nvisy/emulators'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CLI, describeRun, runPipeline, scratchDir } from './support/cli.js'
+import { MysqlScratch, mysqlSkipReason } from './support/databases.js'
+import {
+  documentCanonical,
+  expectedCanonical,
+  type Json,
+  parseLossless,
+} from './support/document-canonical.js'
+import { bulkRows, KEY, TRAP_COLUMNS, TRAP_ROWS, TRAP_TABLE } from './support/traps.js'
+
+const ROWS = TRAP_ROWS.concat(bulkRows(Number(process.env.NVISY_MATRIX_DOCUMENT_ROWS ?? 500)))
+const FLOAT_BITS: Record<string, number> = { 'f.Float': 32 }
+
+const skip =
+  (await mysqlSkipReason()) ||
+  (existsSync(CLI) ? false : `${CLI} is missing: run pipeline build first`)
+
+function field(node: Json, name: string): Json | undefined {
+  return node.t === 'obj' ? node.v.find(([k]) => k === name)?.[1] : undefined
+}
+
+const FLAVORS = [
+  {
+    provider: 'elasticsearch',
+    url: process.env.NVISY_TEST_ELASTICSEARCH_URL,
+    user: process.env.NVISY_TEST_ELASTICSEARCH_USERNAME,
+    password: process.env.NVISY_TEST_ELASTICSEARCH_PASSWORD,
+  },
+  {
+    provider: 'opensearch',
+    url: process.env.NVISY_TEST_OPENSEARCH_URL,
+    user: process.env.NVISY_TEST_OPENSEARCH_USERNAME,
+    password: process.env.NVISY_TEST_OPENSEARCH_PASSWORD,
+  },
+] as const
+
+describe.skipIf(skip)('exactness matrix: search engines through nvisy run', () => {
+  const my = new MysqlScratch()
+  let work: Awaited<ReturnType<typeof scratchDir>>
+  const expected = new Map<string, string[]>()
+
+  beforeAll(async () => {
+    work = await scratchDir('search')
+    await my.create()
+    await my.createTrapTable(TRAP_TABLE)
+    await my.insertRows(TRAP_TABLE, ROWS)
+    for (const [key, row] of await my.canonicalRows(TRAP_TABLE))
+      expected.set(
+        key,
+        row.map((text, i) => expectedCanonical(TRAP_COLUMNS[i]!.kind, text)),
+      )
+  })
+
+  afterAll(async () => {
+    await my.drop()
+    await work?.cleanup()
+  })
+
+  function compare(rows: Json[]) {
+    const differences: string[] = []
+    const seen = new Map<string, number>()
+    for (const row of rows) {
+      if (row.t !== 'obj') {
+        differences.push(`not an object: ${JSON.stringify(row).slice(0, 200)}`)
+        continue
+      }
+      const fields = new Map(row.v)
+      const key = documentCanonical('int', fields.get(KEY))
+      seen.set(key, (seen.get(key) ?? 0) + 1)
+      const want = expected.get(key)
+      if (!want) {
+        differences.push(`key ${key}: not in the source`)
+        continue
+      }
+      TRAP_COLUMNS.forEach((column, i) => {
+        const got = documentCanonical(
+          column.kind,
+          fields.get(column.name),
+          FLOAT_BITS[column.name] ?? 64,
+        )
+        if (got !== want[i]) differences.push(`key ${key} ${column.name}: ${want[i]} != ${got}`)
+      })
+    }
+    for (const key of expected.keys()) if (!seen.has(key)) differences.push(`key ${key}: missing`)
+    for (const [key, n] of seen) if (n > 1) differences.push(`key ${key}: ${n} copies`)
+    expect(rows.length, 'documents in the index').toBe(expected.size)
+    expect(differences.slice(0, 15), 'first differences (source != destination)').toEqual([])
+  }
+
+  for (const flavor of FLAVORS) {
+    describe(flavor.provider, () => {
+      let emulator: SearchEmulator | undefined
+      let url: string
+      let credentials: Record<string, string>
+      const index = `nvisy-matrix-${randomBytes(4).toString('hex')}`
+
+      beforeAll(async () => {
+        if (flavor.url) {
+          url = flavor.url
+          credentials =
+            flavor.user && flavor.password
+              ? { username: flavor.user, password: flavor.password }
+              : {}
+        } else {
+          const password = `pw-${randomBytes(8).toString('hex')}`
+          emulator = await startSearchEmulator({
+            flavor: flavor.provider,
+            users: { nvisy: password },
+          })
+          url = emulator.url
+          credentials = { username: 'nvisy', password }
+        }
+      })
+
+      const headers = () =>
+        credentials.username
+          ? {
+              authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`,
+            }
+          : ({} as Record<string, string>)
+
+      afterAll(async () => {
+        await fetch(`${url}/${index}`, { method: 'DELETE', headers: headers() }).catch(() => {})
+        await emulator?.close()
+      })
+
+      it(`MySQL -> ${flavor.provider}: every value exact (read back as the server's _source text)`, async () => {
+        const run = await runPipeline(work.dir, {
+          id: `my-to-${flavor.provider}`,
+          nodes: [
+            {
+              id: 'src',
+              role: 'source',
+              provider: 'mysql',
+              connection: my.connection(),
+              stream: { table: TRAP_TABLE, database: my.database, pageSize: 1000 },
+            },
+            {
+              id: 'dst',
+              role: 'sink',
+              batch: { maxItems: 500 },
+              provider: flavor.provider,
+              connection: { credentials, params: { url } },
+              // The JSON column holds objects in some rows and scalars in others: a field
+              // that is not parsed (kept in _source only) takes both.
+              stream: {
+                index,
+                refresh: 'wait_for',
+                mappings: { properties: { 'J son': { type: 'object', enabled: false } } },
+              },
+            },
+          ],
+          edges: [{ from: 'src', to: 'dst' }],
+          options: { checkpointEveryItems: 1000 },
+        })
+        expect(run.code, describeRun(run)).toBe(0)
+        expect(run.summary?.status, describeRun(run)).toBe('completed')
+        expect(run.summary?.stats.failedItems, describeRun(run)).toBe(0)
+        const response = await fetch(`${url}/${index}/_search?size=10000`, { headers: headers() })
+        expect(response.status).toBe(200)
+        const body = parseLossless(await response.text())
+        const hits = field(field(body, 'hits')!, 'hits')!
+        expect(hits.t).toBe('arr')
+        compare((hits as { v: Json[] }).v.map((hit) => field(hit, '_source')!))
+      })
+    })
+  }
+})
