@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  decryptCredentials,
+  decryptCredentialsJson,
   encryptCredentials,
   LOCAL_WORKSPACE_ID,
   LocalConnectionStore,
@@ -133,6 +135,42 @@ describe('stored connections are bound to where their credentials go', () => {
     // rekey leaves it alone (re-sealing would bind params nobody vouched for).
     expect(await store.rekey()).toBe(0)
     expect(await store.remove(oldId)).toBe(true)
+  })
+})
+
+describe('bound blobs cannot be downgraded', () => {
+  it('a version 2 blob relabelled version 1 does not open, with or without a binding', () => {
+    const context = { masterKey, workspaceId: LOCAL_WORKSPACE_ID, connectionId: randomUUID() }
+    const binding = new Uint8Array(32).fill(7)
+    const blob = encryptCredentials({ password: PASSWORD }, { ...context, binding })
+    expect(blob[0]).toBe(2)
+    expect(decryptCredentialsJson(blob, { ...context, binding })).toEqual({ password: PASSWORD })
+    const relabelled = blob.slice()
+    relabelled[0] = 1
+    const unbound = (() => {
+      try {
+        decryptCredentials(relabelled, context)
+      } catch (error) {
+        return error as VaultError
+      }
+    })()
+    expect(unbound?.kind).toBe('integrity')
+    const withBinding = (() => {
+      try {
+        decryptCredentials(relabelled, { ...context, binding })
+      } catch (error) {
+        return error as VaultError
+      }
+    })()
+    expect(withBinding?.kind).toBe('format')
+    const wrong = (() => {
+      try {
+        decryptCredentials(blob, { ...context, binding: new Uint8Array(32) })
+      } catch (error) {
+        return error as VaultError
+      }
+    })()
+    expect(wrong?.kind).toBe('integrity')
   })
 })
 

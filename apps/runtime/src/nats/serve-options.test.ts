@@ -153,3 +153,16 @@ describe('secondsFlag', () => {
       expect(() => secondsFlag('drain-timeout', bad)).toThrow(/--drain-timeout must be a number/)
   })
 })
+
+describe('natsAuthenticated', () => {
+  it('is true for a token, a user, a creds authenticator or credentials in a URL', async () => {
+    const { natsAuthenticated } = await import('./serve-options.js')
+    expect(natsAuthenticated({}, ['nats://127.0.0.1:4222'])).toBe(false)
+    expect(natsAuthenticated({}, ['127.0.0.1:4222', 'nats://h:1'])).toBe(false)
+    expect(natsAuthenticated({ token: 't' }, ['nats://h:1'])).toBe(true)
+    expect(natsAuthenticated({ user: 'u', pass: 'p' }, ['nats://h:1'])).toBe(true)
+    expect(natsAuthenticated({ authenticator: () => ({}) }, ['nats://h:1'])).toBe(true)
+    expect(natsAuthenticated({}, ['nats://u:p@h:1'])).toBe(true)
+    expect(natsAuthenticated({}, ['nats://tok@h:1'])).toBe(true)
+  })
+})
