@@ -161,7 +161,7 @@ describe('natsAuthenticated', () => {
     expect(natsAuthenticated({}, ['127.0.0.1:4222', 'nats://h:1'])).toBe(false)
     expect(natsAuthenticated({ token: 't' }, ['nats://h:1'])).toBe(true)
     expect(natsAuthenticated({ user: 'u', pass: 'p' }, ['nats://h:1'])).toBe(true)
-    expect(natsAuthenticated({ authenticator: () => ({}) }, ['nats://h:1'])).toBe(true)
+    expect(natsAuthenticated({ authenticator: () => ({ user: 'u' }) }, ['nats://h:1'])).toBe(true)
     expect(natsAuthenticated({}, ['nats://u:p@h:1'])).toBe(true)
     expect(natsAuthenticated({}, ['nats://tok@h:1'])).toBe(true)
   })
