@@ -17,17 +17,21 @@ import {
   type MongoEmulator,
   type Neo4jEmulator,
   type PineconeEmulator,
+  type SearchEmulator,
   startMongoEmulator,
   startNeo4jEmulator,
   startPineconeEmulator,
+  startSearchEmulator,
 } from '@nvisy/emulators'
 import { createSubjects, type Pipeline, type PipelineNode, type RunEvent } from '@nvisy/protocol'
 import { memoryLogger, type Provider } from '@nvisy/provider-core'
+import { elasticsearchProvider } from '@nvisy/provider-elasticsearch'
 import { fsProvider } from '@nvisy/provider-fs'
 import { mongoProvider } from '@nvisy/provider-mongodb'
 import { mysqlProvider } from '@nvisy/provider-mysql'
 import { natsProvider } from '@nvisy/provider-nats'
 import { neo4jProvider } from '@nvisy/provider-neo4j'
+import { opensearchProvider } from '@nvisy/provider-opensearch'
 import { pineconeProvider } from '@nvisy/provider-pinecone'
 import { postgresProvider } from '@nvisy/provider-postgres'
 import { redisProvider } from '@nvisy/provider-redis'
@@ -122,6 +126,8 @@ let natsAuth: { url: string; stop: () => Promise<void> } | undefined
 let mongo: MongoEmulator | undefined
 let neo4j: Neo4jEmulator | undefined
 let pinecone: PineconeEmulator | undefined
+let elasticsearch: SearchEmulator | undefined
+let opensearch: SearchEmulator | undefined
 const notSkipped = async () => false as const
 const suffix = randomBytes(4).toString('hex')
 
@@ -261,6 +267,20 @@ const CASES: CanaryCase[] = [
     source: { stream: {} },
     sink: { stream: {} },
   },
+  ...(['elasticsearch', 'opensearch'] as const).map(
+    (id): CanaryCase => ({
+      id,
+      provider: id === 'elasticsearch' ? elasticsearchProvider : opensearchProvider,
+      skip: notSkipped,
+      connection: (canary) => ({
+        params: { url: (id === 'elasticsearch' ? elasticsearch : opensearch)!.url, maxRetries: 0 },
+        credentials: { username: 'nvisy', password: canary },
+      }),
+      kind: 'auth',
+      source: { stream: { index: 'items' }, fsSink: { kind: 'document', file: `${id}.jsonl` } },
+      sink: { stream: { index: 'sink' }, fsSource: { kind: 'document', file: 'docs.jsonl' } },
+    }),
+  ),
 ]
 
 describe.skipIf(natsSkip)('secret canaries through the NATS dispatcher', () => {
@@ -281,6 +301,14 @@ describe.skipIf(natsSkip)('secret canaries through the NATS dispatcher', () => {
     natsAuth = await startAuthNatsServer()
     mongo = await startMongoEmulator({ port: 0, users: { nvisy: `pw-${suffix}` } })
     neo4j = await startNeo4jEmulator({ port: 0, auth: { user: 'neo4j', password: `pw-${suffix}` } })
+    elasticsearch = await startSearchEmulator({
+      flavor: 'elasticsearch',
+      users: { nvisy: `pw-${suffix}` },
+    })
+    opensearch = await startSearchEmulator({
+      flavor: 'opensearch',
+      users: { nvisy: `pw-${suffix}` },
+    })
     pinecone = await startPineconeEmulator({
       apiKey: `key-${suffix}`,
       indexes: [{ name: 'main', dimension: 3, metric: 'cosine' }],
@@ -322,6 +350,8 @@ describe.skipIf(natsSkip)('secret canaries through the NATS dispatcher', () => {
     await mongo?.close()
     await neo4j?.close()
     await pinecone?.close()
+    await elasticsearch?.close()
+    await opensearch?.close()
     await work?.cleanup()
   })
 
