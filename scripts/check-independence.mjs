@@ -39,12 +39,14 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..')
 // Keep in step with each provider's `dependencies` (the script fails on a dependency that is
 // neither listed here nor in SHARED, so a new SDK cannot slip past unnoticed).
 const SDKS = {
+  elasticsearch: ['@elastic/elasticsearch', '@elastic/transport'],
   fs: [],
   gcs: ['@google-cloud/storage'],
   mongodb: ['mongodb', 'bson'],
   mysql: ['mysql2'],
   nats: ['@nats-io/nats-core', '@nats-io/jetstream', '@nats-io/transport-node', '@nats-io/kv'],
   neo4j: ['neo4j-driver', 'neo4j-driver-core', 'neo4j-driver-bolt-connection'],
+  opensearch: ['@opensearch-project/opensearch'],
   pinecone: ['@pinecone-database/pinecone'],
   postgres: [
     'pg',
@@ -325,6 +327,33 @@ async function targetFor(id, workDir) {
       const server = await em.startNeo4jEmulator({ port: 0, auth: { user: 'neo4j', password } })
       return {
         input: { credentials: { user: 'neo4j', password }, params: { url: server.url } },
+        close: () => server.close(),
+      }
+    }
+    case 'elasticsearch':
+    case 'opensearch': {
+      const upper = id.toUpperCase()
+      if (env[`NVISY_TEST_${upper}_URL`]) {
+        const user = env[`NVISY_TEST_${upper}_USERNAME`]
+        const password = env[`NVISY_TEST_${upper}_PASSWORD`]
+        const apiKey = id === 'elasticsearch' ? env.NVISY_TEST_ELASTICSEARCH_API_KEY : undefined
+        return {
+          input: {
+            credentials: apiKey ? { apiKey } : user && password ? { username: user, password } : {},
+            params: { url: env[`NVISY_TEST_${upper}_URL`], maxRetries: 0 },
+          },
+        }
+      }
+      const em = await loadEmulators()
+      if (!em?.startSearchEmulator)
+        return { skip: 'packages/emulators is not built', optional: true }
+      const password = `pw-${suffix()}`
+      const server = await em.startSearchEmulator({ flavor: id, users: { nvisy: password } })
+      return {
+        input: {
+          credentials: { username: 'nvisy', password },
+          params: { url: server.url, maxRetries: 0 },
+        },
         close: () => server.close(),
       }
     }
