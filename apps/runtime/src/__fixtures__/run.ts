@@ -6,8 +6,9 @@ import type { Pipeline } from '../pipeline-types.js'
 import { MapProviderRegistry } from '../registry.js'
 import type { MemoryWorld } from './memory-provider.js'
 
+/** Each world's provider is registered (a real provider can be given as `{ provider }`). */
 export async function runPipeline(
-  worlds: MemoryWorld | MemoryWorld[],
+  worlds: Pick<MemoryWorld, 'provider'> | Pick<MemoryWorld, 'provider'>[],
   pipeline: Pipeline,
   extra: Partial<ExecuteOptions> = {},
 ) {
