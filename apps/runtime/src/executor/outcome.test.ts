@@ -1,3 +1,4 @@
+import { ProviderError } from '@nvisy/provider-core'
 import { describe, expect, it } from 'vitest'
 import {
   createMemoryWorld,
@@ -88,6 +89,24 @@ describe('run outcomes', () => {
     expect(summary.status).toBe('failed')
     expect(summary.stats.refusedItems).toBe(1)
     expect(summary.error?.message).toContain('dlq')
+  })
+
+  it('counts an item as refused when the dead-letter write fails whole', async () => {
+    const make = () => {
+      const world = refusing(40, (id) => id === 3 || id === 13)
+      const inner = world.beforeWrite!
+      world.beforeWrite = (name, batch, call) => {
+        if (name === 'dead') throw new ProviderError({ kind: 'config', message: 'dlq closed' })
+        return inner(name, batch, call)
+      }
+      return world
+    }
+    const failed = await runPipeline(make(), withDeadLetter())
+    expect(failed.summary.status).toBe('failed')
+    expect(failed.summary.error?.message).toContain('dead-letter sink dlq did not take it either')
+    const partial = await runPipeline(make(), withDeadLetter({ failureBudget: 5 }))
+    expect(partial.summary.status).toBe('partial')
+    expect(partial.summary.stats).toMatchObject({ refusedItems: 2, deadLettered: 0 })
   })
 
   it('ends partial, never completed, when refused items stay within the budget', async () => {
