@@ -102,6 +102,47 @@ describe.skipIf(skip)(`elasticsearch provider (${realUrl ? 'cluster' : 'emulator
     }
   })
 
+  it('authenticates with an API key or a bearer token; an unreadable CA file is a config error', async () => {
+    const server = await startSearchEmulator({
+      flavor: 'elasticsearch',
+      apiKeys: ['aWQ6c2VjcmV0'],
+      bearerTokens: ['token-1'],
+    })
+    try {
+      const params = { url: server.url, maxRetries: 0 }
+      for (const credentials of [{ apiKey: 'aWQ6c2VjcmV0' }, { bearerToken: 'token-1' }]) {
+        const ok = await elasticsearchProvider.connect({ credentials, params })
+        await expect(ok.check()).resolves.toBeUndefined()
+        await ok.close()
+      }
+      const refused = await elasticsearchProvider.connect({
+        credentials: { apiKey: 'bm9wZTpub3Bl' },
+        params,
+      })
+      const error = await errorOf(refused.check())
+      expect(error.kind).toBe('auth')
+      expect(error.message).not.toContain('bm9wZTpub3Bl')
+      await refused.close()
+      const both = await errorOf(
+        elasticsearchProvider.connect({
+          credentials: { apiKey: 'a', bearerToken: 'b' },
+          params,
+        }),
+      )
+      expect(both.kind).toBe('config')
+      const ca = await errorOf(
+        elasticsearchProvider.connect({
+          credentials: {},
+          params: { ...params, caFile: '/nonexistent/ca.pem' },
+        }),
+      )
+      expect(ca.kind).toBe('config')
+      expect(ca.message).toMatch(/caFile/)
+    } finally {
+      await server.close()
+    }
+  })
+
   it('a _shard_doc read is one consistent point in time and resumes in it', async () => {
     await seed('shard', 23)
     const stream = { index: index('shard'), pageSize: 5 }

@@ -102,6 +102,37 @@ describe.skipIf(skip)(`opensearch provider (${realUrl ? 'cluster' : 'emulator'})
     }
   })
 
+  it('authenticates with a bearer token; an unreadable CA file is a config error', async () => {
+    const server = await startSearchEmulator({ flavor: 'opensearch', bearerTokens: ['token-1'] })
+    try {
+      const params = { url: server.url, maxRetries: 0 }
+      const ok = await opensearchProvider.connect({
+        credentials: { bearerToken: 'token-1' },
+        params,
+      })
+      await expect(ok.check()).resolves.toBeUndefined()
+      await ok.close()
+      const refused = await opensearchProvider.connect({
+        credentials: { bearerToken: 'nvisy-wrong-token' },
+        params,
+      })
+      const error = await errorOf(refused.check())
+      expect(error.kind).toBe('auth')
+      expect(error.message).not.toContain('nvisy-wrong-token')
+      await refused.close()
+      const ca = await errorOf(
+        opensearchProvider.connect({
+          credentials: {},
+          params: { ...params, caFile: '/nonexistent/ca.pem' },
+        }),
+      )
+      expect(ca.kind).toBe('config')
+      expect(ca.message).toMatch(/caFile/)
+    } finally {
+      await server.close()
+    }
+  })
+
   it('a _shard_doc read is one consistent point in time and resumes in it', async () => {
     await seed('shard', 23)
     const stream = { index: index('shard'), pageSize: 5 }
