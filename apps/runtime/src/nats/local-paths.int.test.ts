@@ -191,6 +191,16 @@ describe.skipIf(skip)('serve: local paths confined to --fs-root', () => {
     expect(await readdir(join(allowed, 'out'))).toContain('a.txt')
   })
 
+  it('LocalPathPolicy refuses a path it cannot resolve (too long, a loop) instead of failing', async () => {
+    const policy = new LocalPathPolicy([allowed])
+    await symlink(join(allowed, 'loop-b'), join(allowed, 'loop-a'))
+    await symlink(join(allowed, 'loop-a'), join(allowed, 'loop-b'))
+    for (const root of [join(allowed, 'x'.repeat(5000)), join(allowed, 'loop-a', 'in')]) {
+      const issues = await policy.issues(fsProvider, { root }, '/p')
+      expect(issues).toEqual([expect.objectContaining({ path: '/p/root', rule: 'fs-root' })])
+    }
+  })
+
   it('LocalPathPolicy compares real paths on both sides', async () => {
     const policy = new LocalPathPolicy([join(allowed, 'escape')])
     // The allowed folder is itself a symlink: what it leads to is allowed, its old name's

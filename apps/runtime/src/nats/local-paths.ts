@@ -89,7 +89,18 @@ export class LocalPathPolicy {
         continue
       }
       if (typeof value !== 'string' || value === '' || value.includes('\0')) continue
-      const real = await realPathOf(value)
+      let real: string
+      try {
+        real = await realPathOf(value)
+      } catch (error) {
+        // A name too long, a symlink loop, a folder we may not search: not a path we allow.
+        issues.push({
+          path,
+          rule: 'fs-root',
+          message: `cannot be resolved (${(error as NodeJS.ErrnoException).code ?? 'error'}), so it cannot be checked against the allowed folders`,
+        })
+        continue
+      }
       if (!roots.some((root) => within(root, real))) {
         issues.push({
           path,
