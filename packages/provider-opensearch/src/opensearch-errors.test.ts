@@ -63,9 +63,9 @@ describe('classifyOpenSearchError', () => {
     const classified = classifyOpenSearchError(connection)
     expect(classified?.kind).toBe('transient')
     expect(classified?.message).not.toContain('hunter2')
-    expect(classifyOpenSearchError(new errors.TimeoutError('Request timed out'))?.kind).toBe(
-      'transient',
-    )
+    expect(
+      classifyOpenSearchError(new errors.TimeoutError('Request timed out', {} as never))?.kind,
+    ).toBe('transient')
     expect(classifyOpenSearchError(new Error('something else'))).toBeUndefined()
     expect(classifyOpenSearchError('text')).toBeUndefined()
   })
