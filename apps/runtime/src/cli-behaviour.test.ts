@@ -179,6 +179,47 @@ describe('exit codes', () => {
   })
 })
 
+describe('validate --check', () => {
+  it('connects every node: 0 when the systems are there, 1 (with the node path) when one is not', async () => {
+    await mkdir(join(dir, 'vc-src'), { recursive: true })
+    await mkdir(join(dir, 'vc-dst'), { recursive: true })
+    const pipeline = (source: string) => ({
+      id: 'validate-check',
+      nodes: [
+        {
+          id: 'in',
+          role: 'source',
+          provider: 'fs',
+          connection: { params: { root: source } },
+          stream: { kind: 'blob' },
+        },
+        {
+          id: 'out',
+          role: 'sink',
+          provider: 'fs',
+          connection: { params: { root: join(dir, 'vc-dst') } },
+          stream: { kind: 'blob' },
+        },
+      ],
+      edges: [{ from: 'in', to: 'out' }],
+    })
+    const fs = ['--provider', '@nvisy/provider-fs']
+    const good = join(dir, 'vc-good.json')
+    await writeFile(good, JSON.stringify(pipeline(join(dir, 'vc-src'))))
+    const ok = io()
+    expect(await main(['validate', good, '--check', ...fs], ok.io)).toBe(0)
+    expect(JSON.parse(ok.out())).toMatchObject({ valid: true, checked: true })
+    const bad = join(dir, 'vc-bad.json')
+    await writeFile(bad, JSON.stringify(pipeline(join(dir, 'vc-missing'))))
+    const failed = io()
+    expect(await main(['validate', bad, '--check', ...fs], failed.io)).toBe(1)
+    expect(failed.err()).toContain('/nodes/0/connection')
+    // Without --check nothing connects: the same file is valid.
+    const offline = io()
+    expect(await main(['validate', bad, ...fs], offline.io)).toBe(0)
+  })
+})
+
 describe('master key files', () => {
   it('a key file readable by others is refused (exit 2, the file and chmod 600) unless allowed', async () => {
     const keyFile = join(dir, 'master.key')

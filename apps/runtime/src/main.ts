@@ -26,6 +26,7 @@ import {
   summaryStore,
   usesStoredConnections,
 } from './connections.js'
+import { checkPipeline } from './executor/check.js'
 import { executePipeline } from './executor/execute.js'
 import type { RunEvent } from './executor/types.js'
 import { validatePipeline } from './executor/validate.js'
@@ -371,13 +372,6 @@ async function validateCommand(args: string[], io: CliIo): Promise<number> {
   return EXIT.completed
 }
 
-type CheckPipeline = (options: {
-  pipeline: Pipeline
-  registry: MapProviderRegistry
-  resolveConnection: ReturnType<typeof localConnectionResolver>
-  signal: AbortSignal
-}) => Promise<ValidationIssue[]>
-
 /** `validate --check`: the executor's `checkPipeline` connects every node and asks each sink. */
 async function checkPipelineCommand(
   pipeline: Pipeline,
@@ -385,16 +379,6 @@ async function checkPipelineCommand(
   values: { store?: string | undefined; 'allow-insecure-key-file'?: boolean | undefined },
   io: CliIo,
 ): Promise<number> {
-  const executor = (await import('./executor/index.js')) as Record<string, unknown>
-  const checkPipeline = executor.checkPipeline as CheckPipeline | undefined
-  if (typeof checkPipeline !== 'function') {
-    // TODO(lead): the executor's checkPipeline (helper A) is not in this build yet.
-    throw new ProviderError({
-      kind: 'config',
-      message:
-        'validate --check is not available in this build: the executor has no checkPipeline yet',
-    })
-  }
   let keyring: Keyring | undefined
   try {
     let store: LocalConnectionStore | undefined
