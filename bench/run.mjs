@@ -28,6 +28,8 @@ const quickArgs = {
   mongodb: ['--count', '20000'],
   pinecone: ['--count', '2000'],
   neo4j: ['--nodes', '2000'],
+  elasticsearch: ['--count', '20000'],
+  opensearch: ['--count', '20000'],
   s3: ['--objects-mib', '64', '--large-mib', '64'],
   gcs: ['--objects', '16', '--object-kib', '256', '--large-mib', '16'],
   runtime: ['--rows', '20000'],

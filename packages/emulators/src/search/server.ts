@@ -78,6 +78,13 @@ interface PitState {
   docs: { index: string; doc: StoredDoc; properties: Record<string, FieldMapping> }[]
   expiresAt: number
   created: number
+  /** Sorted matches per (query, sort, slice): paging a point in time sorts it once. */
+  sorted: Map<string, Matched[]>
+}
+
+interface Matched {
+  hit: { index: string; doc: StoredDoc; properties: Record<string, FieldMapping> }
+  values: (string | number | boolean | null)[]
 }
 
 const INDEX_NAME = /^[^-_+A-Z\\/*?"<>| ,#:][^A-Z\\/*?"<>| ,#:]*$/
@@ -761,6 +768,7 @@ export class SearchEmulatorServer {
       ),
       expiresAt: Date.now() + parseKeepAlive(keepAlive),
       created: Date.now(),
+      sorted: new Map(),
     }
     this.pits.set(pit.id, pit)
     return pit
@@ -895,12 +903,11 @@ export class SearchEmulatorServer {
       // Slicing a point in time splits by _shard_doc.
       sliceTest = (doc) => doc.ordinal % max === id
     }
-    const matched: {
-      hit: (typeof candidates)[number]
-      values: (string | number | boolean | null)[]
-    }[] = []
+    const cacheKey = pit ? JSON.stringify([body.query, sort, body.slice]) : undefined
+    const cached = cacheKey ? pit!.sorted.get(cacheKey) : undefined
+    const matched: Matched[] = cached ?? []
     const predicates = new Map<Record<string, FieldMapping>, (doc: StoredDoc) => boolean>()
-    for (const hit of candidates) {
+    for (const hit of cached ? [] : candidates) {
       let predicate = predicates.get(hit.properties)
       if (!predicate) {
         predicate = compileQuery(body.query, { properties: hit.properties })
@@ -914,10 +921,21 @@ export class SearchEmulatorServer {
       })
     }
     const total = matched.length
-    if (sort.length > 0) matched.sort((x, y) => compareSortValues(x.values, y.values, sort))
+    if (!cached && sort.length > 0)
+      matched.sort((x, y) => compareSortValues(x.values, y.values, sort))
+    if (cacheKey && !cached) pit!.sorted.set(cacheKey, matched)
     let page = matched
-    if (Array.isArray(searchAfter))
-      page = matched.filter((m) => compareSortValues(m.values, searchAfter, sort) > 0)
+    if (Array.isArray(searchAfter)) {
+      // The first match after search_after, by binary search over the sorted matches.
+      let low = 0
+      let high = matched.length
+      while (low < high) {
+        const mid = (low + high) >>> 1
+        if (compareSortValues(matched[mid]!.values, searchAfter, sort) > 0) high = mid
+        else low = mid + 1
+      }
+      page = matched.slice(low, low + from + size)
+    }
     page = page.slice(from, from + size)
     const includes = body._source
     const hits = page.map(({ hit, values }) => {
@@ -1249,7 +1267,9 @@ export class SearchEmulatorServer {
               : Number.NaN
         if (Number.isNaN(n) || typeof value === 'boolean')
           bad('illegal', `For input string: "${String(value)}"`)
-        if (!Number.isInteger(n)) bad('illegal', `Value [${value}] has a decimal part`)
+        // `coerce` (on by default) truncates a fraction; with coerce: false it is refused.
+        if (!Number.isInteger(n) && field.coerce === false)
+          bad('illegal', `Value [${value}] has a decimal part`)
         return
       }
       case 'double':
