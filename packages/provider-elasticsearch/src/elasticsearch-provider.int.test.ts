@@ -351,6 +351,32 @@ describe.skipIf(skip)(`elasticsearch provider (${realUrl ? 'cluster' : 'emulator
     expect(await connection.prepare(stream)).toEqual({ existed: true, actions: [] })
   })
 
+  it('describeStream gives the mapping as portable column types', async () => {
+    await target.client.indices.create({
+      index: index('described'),
+      mappings: {
+        properties: {
+          n: { type: 'long' },
+          name: { type: 'keyword' },
+          at: { type: 'date_nanos' },
+          v: { type: 'dense_vector', dims: 2 },
+          meta: { properties: { a: { type: 'integer' } } },
+        },
+      },
+    })
+    const schema = await connection.describeStream({ index: index('described') })
+    expect(schema.system).toBe('elasticsearch')
+    expect(Object.fromEntries(schema.columns.map((c) => [c.name, c.type]))).toEqual({
+      n: { type: 'integer', bits: 64 },
+      name: { type: 'text' },
+      at: { type: 'timestamp', withTimeZone: true, precision: 9 },
+      v: { type: 'array', of: { type: 'float', bits: 32 } },
+      meta: { type: 'json' },
+    })
+    const missing = await errorOf(connection.describeStream({ index: index('none') }))
+    expect(missing.kind).toBe('not_found')
+  })
+
   it('discover lists indices with their mapped fields and an embedding stream for vectors', async () => {
     await target.client.indices.create({
       index: index('disc'),

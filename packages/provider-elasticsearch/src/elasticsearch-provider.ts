@@ -1,5 +1,7 @@
 import type { Client } from '@elastic/elasticsearch'
 import {
+  type ColumnInfo,
+  type ColumnType,
   type Connection,
   defineProvider,
   ProviderError,
@@ -54,6 +56,63 @@ export function mappingFields(
     } else out.push({ name: `${prefix}${name}`, type: field.type ?? 'object' })
   }
   return out
+}
+
+/** The portable type of a mapping type. */
+export function columnTypeOf(type: string): ColumnType {
+  switch (type) {
+    case 'long':
+      return { type: 'integer', bits: 64 }
+    case 'integer':
+      return { type: 'integer', bits: 32 }
+    case 'short':
+      return { type: 'integer', bits: 16 }
+    case 'byte':
+      return { type: 'integer', bits: 8 }
+    case 'unsigned_long':
+      return { type: 'integer', bits: 64, unsigned: true }
+    case 'double':
+      return { type: 'float', bits: 64 }
+    case 'float':
+    case 'half_float':
+      return { type: 'float', bits: 32 }
+    case 'scaled_float':
+      return { type: 'float', bits: 64 }
+    case 'boolean':
+      return { type: 'boolean' }
+    case 'date':
+      return { type: 'timestamp', withTimeZone: true, precision: 3 }
+    case 'date_nanos':
+      return { type: 'timestamp', withTimeZone: true, precision: 9 }
+    case 'binary':
+      return { type: 'binary' }
+    case 'text':
+    case 'keyword':
+    case 'match_only_text':
+    case 'wildcard':
+    case 'constant_keyword':
+    case 'ip':
+    case 'version':
+      return { type: 'text' }
+    case 'dense_vector':
+    case 'knn_vector':
+      return { type: 'array', of: { type: 'float', bits: 32 } }
+    case 'object':
+    case 'nested':
+    case 'flattened':
+      return { type: 'json' }
+    default:
+      return { type: 'other' }
+  }
+}
+
+/** Top-level fields of a mapping as columns (objects as json); every field may be missing. */
+export function mappingColumns(properties: Record<string, unknown> | undefined): ColumnInfo[] {
+  return Object.entries(properties ?? {}).map(([name, raw]) => {
+    const field = raw as { type?: string; properties?: unknown }
+    const nativeType = field.type ?? 'object'
+    return { name, nativeType, type: columnTypeOf(nativeType), nullable: true }
+  })
 }
 
 export async function checkCluster(backend: SearchBackend, signal: AbortSignal): Promise<void> {
@@ -127,6 +186,22 @@ function createConnection(backend: SearchBackend): ElasticsearchConnection {
       }
       return streams
     },
+    async describeStream(stream, { signal }) {
+      const mappings = await backend.getMappings(stream.index, signal)
+      const names = Object.keys(mappings).sort()
+      if (names.length === 0)
+        throw new ProviderError({
+          kind: 'not_found',
+          operation: 'describe',
+          message: `${stream.index} matches no index`,
+        })
+      // Several indices (a pattern, a data stream's backing indices): the union of their fields.
+      const columns = new Map<string, ColumnInfo>()
+      for (const name of names)
+        for (const column of mappingColumns(mappings[name]?.mappings?.properties))
+          if (!columns.has(column.name)) columns.set(column.name, column)
+      return { system: 'elasticsearch', columns: [...columns.values()], primaryKey: [] }
+    },
     read(stream, { after, signal }) {
       return readIndex(backend, stream, after, signal)
     },
@@ -166,6 +241,7 @@ export function createElasticsearchProvider(options: ElasticsearchProviderOption
       incremental: true,
       incrementalFor: (stream) => stream.sortField !== undefined,
       dataKindOf: (stream) => stream.data ?? 'document',
+      describe: true,
       ordering:
         'sortField ascending (unique, growing; resumed with a range after the last value), else _shard_doc within one point in time',
     },

@@ -9,11 +9,13 @@ export {
 export { classifyElasticsearchError } from './elasticsearch-errors.js'
 export {
   checkCluster,
+  columnTypeOf,
   createElasticsearchProvider,
   type ElasticsearchConnection,
   type ElasticsearchProvider,
   type ElasticsearchProviderOptions,
   elasticsearchProvider,
+  mappingColumns,
   mappingFields,
   SUPPORTED_MAJORS,
 } from './elasticsearch-provider.js'

@@ -9,7 +9,9 @@ export {
 export { classifyOpenSearchError } from './opensearch-errors.js'
 export {
   checkCluster,
+  columnTypeOf,
   createOpenSearchProvider,
+  mappingColumns,
   mappingFields,
   type OpenSearchConnection,
   type OpenSearchProvider,

@@ -344,6 +344,35 @@ describe.skipIf(skip)(`opensearch provider (${realUrl ? 'cluster' : 'emulator'})
     expect(await connection.prepare(stream)).toEqual({ existed: true, actions: [] })
   })
 
+  it('describeStream gives the mapping as portable column types', async () => {
+    await target.client.indices.create({
+      index: index('described'),
+      body: {
+        settings: { 'index.knn': true },
+        mappings: {
+          properties: {
+            n: { type: 'long' },
+            name: { type: 'keyword' },
+            at: { type: 'date_nanos' },
+            v: { type: 'knn_vector', dimension: 2 },
+            meta: { properties: { a: { type: 'integer' } } },
+          },
+        },
+      },
+    })
+    const schema = await connection.describeStream({ index: index('described') })
+    expect(schema.system).toBe('opensearch')
+    expect(Object.fromEntries(schema.columns.map((c) => [c.name, c.type]))).toEqual({
+      n: { type: 'integer', bits: 64 },
+      name: { type: 'text' },
+      at: { type: 'timestamp', withTimeZone: true, precision: 9 },
+      v: { type: 'array', of: { type: 'float', bits: 32 } },
+      meta: { type: 'json' },
+    })
+    const missing = await errorOf(connection.describeStream({ index: index('none') }))
+    expect(missing.kind).toBe('not_found')
+  })
+
   it('discover lists indices with their mapped fields and an embedding stream for vectors', async () => {
     await target.client.indices.create({
       index: index('disc'),
