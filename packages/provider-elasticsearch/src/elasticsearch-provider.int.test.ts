@@ -292,6 +292,36 @@ describe.skipIf(skip)(`elasticsearch provider (${realUrl ? 'cluster' : 'emulator
     },
   )
 
+  it('halves a _bulk request the server refuses as too large (413); an oversized document fails alone', async () => {
+    const server = await startSearchEmulator({ flavor: 'elasticsearch', maxContentLength: 4096 })
+    try {
+      const small = await elasticsearchProvider.connect({
+        credentials: {},
+        params: { url: server.url, maxRetries: 0 },
+      })
+      const batch = Array.from({ length: 10 }, (_, i) => ({
+        kind: 'document' as const,
+        id: `s-${i}`,
+        content: { n: i, text: 'y'.repeat(900) },
+      }))
+      batch.splice(4, 0, {
+        kind: 'document',
+        id: 'huge',
+        content: { n: 99, text: 'z'.repeat(5000) },
+      })
+      const result = await small.write({ index: 'limited', maxBulkBytes: 1024 * 1024 }, batch, {
+        signal: signal(),
+      })
+      expect(result.written).toBe(10)
+      expect(result.failed.map((f) => [f.index, f.error.kind])).toEqual([[4, 'data']])
+      expect(result.failed[0]!.error.message).toMatch(/413/)
+      expect(server.server.indices.get('limited')!.docs.size).toBe(10)
+      await small.close()
+    } finally {
+      await server.close()
+    }
+  })
+
   it('create mode reports version conflicts per item; a mapping conflict is a data failure', async () => {
     const stream = { index: index('create'), action: 'create', refresh: 'true' }
     const batch = [

@@ -78,18 +78,22 @@ export const ElasticsearchParamsSchema = Type.Object(
         }),
       ),
     ),
-    requestTimeoutMs: Type.Integer({
-      minimum: 100,
-      maximum: 600_000,
-      default: 30_000,
-      description: 'Timeout of one request; a timeout is a transient error',
-    }),
-    maxRetries: Type.Integer({
-      minimum: 0,
-      maximum: 10,
-      default: 3,
-      description: "The client's retries of a request on connection errors and 502/503/504",
-    }),
+    requestTimeoutMs: Type.Optional(
+      Type.Integer({
+        minimum: 100,
+        maximum: 600_000,
+        default: 30_000,
+        description: 'Timeout of one request; a timeout is a transient error',
+      }),
+    ),
+    maxRetries: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 10,
+        default: 3,
+        description: "The client's retries of a request on connection errors and 502/503/504",
+      }),
+    ),
   },
   { additionalProperties: false },
 )
@@ -127,17 +131,21 @@ export const ElasticsearchStreamSchema = Type.Object(
           'A sortable field (keyword, numeric, date) unique per document that only grows (a sequence, an ingest time with a unique id): reads sort by it, resume with a range after it (so contexts outlive the point in time) and pick up new documents (incremental). Without it reads follow _shard_doc within one point in time.',
       }),
     ),
-    pageSize: Type.Integer({
-      minimum: 1,
-      maximum: 10_000,
-      default: 1000,
-      description: 'Documents per search request',
-    }),
-    keepAlive: Type.String({
-      pattern: KEEP_ALIVE,
-      default: '5m',
-      description: 'How long the point in time lives between pages (1m, 5m...)',
-    }),
+    pageSize: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 10_000,
+        default: 1000,
+        description: 'Documents per search request',
+      }),
+    ),
+    keepAlive: Type.Optional(
+      Type.String({
+        pattern: KEEP_ALIVE,
+        default: '5m',
+        description: 'How long the point in time lives between pages (1m, 5m...)',
+      }),
+    ),
     slice: Type.Optional(
       Type.Object(
         {
@@ -150,11 +158,13 @@ export const ElasticsearchStreamSchema = Type.Object(
         },
       ),
     ),
-    data: Type.Union([Type.Literal('document'), Type.Literal('embedding')], {
-      default: 'document',
-      description:
-        "'document' (the _source) or 'embedding' (vectorField as values, the rest as metadata)",
-    }),
+    data: Type.Optional(
+      Type.Union([Type.Literal('document'), Type.Literal('embedding')], {
+        default: 'document',
+        description:
+          "'document' (the _source) or 'embedding' (vectorField as values, the rest as metadata)",
+      }),
+    ),
     vectorField: Type.Optional(
       Type.String({ minLength: 1, description: 'The dense_vector field, for data: embedding' }),
     ),
@@ -194,31 +204,39 @@ export type ElasticsearchContext = Static<typeof ElasticsearchContextSchema>
 export const ElasticsearchSinkStreamSchema = Type.Object(
   {
     index: IndexName,
-    action: Type.Union([Type.Literal('index'), Type.Literal('create')], {
-      default: 'index',
-      description:
-        "'index' replaces a document with the same _id (idempotent); 'create' refuses an existing _id (a version conflict, reported per item)",
-    }),
-    refresh: Type.Union([Type.Literal('false'), Type.Literal('true'), Type.Literal('wait_for')], {
-      default: 'false',
-      description: 'Refresh policy of each _bulk request',
-    }),
-    data: Type.Union([Type.Literal('document'), Type.Literal('embedding')], {
-      default: 'document',
-      description:
-        "What the sink takes: 'document' (content is the _source) or 'embedding' (values go to vectorField, metadata to the other fields)",
-    }),
+    action: Type.Optional(
+      Type.Union([Type.Literal('index'), Type.Literal('create')], {
+        default: 'index',
+        description:
+          "'index' replaces a document with the same _id (idempotent); 'create' refuses an existing _id (a version conflict, reported per item)",
+      }),
+    ),
+    refresh: Type.Optional(
+      Type.Union([Type.Literal('false'), Type.Literal('true'), Type.Literal('wait_for')], {
+        default: 'false',
+        description: 'Refresh policy of each _bulk request',
+      }),
+    ),
+    data: Type.Optional(
+      Type.Union([Type.Literal('document'), Type.Literal('embedding')], {
+        default: 'document',
+        description:
+          "What the sink takes: 'document' (content is the _source) or 'embedding' (values go to vectorField, metadata to the other fields)",
+      }),
+    ),
     idField: Type.Optional(
       Type.String({
         minLength: 1,
         description: 'Take _id from this content field instead of the item id',
       }),
     ),
-    vectorField: Type.String({
-      minLength: 1,
-      default: 'embedding',
-      description: 'The field an embedding item stores its values in',
-    }),
+    vectorField: Type.Optional(
+      Type.String({
+        minLength: 1,
+        default: 'embedding',
+        description: 'The field an embedding item stores its values in',
+      }),
+    ),
     mappings: Type.Optional(
       Type.Record(Type.String(), Type.Unknown(), {
         description: 'Mapping ({"properties":{...}}) used to create the index when it is missing',
@@ -229,25 +247,31 @@ export const ElasticsearchSinkStreamSchema = Type.Object(
         description: 'Index settings used with mappings when the index is created',
       }),
     ),
-    maxBulkBytes: Type.Integer({
-      minimum: 1024,
-      maximum: 100 * 1024 * 1024,
-      default: 5 * 1024 * 1024,
-      description:
-        'A _bulk request closes at this many bytes (the server refuses bodies over http.max_content_length, 100 MiB by default)',
-    }),
-    maxBulkItems: Type.Integer({
-      minimum: 1,
-      maximum: 100_000,
-      default: 1000,
-      description: 'A _bulk request closes at this many documents',
-    }),
-    maxItemRetries: Type.Integer({
-      minimum: 0,
-      maximum: 20,
-      default: 5,
-      description: 'Retries, with backoff, of items the server rejects with 429 (or 503)',
-    }),
+    maxBulkBytes: Type.Optional(
+      Type.Integer({
+        minimum: 1024,
+        maximum: 100 * 1024 * 1024,
+        default: 5 * 1024 * 1024,
+        description:
+          'A _bulk request closes at this many bytes (the server refuses bodies over http.max_content_length, 100 MiB by default)',
+      }),
+    ),
+    maxBulkItems: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100_000,
+        default: 1000,
+        description: 'A _bulk request closes at this many documents',
+      }),
+    ),
+    maxItemRetries: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 20,
+        default: 5,
+        description: 'Retries, with backoff, of items the server rejects with 429 (or 503)',
+      }),
+    ),
   },
   { additionalProperties: false },
 )

@@ -146,19 +146,46 @@ export async function writeDocuments(
   let written = 0
   const maxRetries = stream.maxItemRetries ?? 5
   const refresh = stream.refresh ?? 'false'
-  for (const chunk of chunkEntries(
+  const chunks = chunkEntries(
     entries,
     stream.maxBulkBytes ?? 5 * 1024 * 1024,
     stream.maxBulkItems ?? 1000,
-  )) {
+  )
+  while (chunks.length > 0) {
+    const chunk = chunks.shift()!
     let pending = chunk
     for (let attempt = 0; pending.length > 0; attempt++) {
       const lines = pending.flatMap((entry) => entry.lines)
-      const response = await retry(() => backend.bulk(lines, refresh, signal), {
-        signal,
-        maxAttempts: maxRetries + 1,
-        classify: (error) => classifyOpenSearchError(error) ?? toProviderError(error),
-      })
+      let response: Awaited<ReturnType<SearchBackend['bulk']>>
+      try {
+        response = await retry(() => backend.bulk(lines, refresh, signal), {
+          signal,
+          maxAttempts: maxRetries + 1,
+          classify: (error) => classifyOpenSearchError(error) ?? toProviderError(error),
+        })
+      } catch (error) {
+        // 413: the body is over the server's http.max_content_length. Halve the request; a
+        // single document over the limit fails alone.
+        if (
+          classifyOpenSearchError(error)?.code !== '413' &&
+          (error as { code?: string })?.code !== '413'
+        )
+          throw error
+        if (pending.length > 1) {
+          const half = Math.ceil(pending.length / 2)
+          chunks.unshift(pending.slice(0, half), pending.slice(half))
+        } else {
+          const entry = pending[0]!
+          failed.push({
+            index: entry.index,
+            error: itemError(
+              batch[entry.index]!,
+              `${backend.product} refused it (413): the document (${entry.bytes} bytes) is over the server's request size limit (http.max_content_length)`,
+            ),
+          })
+        }
+        break
+      }
       if (response.items.length !== pending.length)
         throw new ProviderError({
           kind: 'internal',
