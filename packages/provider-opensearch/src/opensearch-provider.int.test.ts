@@ -354,6 +354,10 @@ describe.skipIf(skip)(`opensearch provider (${realUrl ? 'cluster' : 'emulator'})
     server.failNext({ status: 503, path: '_search' })
     const down = await errorOf(collect(connection, { index: index('errors') }))
     expect(down.kind).toBe('transient')
+    server.failShardsNext()
+    const partial = await errorOf(collect(connection, { index: index('errors') }))
+    expect(partial.kind).toBe('transient')
+    expect(partial.message).toMatch(/1 of 2 shards failed/)
   })
 
   it('prepare creates the index from the declared mapping, once', async () => {

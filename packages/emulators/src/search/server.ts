@@ -144,6 +144,7 @@ export class SearchEmulatorServer {
   readonly requests: SearchRequestLog[] = []
   private readonly faults: SearchFault[] = []
   private bulkRejections: { count: number; status: number }[] = []
+  private shardFailures = 0
   private readonly server: Server
   private readonly options: SearchEmulatorOptions
   private readonly clusterUuid = randomBytes(11).toString('base64url')
@@ -193,6 +194,11 @@ export class SearchEmulatorServer {
   /** Refuse the next `count` _bulk items with a per-item status (429 rejected execution, 503). */
   rejectBulkItems(count: number, status = 429): void {
     this.bulkRejections.push({ count, status })
+  }
+
+  /** The next `count` searches answer 200 with one of two shards failed (partial results). */
+  failShardsNext(count = 1): void {
+    this.shardFailures += count
   }
 
   /** Make every point in time expire now, as keep_alive running out would. */
@@ -966,6 +972,26 @@ export class SearchEmulatorServer {
       },
     }
     if (pit) result.pit_id = pit.id
+    if (this.shardFailures > 0) {
+      this.shardFailures--
+      result._shards = {
+        total: 2,
+        successful: 1,
+        skipped: 0,
+        failed: 1,
+        failures: [
+          {
+            shard: 1,
+            index: candidates[0]?.index ?? null,
+            node: 'emulator-node',
+            reason: {
+              type: 'node_not_connected_exception',
+              reason: '[emulator-node-2] Node not connected',
+            },
+          },
+        ],
+      }
+    }
     return result
   }
 
