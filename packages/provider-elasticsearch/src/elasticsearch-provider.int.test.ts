@@ -187,6 +187,44 @@ describe.skipIf(skip)(`elasticsearch provider (${realUrl ? 'cluster' : 'emulator
     expect(target.emulator!.server.pits.size).toBe(0)
   })
 
+  it('a growing, non-unique sortField with a tiebreakField resumes exactly inside a tie, after the point in time, and incrementally', async () => {
+    await target.client.indices.create({
+      index: index('ticks'),
+      mappings: {
+        properties: { n: { type: 'long' }, at: { type: 'date' }, key: { type: 'keyword' } },
+      },
+    })
+    // Four documents share each timestamp: only (at, key) orders them.
+    const put = async (from: number, count: number) => {
+      const operations = []
+      for (let i = from; i < from + count; i++)
+        operations.push(
+          { index: { _index: index('ticks'), _id: `t${i}` } },
+          {
+            n: i,
+            at: new Date(Date.UTC(2024, 0, 1) + Math.floor(i / 4) * 1000).toISOString(),
+            key: `k${String(i).padStart(4, '0')}`,
+          },
+        )
+      await target.client.bulk({ operations, refresh: true })
+    }
+    await put(0, 30)
+    const stream = { index: index('ticks'), sortField: 'at', tiebreakField: 'key', pageSize: 5 }
+    const all = await collect(connection, stream)
+    expect(ns(all)).toEqual(Array.from({ length: 30 }, (_, i) => i))
+    for (const k of [0, 1, 2, 5, 13, 28]) {
+      const head = await collect(connection, stream, undefined, k + 1)
+      if (!realUrl) target.emulator!.server.expirePits()
+      const rest = await collect(connection, stream, JSON.parse(JSON.stringify(head[k]!.context)))
+      expect(ns(rest), `resume after ${k}`).toEqual(
+        Array.from({ length: 29 - k }, (_, i) => i + k + 1),
+      )
+    }
+    await put(30, 6)
+    const fresh = await collect(connection, stream, all.at(-1)!.context)
+    expect(ns(fresh)).toEqual([30, 31, 32, 33, 34, 35])
+  })
+
   it('reads only what the query matches, and slices split the read into disjoint parts', async () => {
     await seed('query', 20)
     const even = await collect(connection, {

@@ -54,7 +54,9 @@ export async function* readIndex(
   after: ElasticsearchContext | undefined,
   signal: AbortSignal,
 ): AsyncGenerator<ReadItem<ElasticsearchContext>> {
-  const { sortField } = stream
+  const { sortField, tiebreakField } = stream
+  if (tiebreakField !== undefined && sortField === undefined)
+    throw configError('stream.tiebreakField needs stream.sortField')
   const data = stream.data ?? 'document'
   if (data === 'embedding' && !stream.vectorField)
     throw configError('stream.vectorField is required when stream.data is embedding')
@@ -64,6 +66,8 @@ export async function* readIndex(
   if (stream.query) filters.push(stream.query)
   // A document without the sort field has no place in the order: it is not read.
   if (sortField !== undefined) filters.push({ exists: { field: sortField } })
+  if (tiebreakField !== undefined && tiebreakField !== '_id')
+    filters.push({ exists: { field: tiebreakField } })
   let searchAfter: unknown[] | undefined
   let pit: string | undefined
   if (after !== undefined) {
@@ -72,7 +76,31 @@ export async function* readIndex(
         throw configError(
           'resume context has no sortField value: it came from a read without stream.sortField',
         )
-      filters.push({ range: { [sortField]: { gt: after.key } } })
+      if (tiebreakField === undefined) {
+        filters.push({ range: { [sortField]: { gt: after.key } } })
+      } else {
+        if (after.tie === undefined || after.tie === null)
+          throw configError(
+            'resume context has no tiebreakField value: it came from a read without stream.tiebreakField',
+          )
+        // After (key, tie): a greater key, or the same key and a greater tiebreaker.
+        filters.push({
+          bool: {
+            should: [
+              { range: { [sortField]: { gt: after.key } } },
+              {
+                bool: {
+                  filter: [
+                    { term: { [sortField]: after.key } },
+                    { range: { [tiebreakField]: { gt: after.tie } } },
+                  ],
+                },
+              },
+            ],
+            minimum_should_match: 1,
+          },
+        })
+      }
     } else {
       if (after.pit === undefined || after.after === undefined)
         throw configError(
@@ -84,11 +112,14 @@ export async function* readIndex(
       searchAfter = after.after
     }
   }
-  const sort: unknown[] = sortField ? [{ [sortField]: 'asc' }] : [{ _shard_doc: 'asc' }]
+  const sort: unknown[] = sortField
+    ? [{ [sortField]: 'asc' }, ...(tiebreakField ? [{ [tiebreakField]: 'asc' }] : [])]
+    : [{ _shard_doc: 'asc' }]
   let sourceFilter: string[] | undefined
   if (stream.sourceIncludes) {
     sourceFilter = [...stream.sourceIncludes]
     if (sortField) sourceFilter.push(sortField)
+    if (tiebreakField && tiebreakField !== '_id') sourceFilter.push(tiebreakField)
     if (stream.vectorField) sourceFilter.push(stream.vectorField)
   }
   const query =
@@ -103,7 +134,11 @@ export async function* readIndex(
   let pending: SearchHit | undefined
   const item = (hit: SearchHit, end: boolean): ReadItem<ElasticsearchContext> => {
     const context: ElasticsearchContext = sortField
-      ? { id: hit._id, key: hit.sort?.[0] ?? null }
+      ? {
+          id: hit._id,
+          key: hit.sort?.[0] ?? null,
+          ...(tiebreakField ? { tie: hit.sort?.[1] ?? null } : {}),
+        }
       : { id: hit._id, pit: pit!, after: hit.sort ?? [], ...(end ? { end: true } : {}) }
     return { data: hitToData(hit, stream), context }
   }

@@ -114,6 +114,13 @@ export const OpenSearchStreamSchema = Type.Object(
           'A sortable field (keyword, numeric, date) unique per document that only grows (a sequence, an ingest time with a unique id): reads sort by it, resume with a range after it (so contexts outlive the point in time) and pick up new documents (incremental). Without it reads follow _shard_doc within one point in time.',
       }),
     ),
+    tiebreakField: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'With sortField: a second sort key (a keyword or numeric field unique per document, e.g. a copy of the id, or _id) for a sortField that is growing but not unique (a timestamp): reads sort by [sortField, tiebreakField] and resume after that pair',
+      }),
+    ),
     pageSize: Type.Optional(
       Type.Integer({
         minimum: 1,
@@ -171,6 +178,7 @@ export const OpenSearchContextSchema = Type.Object(
   {
     id: Type.String({ description: 'The _id of the document' }),
     key: Type.Optional(Type.Unknown({ description: "The sortField's sort value" })),
+    tie: Type.Optional(Type.Unknown({ description: "The tiebreakField's sort value" })),
     pit: Type.Optional(Type.String({ description: 'The point in time the read ran in' })),
     after: Type.Optional(
       Type.Array(Type.Unknown(), { description: "The hit's sort values (search_after)" }),
