@@ -38,6 +38,7 @@ import { redisProvider } from '@nvisy/provider-redis'
 import { s3Provider } from '@nvisy/provider-s3'
 import { freePort, serviceSkipReason, tcpReachable } from '@nvisy/provider-testkit'
 import {
+  type CredentialScope,
   type Dispatcher,
   type DispatcherNaming,
   executePipeline,
@@ -289,6 +290,7 @@ describe.skipIf(natsSkip)('secret canaries through the NATS dispatcher', () => {
     eventsStream: `NVISY_CANARY_EVENTS_${suffix}`,
     checkpointBucket: `nvisy-canary-checkpoints-${suffix}`,
     queueGroup: `nvisy-canary-${suffix}`,
+    nonceBucket: `nvisy-canary-nonces-${suffix}`,
   }
   const subjects = createSubjects(naming.prefix)
   const logger = memoryLogger()
@@ -344,6 +346,7 @@ describe.skipIf(natsSkip)('secret canaries through the NATS dispatcher', () => {
       const jsm = await jetstreamManager(client)
       await jsm.streams.delete(naming.eventsStream).catch(() => {})
       await jsm.streams.delete(`KV_${naming.checkpointBucket}`).catch(() => {})
+      await jsm.streams.delete(`KV_${naming.nonceBucket}`).catch(() => {})
       await client.close()
     }
     await natsAuth?.stop()
@@ -355,11 +358,16 @@ describe.skipIf(natsSkip)('secret canaries through the NATS dispatcher', () => {
     await work?.cleanup()
   })
 
-  const sealed = (c: CanaryCase, canary: string) => {
+  /** Sealed as the server does (v2): bound to one run node or request of this provider. */
+  const sealed = (c: CanaryCase, canary: string, scope: CredentialScope) => {
     const { params, credentials } = c.connection(canary)
     return {
       params,
-      sealedCredentials: sealCredentials(serverKey, dispatcher.publicKey, credentials),
+      sealedCredentials: sealCredentials(serverKey, dispatcher.publicKey, credentials, scope, {
+        provider: c.provider.id,
+        paramsSchema: c.provider.definition.params,
+        params,
+      }),
     }
   }
 
@@ -432,7 +440,14 @@ describe.skipIf(natsSkip)('secret canaries through the NATS dispatcher', () => {
         (
           await client.request(
             subjects.check,
-            JSON.stringify({ provider: c.id, connection: sealed(c, canary) }),
+            JSON.stringify({
+              requestId: `check-${c.id}-${suffix}`,
+              provider: c.id,
+              connection: sealed(c, canary, {
+                operation: 'check',
+                requestId: `check-${c.id}-${suffix}`,
+              }),
+            }),
             { timeout: 30_000 },
           )
         ).data,
@@ -452,7 +467,11 @@ describe.skipIf(natsSkip)('secret canaries through the NATS dispatcher', () => {
                 id: 'src',
                 role: 'source',
                 provider: c.id,
-                connection: sealed(c, canary),
+                connection: sealed(c, canary, {
+                  operation: 'run',
+                  runId: `canary-${c.id}-src-${suffix}`,
+                  nodeId: 'src',
+                }),
                 stream: c.source.stream,
               } as PipelineNode,
               c.source.fsSink
@@ -461,7 +480,11 @@ describe.skipIf(natsSkip)('secret canaries through the NATS dispatcher', () => {
                     id: 'dst',
                     role: 'sink',
                     provider: c.id,
-                    connection: sealed(c, canary),
+                    connection: sealed(c, canary, {
+                      operation: 'run',
+                      runId: `canary-${c.id}-src-${suffix}`,
+                      nodeId: 'dst',
+                    }),
                     stream: c.sink!.stream,
                   } as PipelineNode),
             ],
@@ -481,7 +504,11 @@ describe.skipIf(natsSkip)('secret canaries through the NATS dispatcher', () => {
                 id: 'dst',
                 role: 'sink',
                 provider: c.id,
-                connection: sealed(c, canary),
+                connection: sealed(c, canary, {
+                  operation: 'run',
+                  runId: `canary-${c.id}-dst-${suffix}`,
+                  nodeId: 'dst',
+                }),
                 stream: c.sink.stream,
               } as PipelineNode,
             ],
