@@ -1,4 +1,4 @@
-import { EmptyObject, type Static, Type } from '@nvisy/provider-core'
+import { Destination, EmptyObject, type Static, Type } from '@nvisy/provider-core'
 
 const Identifier = Type.String({ minLength: 1, maxLength: 1024 })
 
@@ -11,14 +11,16 @@ export type SqliteCredentials = Static<typeof SqliteCredentialsSchema>
 
 export const SqliteParamsSchema = Type.Object(
   {
-    path: Type.String({
-      minLength: 1,
-      // Each connection opens its own handle; an in-memory database would be private to
-      // one of them, so a source and a sink on the "same" database would not share data.
-      pattern: '^(?!:memory:$)',
-      description:
-        'Path of the database file. `:memory:` is refused: connections must share the data',
-    }),
+    path: Destination(
+      Type.String({
+        minLength: 1,
+        // Each connection opens its own handle; an in-memory database would be private to
+        // one of them, so a source and a sink on the "same" database would not share data.
+        pattern: '^(?!:memory:$)',
+        description:
+          'Path of the database file. `:memory:` is refused: connections must share the data',
+      }),
+    ),
     readOnly: Type.Optional(
       Type.Boolean({ default: false, description: 'Open the file read-only (writes fail)' }),
     ),

@@ -1,4 +1,4 @@
-import { Secret, type Static, Type } from '@nvisy/provider-core'
+import { Destination, Secret, type Static, Type } from '@nvisy/provider-core'
 
 export const GcsCredentials = Type.Object(
   {
@@ -18,15 +18,19 @@ export type GcsCredentials = Static<typeof GcsCredentials>
 
 export const GcsParams = Type.Object(
   {
-    bucket: Type.String({ minLength: 3, maxLength: 222, description: 'Bucket name' }),
-    projectId: Type.Optional(
-      Type.String({ minLength: 1, description: 'Project id (default: from the credentials)' }),
+    bucket: Destination(Type.String({ minLength: 3, maxLength: 222, description: 'Bucket name' })),
+    projectId: Destination(
+      Type.Optional(
+        Type.String({ minLength: 1, description: 'Project id (default: from the credentials)' }),
+      ),
     ),
-    apiEndpoint: Type.Optional(
-      Type.String({
-        format: 'uri',
-        description: 'API endpoint override (a private endpoint or an emulator)',
-      }),
+    apiEndpoint: Destination(
+      Type.Optional(
+        Type.String({
+          format: 'uri',
+          description: 'API endpoint override (a private endpoint or an emulator)',
+        }),
+      ),
     ),
     requestTimeoutMs: Type.Integer({ minimum: 100, default: 120_000 }),
     maxRetries: Type.Integer({

@@ -1,4 +1,4 @@
-import { Secret, type Static, Type } from '@nvisy/provider-core'
+import { Destination, Secret, type Static, Type } from '@nvisy/provider-core'
 
 /**
  * Credentials: a full connection string (it may carry user and password), or a user and
@@ -34,38 +34,52 @@ export const READ_PREFERENCES = [
 
 export const MongoParamsSchema = Type.Object(
   {
-    url: Type.Optional(
+    url: Destination(
+      Type.Optional(
+        Type.String({
+          pattern: '^mongodb(\\+srv)?://',
+          description:
+            'Connection string without credentials (mongodb://host1,host2/?replicaSet=rs0 or mongodb+srv://cluster.example.net)',
+        }),
+      ),
+    ),
+    hosts: Destination(
+      Type.Optional(
+        Type.Array(Type.String({ pattern: '^[^/@,\\s]+$', description: 'host or host:port' }), {
+          minItems: 1,
+          description: 'Hosts to connect to when no url or connection string is given',
+        }),
+      ),
+    ),
+    database: Destination(
       Type.String({
-        pattern: '^mongodb(\\+srv)?://',
-        description:
-          'Connection string without credentials (mongodb://host1,host2/?replicaSet=rs0 or mongodb+srv://cluster.example.net)',
+        minLength: 1,
+        maxLength: 63,
+        pattern: '^[^/\\\\. "$*<>:|?]+$',
+        description: 'Database to read and write',
       }),
     ),
-    hosts: Type.Optional(
-      Type.Array(Type.String({ pattern: '^[^/@,\\s]+$', description: 'host or host:port' }), {
-        minItems: 1,
-        description: 'Hosts to connect to when no url or connection string is given',
-      }),
+    tls: Destination(
+      Type.Optional(
+        Type.Boolean({ description: 'Use TLS (mongodb+srv:// turns it on by default)' }),
+      ),
     ),
-    database: Type.String({
-      minLength: 1,
-      maxLength: 63,
-      pattern: '^[^/\\\\. "$*<>:|?]+$',
-      description: 'Database to read and write',
-    }),
-    tls: Type.Optional(
-      Type.Boolean({ description: 'Use TLS (mongodb+srv:// turns it on by default)' }),
+    tlsCAFile: Destination(
+      Type.Optional(
+        Type.String({ minLength: 1, description: 'Path of a PEM file of CAs to trust' }),
+      ),
     ),
-    tlsCAFile: Type.Optional(
-      Type.String({ minLength: 1, description: 'Path of a PEM file of CAs to trust' }),
+    authSource: Destination(
+      Type.Optional(
+        Type.String({ minLength: 1, description: 'Database that holds the user (default admin)' }),
+      ),
     ),
-    authSource: Type.Optional(
-      Type.String({ minLength: 1, description: 'Database that holds the user (default admin)' }),
-    ),
-    authMechanism: Type.Optional(
-      Type.Union([Type.Literal('SCRAM-SHA-256'), Type.Literal('SCRAM-SHA-1')], {
-        description: 'SCRAM mechanism; negotiated with the server when omitted',
-      }),
+    authMechanism: Destination(
+      Type.Optional(
+        Type.Union([Type.Literal('SCRAM-SHA-256'), Type.Literal('SCRAM-SHA-1')], {
+          description: 'SCRAM mechanism; negotiated with the server when omitted',
+        }),
+      ),
     ),
     readPreference: Type.Optional(
       Type.Union(
@@ -73,11 +87,13 @@ export const MongoParamsSchema = Type.Object(
         { description: 'Which members reads go to' },
       ),
     ),
-    replicaSet: Type.Optional(Type.String({ minLength: 1 })),
-    directConnection: Type.Optional(
-      Type.Boolean({
-        description: 'Talk to the one host given, without discovering a replica set',
-      }),
+    replicaSet: Destination(Type.Optional(Type.String({ minLength: 1 }))),
+    directConnection: Destination(
+      Type.Optional(
+        Type.Boolean({
+          description: 'Talk to the one host given, without discovering a replica set',
+        }),
+      ),
     ),
     serverSelectionTimeoutMS: Type.Integer({
       minimum: 100,

@@ -1,4 +1,4 @@
-import { Secret, type Static, Type } from '@nvisy/provider-core'
+import { Destination, Secret, type Static, Type } from '@nvisy/provider-core'
 
 const PasswordCredentials = Type.Object(
   {
@@ -45,20 +45,29 @@ export const MysqlTlsSchema = Type.Object(
 
 export const MysqlParamsSchema = Type.Object(
   {
-    host: Type.Optional(
-      Type.String({ minLength: 1, description: 'Server host (required unless the URL gives it)' }),
+    host: Destination(
+      Type.Optional(
+        Type.String({
+          minLength: 1,
+          description: 'Server host (required unless the URL gives it)',
+        }),
+      ),
     ),
-    port: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: 65535, description: 'Server port, default 3306' }),
+    port: Destination(
+      Type.Optional(
+        Type.Integer({ minimum: 1, maximum: 65535, description: 'Server port, default 3306' }),
+      ),
     ),
-    database: Type.Optional(
-      Type.String({
-        minLength: 1,
-        maxLength: 64,
-        description: 'Default database (required unless the URL gives it)',
-      }),
+    database: Destination(
+      Type.Optional(
+        Type.String({
+          minLength: 1,
+          maxLength: 64,
+          description: 'Default database (required unless the URL gives it)',
+        }),
+      ),
     ),
-    tls: Type.Optional(MysqlTlsSchema),
+    tls: Destination(Type.Optional(MysqlTlsSchema)),
     poolSize: Type.Optional(
       Type.Integer({
         minimum: 1,

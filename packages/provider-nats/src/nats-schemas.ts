@@ -1,4 +1,4 @@
-import { Secret, type Static, Type } from '@nvisy/provider-core'
+import { Destination, Secret, type Static, Type } from '@nvisy/provider-core'
 
 const NoCredentials = Type.Object({}, { additionalProperties: false, title: 'No authentication' })
 const TokenCredentials = Type.Object(
@@ -55,15 +55,19 @@ export type NatsTls = Static<typeof NatsTlsSchema>
 
 export const NatsParamsSchema = Type.Object(
   {
-    servers: Type.Union([ServerSchema, Type.Array(ServerSchema, { minItems: 1 })], {
-      description: 'One server or a list of servers of one cluster',
-    }),
-    stream: Type.Optional(
-      Type.String({
-        minLength: 1,
-        pattern: '^[^.*>\\s]+$',
-        description: 'Default JetStream stream to read',
+    servers: Destination(
+      Type.Union([ServerSchema, Type.Array(ServerSchema, { minItems: 1 })], {
+        description: 'One server or a list of servers of one cluster',
       }),
+    ),
+    stream: Destination(
+      Type.Optional(
+        Type.String({
+          minLength: 1,
+          pattern: '^[^.*>\\s]+$',
+          description: 'Default JetStream stream to read',
+        }),
+      ),
     ),
     subject: Type.Optional(
       Type.String({
@@ -71,7 +75,7 @@ export const NatsParamsSchema = Type.Object(
         description: 'Default subject filter for reads (wildcards allowed)',
       }),
     ),
-    tls: Type.Optional(NatsTlsSchema),
+    tls: Destination(Type.Optional(NatsTlsSchema)),
     name: Type.Optional(
       Type.String({
         minLength: 1,

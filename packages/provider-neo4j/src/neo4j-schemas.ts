@@ -1,4 +1,4 @@
-import { Secret, type Static, Type } from '@nvisy/provider-core'
+import { Destination, Secret, type Static, Type } from '@nvisy/provider-core'
 
 /**
  * Labels, relationship types and property names that go into query text: letters, digits and
@@ -28,16 +28,20 @@ export type Neo4jCredentials = Static<typeof Neo4jCredentialsSchema>
 
 export const Neo4jParamsSchema = Type.Object(
   {
-    url: Type.String({
-      pattern: '^(bolt|neo4j)(\\+s|\\+ssc)?://[^/?#\\s@]+/?$',
-      description:
-        'Server URL: bolt:// (one server) or neo4j:// (routing), +s for TLS, +ssc for TLS with a self-signed certificate',
-    }),
-    database: Type.Optional(
+    url: Destination(
       Type.String({
-        pattern: '^[A-Za-z0-9][A-Za-z0-9.\\-_]{0,62}$',
-        description: 'Database name; the user’s home database when omitted',
+        pattern: '^(bolt|neo4j)(\\+s|\\+ssc)?://[^/?#\\s@]+/?$',
+        description:
+          'Server URL: bolt:// (one server) or neo4j:// (routing), +s for TLS, +ssc for TLS with a self-signed certificate',
       }),
+    ),
+    database: Destination(
+      Type.Optional(
+        Type.String({
+          pattern: '^[A-Za-z0-9][A-Za-z0-9.\\-_]{0,62}$',
+          description: 'Database name; the user’s home database when omitted',
+        }),
+      ),
     ),
     connectionTimeoutMs: Type.Optional(
       Type.Integer({

@@ -1,4 +1,4 @@
-import { Secret, type Static, Type } from '@nvisy/provider-core'
+import { Destination, Secret, type Static, Type } from '@nvisy/provider-core'
 
 export const PineconeCredentialsSchema = Type.Object(
   {
@@ -13,19 +13,23 @@ const INDEX_NAME_PATTERN = '^[a-z0-9](?:[a-z0-9-]{0,43}[a-z0-9])?$'
 
 export const PineconeParamsSchema = Type.Object(
   {
-    index: Type.Optional(
-      Type.String({
-        pattern: INDEX_NAME_PATTERN,
-        description: 'Index name; its host is looked up with describeIndex. Give this or `host`.',
-      }),
+    index: Destination(
+      Type.Optional(
+        Type.String({
+          pattern: INDEX_NAME_PATTERN,
+          description: 'Index name; its host is looked up with describeIndex. Give this or `host`.',
+        }),
+      ),
     ),
-    host: Type.Optional(
-      Type.String({
-        minLength: 1,
-        pattern: '^(https?://)?[^\\s/]+(/\\S*)?$',
-        description:
-          'Index host (data plane), e.g. my-index-abc123.svc.aped-4627-b74a.pinecone.io. Give this or `index`.',
-      }),
+    host: Destination(
+      Type.Optional(
+        Type.String({
+          minLength: 1,
+          pattern: '^(https?://)?[^\\s/]+(/\\S*)?$',
+          description:
+            'Index host (data plane), e.g. my-index-abc123.svc.aped-4627-b74a.pinecone.io. Give this or `index`.',
+        }),
+      ),
     ),
     namespace: Type.Optional(
       Type.String({
@@ -33,11 +37,13 @@ export const PineconeParamsSchema = Type.Object(
           'Default namespace for streams that name none. Default "" (the default namespace).',
       }),
     ),
-    controlPlaneUrl: Type.Optional(
-      Type.String({
-        pattern: '^https?://\\S+$',
-        description: 'Control-plane URL override. Default https://api.pinecone.io.',
-      }),
+    controlPlaneUrl: Destination(
+      Type.Optional(
+        Type.String({
+          pattern: '^https?://\\S+$',
+          description: 'Control-plane URL override. Default https://api.pinecone.io.',
+        }),
+      ),
     ),
     maxRetries: Type.Optional(
       Type.Integer({

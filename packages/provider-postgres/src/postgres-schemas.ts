@@ -1,4 +1,4 @@
-import { Secret, type Static, Type } from '@nvisy/provider-core'
+import { Destination, Secret, type Static, Type } from '@nvisy/provider-core'
 
 const Identifier = Type.String({ minLength: 1, maxLength: 63 })
 
@@ -41,20 +41,26 @@ export const PostgresTlsSchema = Type.Object(
 
 export const PostgresParamsSchema = Type.Object(
   {
-    host: Type.Optional(
-      Type.String({
-        minLength: 1,
-        description: 'Server host; required unless credentials.url is set',
-      }),
+    host: Destination(
+      Type.Optional(
+        Type.String({
+          minLength: 1,
+          description: 'Server host; required unless credentials.url is set',
+        }),
+      ),
     ),
-    port: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: 65535, description: 'Server port (default 5432)' }),
+    port: Destination(
+      Type.Optional(
+        Type.Integer({ minimum: 1, maximum: 65535, description: 'Server port (default 5432)' }),
+      ),
     ),
-    database: Type.Optional(
-      Type.String({
-        minLength: 1,
-        description: 'Database; required unless credentials.url is set',
-      }),
+    database: Destination(
+      Type.Optional(
+        Type.String({
+          minLength: 1,
+          description: 'Database; required unless credentials.url is set',
+        }),
+      ),
     ),
     schema: Type.Optional(
       Type.String({
@@ -64,7 +70,7 @@ export const PostgresParamsSchema = Type.Object(
         description: 'Default schema for tables',
       }),
     ),
-    tls: Type.Optional(PostgresTlsSchema),
+    tls: Destination(Type.Optional(PostgresTlsSchema)),
     poolSize: Type.Optional(
       Type.Integer({
         minimum: 1,

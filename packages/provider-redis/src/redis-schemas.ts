@@ -1,4 +1,4 @@
-import { type DataKind, Secret, type Static, Type } from '@nvisy/provider-core'
+import { type DataKind, Destination, Secret, type Static, Type } from '@nvisy/provider-core'
 
 /** Redis ACL credentials. Both are optional: a server without auth takes none. */
 export const RedisCredentialsSchema = Type.Object(
@@ -37,29 +37,35 @@ export const RedisTlsSchema = Type.Union([
 
 export const RedisParamsSchema = Type.Object(
   {
-    host: Type.String({
-      minLength: 1,
-      default: '127.0.0.1',
-      description: 'Server host name or address',
-    }),
-    port: Type.Integer({ minimum: 1, maximum: 65535, default: 6379 }),
-    db: Type.Integer({
-      minimum: 0,
-      default: 0,
-      description: 'Logical database number (standalone only: a cluster has db 0 alone)',
-    }),
-    tls: Type.Optional(RedisTlsSchema),
-    cluster: Type.Optional(
-      Type.Array(
-        Type.Object(
-          { host: Type.String({ minLength: 1 }), port: Port },
-          { additionalProperties: false },
+    host: Destination(
+      Type.String({
+        minLength: 1,
+        default: '127.0.0.1',
+        description: 'Server host name or address',
+      }),
+    ),
+    port: Destination(Type.Integer({ minimum: 1, maximum: 65535, default: 6379 })),
+    db: Destination(
+      Type.Integer({
+        minimum: 0,
+        default: 0,
+        description: 'Logical database number (standalone only: a cluster has db 0 alone)',
+      }),
+    ),
+    tls: Destination(Type.Optional(RedisTlsSchema)),
+    cluster: Destination(
+      Type.Optional(
+        Type.Array(
+          Type.Object(
+            { host: Type.String({ minLength: 1 }), port: Port },
+            { additionalProperties: false },
+          ),
+          {
+            minItems: 1,
+            description:
+              'Seed nodes of a Redis Cluster; when set, host/port are ignored and ioredis Cluster is used',
+          },
         ),
-        {
-          minItems: 1,
-          description:
-            'Seed nodes of a Redis Cluster; when set, host/port are ignored and ioredis Cluster is used',
-        },
       ),
     ),
     connectTimeoutMs: Type.Integer({ minimum: 100, default: 10_000 }),

@@ -1,4 +1,4 @@
-import { Secret, type Static, Type } from '@nvisy/provider-core'
+import { Destination, Secret, type Static, Type } from '@nvisy/provider-core'
 
 export const S3Credentials = Type.Object(
   {
@@ -30,13 +30,17 @@ export type S3Credentials = Static<typeof S3Credentials>
 
 export const S3Params = Type.Object(
   {
-    bucket: Type.String({ minLength: 3, maxLength: 255, description: 'Bucket name' }),
-    region: Type.String({ minLength: 1, default: 'us-east-1' }),
-    endpoint: Type.Optional(
-      Type.String({ format: 'uri', description: 'Endpoint of an S3-compatible server' }),
+    bucket: Destination(Type.String({ minLength: 3, maxLength: 255, description: 'Bucket name' })),
+    region: Destination(Type.String({ minLength: 1, default: 'us-east-1' })),
+    endpoint: Destination(
+      Type.Optional(
+        Type.String({ format: 'uri', description: 'Endpoint of an S3-compatible server' }),
+      ),
     ),
-    forcePathStyle: Type.Optional(
-      Type.Boolean({ description: 'Path-style addressing (most S3-compatible servers need it)' }),
+    forcePathStyle: Destination(
+      Type.Optional(
+        Type.Boolean({ description: 'Path-style addressing (most S3-compatible servers need it)' }),
+      ),
     ),
     checksums: Type.Optional(
       Type.Union([Type.Literal('when_supported'), Type.Literal('when_required')], {
