@@ -371,8 +371,6 @@ function decimalEncoder(column: ColumnInfo): Encoder {
   }
 }
 
-const FLT_MAX = 3.4028234663852886e38
-
 function floatEncoder(column: ColumnInfo, bits: 32 | 64): Encoder {
   const unsigned = /\bunsigned\b/.test(column.columnType)
   return (value) => {
@@ -393,10 +391,10 @@ function floatEncoder(column: ColumnInfo, bits: 32 | 64): Encoder {
     if (bits === 32) {
       // The nearest float32, written as the shortest text of that exact double: the server
       // parses it to the same double and narrows it to the same float32.
-      if (Math.abs(n) > FLT_MAX)
-        throw cannot(value, `${n} is out of range for FLOAT (|x| <= 3.4028234663852886e38)`)
       n = Math.fround(n)
-      if (!Number.isFinite(n)) throw cannot(value, 'is out of range for FLOAT')
+      // A float32's shortest text (PostgreSQL real: 3.4028235e+38) rounds back to it.
+      if (!Number.isFinite(n))
+        throw cannot(value, 'is out of range for FLOAT (|x| <= 3.4028234663852886e38)')
     }
     // Number -> text is the shortest text that parses back to the same double.
     return Object.is(n, -0) ? '-0e0' : String(n)
