@@ -139,7 +139,13 @@ describe.skipIf(skip)('20 concurrent runs on one runtime instance', () => {
           provider: 'postgres',
           connection: {
             params,
-            sealedCredentials: sealCredentials(serverKey, dispatcher.publicKey, credentials),
+            sealedCredentials: sealCredentials(
+              serverKey,
+              dispatcher.publicKey,
+              credentials,
+              { operation: 'run', runId: `load-${suffix}-${index}`, nodeId: 'rows' },
+              { provider: 'postgres', paramsSchema: postgresProvider.definition.params, params },
+            ),
           },
           stream: { table, pageSize: 500 },
         },
