@@ -244,7 +244,10 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
       (options.credentialMaxValidityMs ?? DEFAULT_CREDENTIAL_MAX_VALIDITY_MS) +
       2 * CREDENTIAL_CLOCK_SKEW_MS
     nonces = new KvNonceStore(
-      await new Kvm(js).create(naming.nonceBucket ?? CREDENTIAL_NONCE_BUCKET, { history: 1, ttl: nonceTtlMs }),
+      await new Kvm(js).create(naming.nonceBucket ?? CREDENTIAL_NONCE_BUCKET, {
+        history: 1,
+        ttl: nonceTtlMs,
+      }),
     )
   } catch (error) {
     await nc.close().catch(() => {})
