@@ -23,6 +23,7 @@ import {
   RunsStartRequestSchema,
   runCancelSubject,
   runEventsSubject,
+  SealedCredentialsPlaintextSchema,
   subjects,
   validateMessage,
   validateRunEvent,
@@ -520,5 +521,49 @@ describe('nesting limit', () => {
       parse(schema, JSON.stringify({ provider: 'fs', connection: { params: { root: shallow } } }))
         .ok,
     ).toBe(true)
+  })
+})
+
+describe('sealed credentials v2 schema (credentials.sealed.json)', () => {
+  const binding = {
+    operation: 'run',
+    runId: 'run-0001',
+    nodeId: 'src',
+    provider: 'postgres',
+    destination: '860e6e06e4b9eab9849a2e6596031a45b68d6f5d52d66f0a36544bac7918d835',
+    expiresAt: 1767225900000,
+    nonce: 'AAECAwQFBgcICQoLDA0ODw==',
+  }
+  const rules = (value: unknown) => {
+    const result = validateMessage(SealedCredentialsPlaintextSchema, value)
+    return result.ok ? [] : result.issues.map((i) => `${i.path} ${i.rule}`)
+  }
+
+  it('accepts a run binding and a check binding, refuses v1, extra fields and bad nonces', () => {
+    expect(rules({ v: 2, binding, credentials: { user: 'u' } })).toEqual([])
+    const check = { ...binding, operation: 'check', requestId: 'q-1', connectionId: 'c1' }
+    delete (check as Record<string, unknown>).runId
+    delete (check as Record<string, unknown>).nodeId
+    expect(rules({ v: 2, binding: check, credentials: {} })).toEqual([])
+    expect(rules({ v: 1, binding, credentials: {} })).not.toEqual([])
+    expect(rules({ v: 2, binding: { ...binding, extra: 1 }, credentials: {} })).not.toEqual([])
+    expect(rules({ v: 2, binding: { ...binding, nonce: 'AAAA' }, credentials: {} })).not.toEqual([])
+    expect(
+      rules({ v: 2, binding: { ...binding, destination: 'xyz' }, credentials: {} }),
+    ).not.toEqual([])
+    expect(rules({ user: 'u', password: 'p' })).not.toEqual([])
+  })
+
+  it('check and discover take an optional requestId', () => {
+    const connection = { params: {}, sealedCredentials: 'AAAA' }
+    for (const schema of [CheckRequestSchema, DiscoverRequestSchema]) {
+      expect(validateMessage(schema, { requestId: 'q-1', provider: 'pg', connection }).ok).toBe(
+        true,
+      )
+      expect(validateMessage(schema, { provider: 'pg', connection }).ok).toBe(true)
+      expect(validateMessage(schema, { requestId: 'bad id!', provider: 'pg', connection }).ok).toBe(
+        false,
+      )
+    }
   })
 })
