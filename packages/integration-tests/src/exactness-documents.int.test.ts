@@ -6,7 +6,7 @@
 // canonical text the SOURCE DATABASE computed in SQL (support/document-canonical.ts).
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { connect as natsConnect } from '@nats-io/transport-node'
@@ -149,6 +149,7 @@ describe.skipIf(skip)('exactness matrix: documents and messages through nvisy ru
 
   it('MySQL -> JSONL file (fs): every value exact', async () => {
     const root = join(work.dir, 'fs')
+    await mkdir(root)
     const run = await runPipeline(
       work.dir,
       pipeline('my-to-jsonl', {
