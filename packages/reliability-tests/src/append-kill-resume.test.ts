@@ -94,7 +94,8 @@ async function killAndResume(target: Target, primaryKey: boolean) {
           connection: target.connection(),
           stream: target.sink(dst),
           batch: { maxItems: 1000 },
-          concurrency: 2,
+          // Offsets are committed in source order: the runtime uses them with one batch in flight.
+          concurrency: 1,
         },
       ],
       edges: [{ from: 'src', to: 'dst' }],
