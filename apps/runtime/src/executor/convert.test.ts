@@ -58,6 +58,24 @@ describe('record -> message', () => {
     })
   })
 
+  it('embeds JSON column text verbatim (duplicate keys, numbers beyond doubles) in messages and JSONL blobs', () => {
+    const exact: RecordData = {
+      kind: 'record',
+      values: {
+        id: 1,
+        j: tagged('json', '{"b":1,"a":2,"b":3,"n":12345678901234567890123,"x":1e400}'),
+      },
+    }
+    const expected = '{"id":1,"j":{"b":1,"a":2,"b":3,"n":12345678901234567890123,"x":1e400}}'
+    const message = convertOne('record', 'message', exact, { key: ['id'] }) as MessageData
+    expect(decode(message.payload)).toBe(expected)
+    const converter = converterFor('record', 'blob', 'jsonl')!
+    const blob = (converter.many ? undefined : converter.convert(exact, { index: 0 })) as {
+      body: Uint8Array
+    }
+    expect(decode(blob.body)).toBe(`${expected}\n`)
+  })
+
   it('joins several key columns URI-encoded with /, a declared key winning over the primary key', () => {
     const message = convertOne(
       'record',

@@ -105,9 +105,7 @@ export function converterFor(
     case 'record>document':
       return single((item, ctx) => recordToDocument(item as RecordData, ctx))
     case 'record>blob':
-      return single((item, ctx) =>
-        toBlob(recordToDocument(item as RecordData, ctx), format ?? 'jsonl'),
-      )
+      return single((item, ctx) => recordToBlob(item as RecordData, ctx, format ?? 'jsonl'))
     case 'document>blob':
       return single((item) => toBlob(item as DocumentData, format ?? 'jsonl'))
     case 'blob>document':
@@ -313,7 +311,45 @@ export function recordToMessage(
   } else {
     id = `sha256:${createHash('sha256').update(canonicalJson(content)).digest('hex')}`
   }
-  return { kind: 'message', id, payload: encoder.encode(JSON.stringify(content)), headers }
+  return { kind: 'message', id, payload: encoder.encode(recordJson(record)), headers }
+}
+
+/** One value as JSON text: JSON column text verbatim (duplicate keys, big numbers and all), the rest via `sqlValueToJson`. */
+function valueJson(value: SqlValue): string {
+  if (Array.isArray(value)) return `[${value.map((v) => valueJson(v as SqlValue)).join(',')}]`
+  if (
+    value !== null &&
+    typeof value === 'object' &&
+    !(value instanceof Uint8Array) &&
+    (value as { $type?: string }).$type === 'json'
+  )
+    return (value as { value: string }).value
+  return JSON.stringify(sqlValueToJson(value))
+}
+
+/**
+ * A row as one JSON object text, in column order. A JSON column's text is embedded as the
+ * source holds it, never parsed and re-serialized, so values JavaScript cannot hold (integers
+ * beyond 2^53, 1e400, duplicate keys) arrive unchanged.
+ */
+export function recordJson(record: RecordData): string {
+  const parts: string[] = []
+  for (const [name, value] of Object.entries(record.values))
+    parts.push(`${JSON.stringify(name)}:${valueJson(value)}`)
+  return `{${parts.join(',')}}`
+}
+
+function recordToBlob(record: RecordData, context: unknown, format: ConvertFormat): BlobData {
+  const document = recordToDocument(record, context)
+  if (format !== 'jsonl') return toBlob(document, format)
+  const body = encoder.encode(`${recordJson(record)}\n`)
+  return {
+    kind: 'blob',
+    key: `${safeFileName(document.id)}.jsonl`,
+    body,
+    size: body.byteLength,
+    contentType: 'application/x-ndjson',
+  }
 }
 
 /** The StreamSchema a sink's declared columns describe (document -> record), for `prepare`. */
