@@ -363,11 +363,17 @@ describe.skipIf(natsSkip)('secret canaries through the NATS dispatcher', () => {
     const { params, credentials } = c.connection(canary)
     return {
       params,
-      sealedCredentials: sealCredentials(serverKey, dispatcher.publicKey, credentials, scope, {
-        provider: c.provider.id,
-        paramsSchema: c.provider.definition.params,
-        params,
-      }),
+      sealedCredentials: sealCredentials(
+        serverKey,
+        dispatcher.publicKey,
+        credentials as Record<string, unknown>,
+        scope,
+        {
+          provider: c.provider.id,
+          paramsSchema: c.provider.definition.params,
+          params,
+        },
+      ),
     }
   }
 
