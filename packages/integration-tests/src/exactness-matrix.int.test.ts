@@ -153,9 +153,7 @@ describe.skipIf(skip)('exactness matrix: relational pairs through nvisy run', ()
     await expectIdentical(mysqlSide, TRAP_TABLE, mysqlSide, table)
   })
 
-  // Known open (issue 14): the postgres sink refuses a real value its own reader produced
-  // ("not exactly representable as real"); the run fails loudly, it does not lose the row.
-  it.skip('PostgreSQL -> PostgreSQL into a table the sink creates: identical by digest', async () => {
+  it('PostgreSQL -> PostgreSQL into a table the sink creates: identical by digest', async () => {
     const table = 'from pg "created"'
     const run = await runPipeline(
       work.dir,

@@ -102,6 +102,15 @@ describe('encoding for the declared column type', () => {
     expect(real(1.5)).toBe('1.5')
     expect(real(Math.fround(0.1))).toBe(String(Math.fround(0.1)))
     expect(real(1.1)).toBe('1.1') // PostgreSQL prints real 1.1 as '1.1'
+    // Ties: float32 -1518973.25 sits halfway between the 8-digit decimals ...973.2 and ...973.3;
+    // PostgreSQL (shortest round-trip, ties to even) prints -1.5189732e+06, which JS's
+    // toPrecision(8) would not produce (it rounds half up).
+    expect(real(-1518973.2)).toBe('-1518973.2')
+    expect(real(393296380)).toBe('393296380') // PostgreSQL: -3.9329638e+08 for 393296384
+    expect(real(3740405.2)).toBe('3740405.2')
+    expect(real(3740405.3)).toBe('3740405.3') // the other, equally close, side of the tie
+    // A decimal of the shortest length that is not the closest is refused (3740405.5 is).
+    expect(refusal(real, 3740405.4)).toMatch(/not exactly representable as real/)
     expect(isFloat32(0.1 + 0.2)).toBe(false)
     expect(refusal(real, 0.1 + 0.2)).toMatch(/not exactly representable as real/)
     expect(refusal(real, 2n ** 60n + 1n)).toMatch(/not exactly representable/)

@@ -179,17 +179,59 @@ function numericEncoder(typmod: number): Encoder {
 /**
  * Whether `v` is a float32 value exactly, or the shortest decimal of one read as a double
  * (PostgreSQL prints real 1.1 as '1.1', which JS reads as the double 1.1): both name one
- * float32 that PostgreSQL's real input gives back exactly.
+ * float32 that PostgreSQL's real input gives back exactly. PostgreSQL prints the shortest
+ * decimal that reads back as the float32, the closest one when several have that length
+ * (float32 -1518973.25 is '-1.5189732e+06': ...973.2 and ...973.3 are equally close); any of
+ * the closest is accepted, a farther one of the same length is not.
  */
 export function isFloat32(v: number): boolean {
   const f = Math.fround(v)
   if (f === v || Number.isNaN(v)) return true
   if (!Number.isFinite(f)) return false
+  if (v < 0) return isFloat32(-v)
+  // PostgreSQL's printer never takes a decimal on the boundary between two float32s (Ryu
+  // without accepted bounds: 393296400 is halfway between 393296384 and 393296416, so
+  // 393296384 prints as 3.9329638e+08), so a boundary is not a name for f here.
+  const lower = (f + float32Step(f, -1)) / 2
+  const upper = (f + float32Step(f, 1)) / 2
   for (let p = 1; p <= 9; p++) {
-    const shortest = Number(f.toPrecision(p))
-    if (Math.fround(shortest) === f) return shortest === v
+    // The nearest p-digit decimal (toExponential takes the larger on a tie) and its neighbours.
+    const [mantissa, exponent] = f.toExponential(p - 1).split('e') as [string, string]
+    const digits = BigInt(mantissa.replace('.', ''))
+    const scale = Number(exponent) - (p - 1)
+    const decimal = (d: bigint) => Number(`${d}e${scale}`)
+    const roundTrips = (d: bigint) => {
+      const x = decimal(d)
+      return Math.fround(x) === f && x !== lower && x !== upper
+    }
+    const below = digits - 1n
+    const above = digits + 1n
+    if (roundTrips(digits)) {
+      if (decimal(digits) === v) return true
+      // On a tie (f is exactly halfway, so its (p+1)-digit form is exact and ends in 5), the
+      // smaller neighbour is as close, and is what ties-to-even may print.
+      const half = f.toPrecision(p + 1)
+      const tie = Number(half) === f && /5(e[+-]\d+)?$/.test(half)
+      return tie && roundTrips(below) && decimal(below) === v
+    }
+    // Next to a power of two the interval is lopsided: the nearest decimal may fall outside it
+    // while a neighbour is inside; that neighbour is then the shortest.
+    if (roundTrips(below) || roundTrips(above)) {
+      return (
+        (roundTrips(below) && decimal(below) === v) || (roundTrips(above) && decimal(above) === v)
+      )
+    }
   }
   return false
+}
+
+const float32View = new DataView(new ArrayBuffer(4))
+
+/** The float32 next to the positive float32 `f`, up (`1`) or down (`-1`), widened to a double. */
+function float32Step(f: number, direction: 1 | -1): number {
+  float32View.setFloat32(0, f)
+  float32View.setUint32(0, float32View.getUint32(0) + direction)
+  return float32View.getFloat32(0)
 }
 
 function floatEncoder(bits: 32 | 64): Encoder {
