@@ -84,6 +84,8 @@ export {
   ConvertOptionsSchema,
   type DeclaredColumn,
   DeclaredColumnSchema,
+  type EmbeddingOptions,
+  EmbeddingOptionsSchema,
   MAX_EDGES,
   MAX_NODES,
   MAX_SEALED_CREDENTIALS_LENGTH,

@@ -280,6 +280,36 @@ describe('requests (strict)', () => {
     )
   })
 
+  it('sink convert options: record -> embedding columns', () => {
+    const withEmbedding = (embedding: unknown) => {
+      const p = pipeline() as any
+      p.nodes[1].convert = { embedding }
+      return p
+    }
+    expect(
+      validateMessage(
+        PipelineSchema,
+        withEmbedding({ id: 'id', vector: 'embedding', dimension: 384, metadata: ['title'] }),
+      ).ok,
+    ).toBe(true)
+    expect(validateMessage(PipelineSchema, withEmbedding({ id: 'id', vector: 'v' })).ok).toBe(true)
+    expectIssue(
+      issuesOf(PipelineSchema, withEmbedding({ id: 'id' })),
+      '/nodes/1/convert/embedding/vector',
+      'required',
+    )
+    expectIssue(
+      issuesOf(PipelineSchema, withEmbedding({ id: 'id', vector: 'v', dimension: 0 })),
+      '/nodes/1/convert/embedding/dimension',
+      'minimum',
+    )
+    expectIssue(
+      issuesOf(PipelineSchema, withEmbedding({ id: 'id', vector: 'v', sparse: 's' })),
+      '/nodes/1/convert/embedding/sparse',
+      'additionalProperties',
+    )
+  })
+
   it('cancel', () => {
     expect(validateMessage(CancelRequestSchema, {}).ok).toBe(true)
     expect(validateMessage(CancelRequestSchema, { reason: 'user asked' }).ok).toBe(true)

@@ -174,6 +174,41 @@ export const DeclaredColumnSchema = Type.Object(
 )
 export type DeclaredColumn = Static<typeof DeclaredColumnSchema>
 
+/** How a record becomes an embedding (record -> embedding): which columns are the id and the vector. */
+export const EmbeddingOptionsSchema = Type.Object(
+  {
+    id: Type.String({
+      minLength: 1,
+      maxLength: 128,
+      description:
+        'the column whose value is the embedding id (text, or an integer written as its digits)',
+    }),
+    vector: Type.String({
+      minLength: 1,
+      maxLength: 128,
+      description:
+        "the column holding the dense vector: a number array (real[], float8[], a JSON array) or vector text such as pgvector's '[1,2,3]'",
+    }),
+    dimension: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 65_536,
+        description:
+          'the number of values every vector must have; a vector of another length is refused',
+      }),
+    ),
+    metadata: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 128 }), {
+        maxItems: 4096,
+        description:
+          'the columns copied into the metadata (default: every column but id and vector); null values are left out',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+)
+export type EmbeddingOptions = Static<typeof EmbeddingOptionsSchema>
+
 /** Conversion options of a sink node (see the runtime README, "Conversions"). */
 export const ConvertOptionsSchema = Type.Object(
   {
@@ -193,6 +228,7 @@ export const ConvertOptionsSchema = Type.Object(
           "record -> message: the columns whose values make the message id; document -> record: the destination's primary key",
       }),
     ),
+    embedding: Type.Optional(EmbeddingOptionsSchema),
   },
   { additionalProperties: false },
 )

@@ -20,6 +20,7 @@ const KindSchema = Type.Union([
   Type.Literal('document'),
   Type.Literal('blob'),
   Type.Literal('message'),
+  Type.Literal('embedding'),
 ])
 
 export function keyOf(data: Data): string {

@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto'
-import { type Data, type MessageData, type RecordData, tagged } from '@nvisy/provider-core'
+import {
+  type Data,
+  type EmbeddingData,
+  type MessageData,
+  type RecordData,
+  tagged,
+} from '@nvisy/provider-core'
 import { describe, expect, it } from 'vitest'
 import { createMemoryWorld, memoryNode } from '../__fixtures__/memory-provider.js'
 import { runPipeline } from '../__fixtures__/run.js'
@@ -295,5 +301,183 @@ describe('conversions in a pipeline', () => {
       kind: 'record',
       values: { id: 'a', n: 1n },
     })
+  })
+})
+
+describe('record -> embedding', () => {
+  const options = { embedding: { id: 'id', vector: 'embedding', dimension: 3 } }
+  const embed = (values: RecordData['values'], setting: object = options) => {
+    const converter = converterFor('record', 'embedding', setting as never)
+    if (!converter || converter.many) throw new Error('expected a one-to-one converter')
+    return converter.convert({ kind: 'record', values }, { index: 0 })
+  }
+  const refusal = (values: RecordData['values'], setting?: object) => {
+    const result = embed(values, setting)
+    if (!isConversionFailure(result)) throw new Error('expected a refusal')
+    expect(result.error.kind).toBe('data')
+    return result.error.message
+  }
+
+  it('takes the id and vector columns, and every other column as JSON metadata without nulls', () => {
+    expect(
+      embed({
+        id: 9007199254740993n,
+        embedding: [0.25, -1, 3e-7],
+        title: 'Blue kettle',
+        price: tagged('decimal', '19.90'),
+        added: tagged('timestamptz', '2024-05-06T07:08:09.123456Z'),
+        tags: ['kitchen', 'steel'],
+        stock: 12,
+        discontinued: null,
+      }),
+    ).toEqual({
+      kind: 'embedding',
+      id: '9007199254740993',
+      values: [0.25, -1, 3e-7],
+      metadata: {
+        title: 'Blue kettle',
+        price: '19.90',
+        added: '2024-05-06T07:08:09.123456Z',
+        tags: ['kitchen', 'steel'],
+        stock: 12,
+      },
+    })
+  })
+
+  it("reads pgvector text ('[1,2,3]'), a JSON column's array and numeric[] elements", () => {
+    const values = (vector: RecordData['values'][string]) =>
+      (embed({ id: 'a', embedding: vector }) as EmbeddingData).values
+    expect(values('[1,2.5,-3e-2]')).toEqual([1, 2.5, -0.03])
+    expect(values(' [0, 0.5, 1] ')).toEqual([0, 0.5, 1])
+    expect(values(tagged('json', '[4, 5, 6]'))).toEqual([4, 5, 6])
+    expect(values([tagged('decimal', '1.5'), tagged('decimal', '-2'), 3n])).toEqual([1.5, -2, 3])
+    // No other column: no metadata at all.
+    expect(embed({ id: 'a', embedding: [1, 2, 3] })).toEqual({
+      kind: 'embedding',
+      id: 'a',
+      values: [1, 2, 3],
+    })
+  })
+
+  it('copies only the listed metadata columns, and refuses a listed column the record lacks', () => {
+    const setting = { embedding: { id: 'sku', vector: 'v', metadata: ['title'] } }
+    expect(embed({ sku: 'k-1', v: [1, 2], title: 't', secret_note: 'x' }, setting)).toEqual({
+      kind: 'embedding',
+      id: 'k-1',
+      values: [1, 2],
+      metadata: { title: 't' },
+    })
+    expect(refusal({ sku: 'k-1', v: [1, 2] }, setting)).toBe(
+      'record "k-1": metadata column "title" (convert.embedding.metadata) is not a column of the record',
+    )
+  })
+
+  it('refuses bad vectors, naming the column and the rule, never the values', () => {
+    expect(refusal({ id: 7, embedding: [1, 2] })).toBe(
+      'record "7": vector column "embedding" (convert.embedding.vector) has 2 values, convert.embedding.dimension is 3',
+    )
+    expect(refusal({ id: 7, embedding: [1, Number.NaN, 3] })).toBe(
+      'record "7": vector column "embedding" (convert.embedding.vector) element 1 is NaN: a vector takes finite numbers only',
+    )
+    expect(refusal({ id: 7, embedding: [1, 2, Number.POSITIVE_INFINITY] })).toContain(
+      'element 2 is infinite: a vector takes finite numbers only',
+    )
+    expect(refusal({ id: 7, embedding: ['1', 2, 3] })).toContain(
+      'element 0 is string: a vector takes numbers only',
+    )
+    expect(refusal({ id: 7, embedding: [1, null, 3] })).toContain(
+      'element 1 is null: a vector takes numbers only',
+    )
+    expect(refusal({ id: 7, embedding: '[1,2,"3"]' })).toContain('element 2 is string')
+    expect(refusal({ id: 7, embedding: '{1,2,3}' })).toBe(
+      `record "7": vector column "embedding" (convert.embedding.vector) takes a number array or vector text such as '[0.1,0.2,0.3]', got text that is not one`,
+    )
+    expect(refusal({ id: 7, embedding: '[1,2,NaN]' })).toContain('got text that is not one')
+    expect(refusal({ id: 7, embedding: null })).toContain('got null')
+    expect(refusal({ id: 7, embedding: new Uint8Array(12) })).toContain('got binary')
+    expect(refusal({ id: 7 })).toContain('got no such column')
+    expect(
+      refusal({ id: 7, embedding: [] }, { embedding: { id: 'id', vector: 'embedding' } }),
+    ).toBe('record "7": vector column "embedding" (convert.embedding.vector) is an empty vector')
+    // Without a declared dimension any length passes (the sink checks its index's dimension).
+    expect(
+      embed({ id: 7, embedding: [1] }, { embedding: { id: 'id', vector: 'embedding' } }),
+    ).toEqual({ kind: 'embedding', id: '7', values: [1] })
+  })
+
+  it('refuses a row without a usable id', () => {
+    expect(refusal({ embedding: [1, 2, 3] })).toBe(
+      'record: id column "id" (convert.embedding.id) takes text or an integer, got no such column',
+    )
+    expect(refusal({ id: null, embedding: [1, 2, 3] })).toContain('got null')
+    expect(refusal({ id: '', embedding: [1, 2, 3] })).toContain('takes a non-empty text')
+    expect(refusal({ id: 1.5, embedding: [1, 2, 3] })).toContain(
+      'takes text or an integer, got number',
+    )
+    expect(refusal({ id: tagged('decimal', '2.5'), embedding: [1, 2, 3] })).toContain(
+      'got decimal text',
+    )
+    expect(embed({ id: tagged('decimal', '42'), embedding: [1, 2, 3] })).toMatchObject({
+      id: '42',
+    })
+  })
+
+  it('is refused by validation without convert.embedding', () => {
+    const world = createMemoryWorld()
+    const registry = new MapProviderRegistry([world.provider])
+    const pipeline = (convert?: unknown): Pipeline => ({
+      id: 'p',
+      nodes: [
+        memoryNode('src', 'source', { name: 'in' }),
+        memoryNode(
+          'dst',
+          'sink',
+          { name: 'out', kind: 'embedding' },
+          { convert: convert as never },
+        ),
+      ],
+      edges: [{ from: 'src', to: 'dst' }],
+    })
+    expect(validatePipeline(pipeline(), registry)).toEqual([
+      expect.objectContaining({ path: '/edges/0', rule: 'embedding' }),
+    ])
+    expect(validatePipeline(pipeline({ key: ['id'] }), registry)).toEqual([
+      expect.objectContaining({ path: '/edges/0', rule: 'embedding' }),
+    ])
+    expect(validatePipeline(pipeline(options), registry)).toEqual([])
+  })
+
+  it('in a pipeline: good rows arrive as embeddings, a bad vector is refused alone under a budget', async () => {
+    const world = createMemoryWorld()
+    world.sources.set('products', [
+      { kind: 'record', values: { id: 1n, embedding: '[0.1,0.2,0.3]', title: 'one' } },
+      { kind: 'record', values: { id: 2n, embedding: '[0.1,0.2]', title: 'two' } },
+      { kind: 'record', values: { id: 3n, embedding: [1, 2, 3], title: null } },
+    ])
+    const pipeline: Pipeline = {
+      id: 'p',
+      nodes: [
+        memoryNode('pg', 'source', { name: 'products' }),
+        memoryNode('vectors', 'sink', { name: 'index', kind: 'embedding' }, { convert: options }),
+      ],
+      edges: [{ from: 'pg', to: 'vectors' }],
+    }
+    const failed = await runPipeline(world, pipeline)
+    expect(failed.summary.status).toBe('failed')
+    expect(failed.summary.error?.message).toContain(
+      'vector column "embedding" (convert.embedding.vector) has 2 values',
+    )
+
+    const partial = await runPipeline(world, { ...pipeline, options: { failureBudget: 1 } })
+    expect(partial.summary.status).toBe('partial')
+    const index = world.sinks.get('index')!
+    expect([...index.keys()].sort()).toEqual(['1', '3'])
+    expect(index.get('1')).toEqual({
+      kind: 'embedding',
+      id: '1',
+      values: [0.1, 0.2, 0.3],
+      metadata: { title: 'one' },
+    })
+    expect(index.get('3')).toEqual({ kind: 'embedding', id: '3', values: [1, 2, 3] })
   })
 })

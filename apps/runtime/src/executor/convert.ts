@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { ConvertOptions, DeclaredColumn } from '@nvisy/protocol'
+import type { ConvertOptions, DeclaredColumn, EmbeddingOptions } from '@nvisy/protocol'
 import {
   type BlobData,
   type ColumnType,
@@ -7,6 +7,8 @@ import {
   type Data,
   type DataKind,
   type DocumentData,
+  type EmbeddingData,
+  isTaggedValue,
   iterateBytes,
   type JsonObject,
   type JsonValue,
@@ -75,6 +77,8 @@ const CONVERSIONS: Record<string, true> = {
   'message>document': true,
   /** Needs the sink's declared columns (`convert.columns`). */
   'document>record': true,
+  /** Needs the sink's id and vector columns (`convert.embedding`). */
+  'record>embedding': true,
 }
 
 export function conversionAllowed(from: DataKind, to: DataKind): boolean {
@@ -90,7 +94,7 @@ export function listConversions(): { from: DataKind; to: DataKind }[] {
 
 /**
  * The converter for an edge, or undefined when the kinds cannot meet (document -> record
- * without declared columns included).
+ * without declared columns and record -> embedding without `convert.embedding` included).
  */
 export function converterFor(
   from: DataKind,
@@ -127,6 +131,11 @@ export function converterFor(
       const columns = options?.columns
       if (!columns) return undefined
       return single((item) => documentToRecord(item as DocumentData, columns))
+    }
+    case 'record>embedding': {
+      const embedding = options?.embedding
+      if (!embedding) return undefined
+      return single((item) => recordToEmbedding(item as RecordData, embedding))
     }
     default:
       return undefined
@@ -501,6 +510,126 @@ export function documentToRecord(
     values[column.name] = columnValue(column, column.type as ColumnType, raw, where)
   }
   return { kind: 'record', values }
+}
+
+function refuseEmbedding(message: string): never {
+  throw new ProviderError({ kind: 'data', operation: 'convert', message })
+}
+
+/** What a value is, for a refusal (never the value itself). */
+function shownKind(value: unknown): string {
+  if (value === null) return 'null'
+  if (value instanceof Uint8Array) return 'binary'
+  if (Array.isArray(value)) return 'an array'
+  if (isTaggedValue(value)) return `${value.$type} text`
+  return typeof value === 'object' ? 'an object' : typeof value
+}
+
+const INTEGER_TEXT = /^-?\d+$/
+
+/** The embedding id from the id column: text, or an integer as its digits. */
+function embeddingId(record: RecordData, column: string): string {
+  const raw = record.values[column]
+  const refuse = (rule: string): never =>
+    refuseEmbedding(
+      `record: id column ${JSON.stringify(column)} (convert.embedding.id) ${rule}, got ${raw === undefined ? 'no such column' : shownKind(raw)}`,
+    )
+  if (typeof raw === 'string') return raw.length > 0 ? raw : refuse('takes a non-empty text')
+  if (typeof raw === 'number' && Number.isSafeInteger(raw)) return String(raw)
+  if (typeof raw === 'bigint') return raw.toString()
+  if (isTaggedValue(raw) && raw.$type === 'decimal' && INTEGER_TEXT.test(raw.value))
+    return raw.value
+  return refuse('takes text or an integer')
+}
+
+/** One vector element as a finite number. */
+function vectorElement(value: unknown): number | undefined {
+  if (typeof value === 'number') return value
+  if (typeof value === 'bigint') return Number(value)
+  if (isTaggedValue(value) && value.$type === 'decimal' && DECIMAL.test(value.value))
+    return Number(value.value)
+  return undefined
+}
+
+/**
+ * The dense vector of the vector column: a number array (real[], float8[], numeric[]), a JSON
+ * column holding one, or vector text such as pgvector's '[1,2,3]'. Every element must be a
+ * finite number, and there must be `dimension` of them when it is declared.
+ */
+function embeddingVector(record: RecordData, options: EmbeddingOptions, where: string): number[] {
+  const column = options.vector
+  const raw = record.values[column]
+  const name = `vector column ${JSON.stringify(column)} (convert.embedding.vector)`
+  let elements: readonly unknown[]
+  if (Array.isArray(raw)) {
+    elements = raw
+  } else if (typeof raw === 'string' || (isTaggedValue(raw) && raw.$type === 'json')) {
+    const text = (typeof raw === 'string' ? raw : raw.value).trim()
+    let parsed: unknown
+    try {
+      parsed = text.startsWith('[') ? JSON.parse(text) : undefined
+    } catch {
+      parsed = undefined
+    }
+    if (!Array.isArray(parsed))
+      return refuseEmbedding(
+        `${where}: ${name} takes a number array or vector text such as '[0.1,0.2,0.3]', got text that is not one`,
+      )
+    elements = parsed
+  } else {
+    return refuseEmbedding(
+      `${where}: ${name} takes a number array or vector text such as '[0.1,0.2,0.3]', got ${raw === undefined ? 'no such column' : shownKind(raw)}`,
+    )
+  }
+  if (elements.length === 0) return refuseEmbedding(`${where}: ${name} is an empty vector`)
+  if (options.dimension !== undefined && elements.length !== options.dimension)
+    return refuseEmbedding(
+      `${where}: ${name} has ${elements.length} values, convert.embedding.dimension is ${options.dimension}`,
+    )
+  const values = new Array<number>(elements.length)
+  for (let i = 0; i < elements.length; i++) {
+    const value = vectorElement(elements[i])
+    if (value === undefined)
+      return refuseEmbedding(
+        `${where}: ${name} element ${i} is ${shownKind(elements[i])}: a vector takes numbers only`,
+      )
+    if (!Number.isFinite(value))
+      return refuseEmbedding(
+        `${where}: ${name} element ${i} is ${Number.isNaN(value) ? 'NaN' : 'infinite'}: a vector takes finite numbers only`,
+      )
+    values[i] = value
+  }
+  return values
+}
+
+/**
+ * A row as an embedding (record -> embedding), by the sink's `convert.embedding`: the id from
+ * the `id` column (text, or an integer as its digits), the dense vector from the `vector`
+ * column, and as metadata the `metadata` columns (default: every other column) in JSON form
+ * (`sqlValueToJson`), null values left out. A missing or empty id, a vector that is not a
+ * non-empty list of finite numbers, or one of another length than `dimension` refuses the row
+ * (a `data` failure naming the column and the rule).
+ */
+export function recordToEmbedding(record: RecordData, options: EmbeddingOptions): EmbeddingData {
+  const id = embeddingId(record, options.id)
+  const where = `record ${JSON.stringify(id)}`
+  const values = embeddingVector(record, options, where)
+  const names =
+    options.metadata ??
+    Object.keys(record.values).filter((name) => name !== options.id && name !== options.vector)
+  const metadata: JsonObject = {}
+  let any = false
+  for (const name of names) {
+    const value = record.values[name]
+    if (value === undefined)
+      return refuseEmbedding(
+        `${where}: metadata column ${JSON.stringify(name)} (convert.embedding.metadata) is not a column of the record`,
+      )
+    if (value === null) continue
+    metadata[name] = sqlValueToJson(value)
+    any = true
+  }
+  return any ? { kind: 'embedding', id, values, metadata } : { kind: 'embedding', id, values }
 }
 
 export function messageToDocument(message: MessageData): DocumentData {

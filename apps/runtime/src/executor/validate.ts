@@ -163,6 +163,18 @@ export function validatePipeline(pipeline: unknown, registry: ProviderRegistry):
           `source ${edge.from} yields documents and sink ${edge.to} takes records: declare the record's columns on the sink node (convert.columns)`,
         ),
       )
+    } else if (
+      fromKind === 'record' &&
+      toKind === 'embedding' &&
+      !convertOptions(to.convert)?.embedding
+    ) {
+      issues.push(
+        issue(
+          at,
+          'embedding',
+          `source ${edge.from} yields records and sink ${edge.to} takes embeddings: name the id and vector columns on the sink node (convert.embedding: { id, vector })`,
+        ),
+      )
     } else if (fromKind && toKind && !conversionAllowed(fromKind, toKind)) {
       issues.push(
         issue(
