@@ -7,8 +7,7 @@ import {
   type ValidationIssue,
 } from '@nvisy/provider-core'
 import type { Pipeline, PipelineNode } from '../pipeline-types.js'
-import { convertOptions } from './convert.js'
-import { sinkSchema } from './execute.js'
+import { needsSourceSchema, sinkSchema } from './execute.js'
 import type { ProviderRegistry } from './types.js'
 import { nodeDataKind, validatePipeline } from './validate.js'
 
@@ -100,9 +99,11 @@ export async function checkPipeline(options: CheckPipelineOptions): Promise<Vali
       const needed = edges.some(
         (e) =>
           e.source === source &&
-          ((e.sink.kind === 'record' &&
-            options.registry.get(e.sink.node.provider)!.capabilities.prepare) ||
-            (e.sink.kind === 'message' && !convertOptions(e.sink.node.convert)?.key)),
+          needsSourceSchema(
+            e.sink.kind,
+            options.registry.get(e.sink.node.provider)!.capabilities,
+            e.sink.node,
+          ),
       )
       if (!needed) continue
       try {

@@ -458,10 +458,8 @@ class PipelineRun {
     await Promise.all(
       this.#sources.map(async (source) => {
         if (!source.provider.capabilities.describeStream || source.kind !== 'record') return
-        const needed = source.edges.some(
-          (edge) =>
-            (edge.sink.kind === 'record' && edge.sink.provider.capabilities.prepare) ||
-            (edge.sink.kind === 'message' && !convertOptions(edge.sink.node.convert)?.key),
+        const needed = source.edges.some((edge) =>
+          needsSourceSchema(edge.sink.kind, edge.sink.provider.capabilities, edge.sink.node),
         )
         if (!needed) return
         try {
@@ -546,7 +544,21 @@ class PipelineRun {
     for (const edge of this.#edges) {
       const sink = edge.sink
       if (!sink.provider.capabilities.offsets) continue
-      if ((sink.node.concurrency ?? DEFAULTS.concurrency) !== 1 || edge.converter.many) continue
+      const concurrency = sink.node.concurrency ?? DEFAULTS.concurrency
+      if (concurrency !== 1 || edge.converter.many) {
+        // Offsets commit the last context of each batch in source order: with batches written
+        // concurrently, or several items per source item, a committed offset could pass an
+        // uncommitted batch, so they are off and a resumed append may write a batch again.
+        const why =
+          concurrency !== 1
+            ? `concurrency ${concurrency} (offsets need 1)`
+            : `the conversion ${edge.source.kind} -> ${sink.kind} yields several items per source item`
+        this.#logger.warn(
+          { nodeId: sink.node.id, sourceNodeId: edge.source.node.id },
+          `sink ${sink.node.id}: exactly-once offsets are off because of ${why}; after a crash a resumed run may write the last unacknowledged batches again (an upsert mode makes that harmless)`,
+        )
+        continue
+      }
       edge.offsetKey = `${this.#pipeline.id}/${edge.source.node.id}/${sink.node.id}`
     }
     if (this.#options.resume === false) return
@@ -1054,6 +1066,19 @@ class PipelineRun {
 }
 
 /**
+ * Whether a record source must describe its stream for this sink: a sink that prepares its
+ * destination from it, or a record -> message edge whose message id comes from the primary key.
+ */
+export function needsSourceSchema(
+  sinkKind: DataKind,
+  sinkCapabilities: { prepare?: boolean | undefined },
+  sinkNode: PipelineNode,
+): boolean {
+  if (sinkCapabilities.prepare) return true
+  return sinkKind === 'message' && !convertOptions(sinkNode.convert)?.key
+}
+
+/**
  * The schema of what flows into a sink, for its `prepare`: a record source's described
  * columns on a record -> record edge, or the sink's declared columns (document -> record).
  */
@@ -1068,7 +1093,13 @@ export function sinkSchema(
   if (declared && sink.kind === 'record') return declared
   for (const edge of edges) {
     if (edge.sink !== sink) continue
-    if (edge.source.kind === 'record' && sink.kind === 'record' && edge.source.schema)
+    // Rows become documents field by field, so a record source's columns (and its key) are
+    // the documents' too: a document sink keys or indexes its destination by them.
+    if (
+      edge.source.kind === 'record' &&
+      (sink.kind === 'record' || sink.kind === 'document') &&
+      edge.source.schema
+    )
       return edge.source.schema
   }
   return undefined

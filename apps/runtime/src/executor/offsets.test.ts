@@ -137,8 +137,19 @@ describe('exactly-once appends through sink offsets', () => {
     world.sources.set('in', records(20))
     const pipeline = single()
     pipeline.nodes[1]!.concurrency = 2
-    await runPipeline(world, pipeline)
+    const warnings: string[] = []
+    const collect = (first: unknown, message?: string) => {
+      warnings.push(typeof first === 'string' ? first : (message ?? ''))
+    }
+    const noop = () => {}
+    await runPipeline(world, pipeline, {
+      logger: { debug: noop, info: noop, error: noop, warn: collect },
+    })
     expect(world.offsets.size).toBe(0)
+    // Not silently: the run says exactly-once is off, and why.
+    expect(warnings).toEqual([
+      expect.stringMatching(/sink dst: exactly-once offsets are off because of concurrency 2/),
+    ])
 
     const again = createMemoryWorld('memory', { offsets: true })
     again.sources.set('in', records(20))

@@ -55,6 +55,15 @@ describe('destinations prepared before the run reads', () => {
     expect(events.some((e) => e.type === 'prepared')).toBe(false)
   })
 
+  it("gives a record -> document sink the source's columns and key (a document store indexes by them)", async () => {
+    const w = world()
+    const pipeline = copy({ name: 'docs', kind: 'document' })
+    const { summary } = await runPipeline(w, pipeline)
+    expect(summary.status).toBe('completed')
+    expect(w.prepares).toEqual([{ stream: 'docs', schema: SCHEMA, dryRun: false, readsBefore: 0 }])
+    expect(w.sinks.get('docs')!.size).toBe(10)
+  })
+
   it('gives a document -> record sink the schema of its declared columns', async () => {
     const w = world()
     w.sources.set('docs', [{ kind: 'document', id: '1', content: { n: 5 } }])
