@@ -4,14 +4,21 @@ import { describe, expect, it } from 'vitest'
 import {
   approximateSize,
   type Data,
+  DocumentDataSchema,
   describeItem,
+  documentJson,
   isTaggedValue,
   iterateBytes,
+  JsonDuplicateKeyError,
+  parseJsonExact,
   readBytes,
+  sqlValueJson,
+  sqlValuesToDocument,
   sqlValueToJson,
   tagged,
 } from './data.js'
 import * as core from './index.js'
+import { validateValue } from './schema.js'
 import { VERSION } from './version.js'
 
 describe('sqlValueToJson', () => {
@@ -62,6 +69,124 @@ describe('sqlValueToJson', () => {
   it('gives output that survives a JSON round trip', () => {
     const value = sqlValueToJson([2n ** 70n, new Uint8Array([1]), tagged('json', '{"k":1}')])
     expect(JSON.parse(JSON.stringify(value))).toEqual(value)
+  })
+})
+
+describe('exact JSON text', () => {
+  // Text a JSON column may hold that JavaScript values cannot: a repeated key, numbers beyond
+  // a double and beyond 2^53, digits a double rounds, trailing zeros, spacing.
+  const hostile = '{"b":1,"a":2,"b":3, "n":12345678901234567890123,"x":1e400,"d":2.50}'
+
+  it('sqlValueJson writes JSON text verbatim and other values as sqlValueToJson does', () => {
+    expect(sqlValueJson(tagged('json', hostile))).toBe(hostile)
+    expect(sqlValueJson([tagged('json', '[1e400]'), null, tagged('json', '"s"')])).toBe(
+      '[[1e400],null,"s"]',
+    )
+    expect(sqlValueJson(2n ** 70n)).toBe('"1180591620717411303424"')
+    expect(sqlValueJson(tagged('decimal', '1.10'))).toBe('"1.10"')
+    expect(sqlValueJson(new Uint8Array([0, 255]))).toBe('"AP8="')
+    expect(sqlValueJson(null)).toBe('null')
+  })
+
+  it('sqlValuesToDocument keeps parsed content and the exact text of JSON columns only', () => {
+    const document = sqlValuesToDocument({
+      id: 7n,
+      j: tagged('json', hostile),
+      list: [tagged('json', '{"k":1e400}')],
+      t: 'text',
+    })
+    // Readers of content see what they always saw (the parsed JSON).
+    expect(document.content).toEqual({
+      id: 7,
+      j: JSON.parse(hostile),
+      list: [{ k: Number.POSITIVE_INFINITY }],
+      t: 'text',
+    })
+    expect(document.rawJson).toEqual({ j: hostile, list: '[{"k":1e400}]' })
+    expect(sqlValuesToDocument({ a: 1, b: 'x' })).toEqual({ content: { a: 1, b: 'x' } })
+  })
+
+  it('sqlValuesToDocument makes a column named __proto__ a field, never the prototype', () => {
+    const { content, rawJson } = sqlValuesToDocument({ ['__proto__']: tagged('json', '{"p":1}') })
+    expect(Object.getPrototypeOf(content)).toBe(Object.prototype)
+    expect(Object.keys(content)).toEqual(['__proto__'])
+    expect(documentJson(content, rawJson)).toBe('{"__proto__":{"p":1}}')
+  })
+
+  it('documentJson writes raw fields verbatim in key order and the rest as JSON.stringify', () => {
+    const { content, rawJson } = sqlValuesToDocument({
+      first: 1,
+      j: tagged('json', hostile),
+      last: 'z',
+    })
+    expect(documentJson(content, rawJson)).toBe(`{"first":1,"j":${hostile},"last":"z"}`)
+    // A copy with a field added or left out: raw text only for fields still there.
+    const { j: _j, ...rest } = content
+    expect(documentJson({ id: 'a', ...rest }, rawJson)).toBe('{"id":"a","first":1,"last":"z"}')
+    expect(documentJson({ id: 'a', ...content }, rawJson)).toBe(
+      `{"id":"a","first":1,"j":${hostile},"last":"z"}`,
+    )
+  })
+
+  it('documentJson without raw text is JSON.stringify, replacer and undefined fields included', () => {
+    const replacer = (_key: string, value: unknown) =>
+      typeof value === 'bigint' ? value.toString() : value
+    const object = { a: 1n, b: undefined, c: { d: 2n }, e: new Date(0) }
+    expect(documentJson(object, undefined, replacer)).toBe(JSON.stringify(object, replacer))
+    expect(documentJson(object, { z: '1' }, replacer)).toBe(JSON.stringify(object, replacer))
+    expect(documentJson({ ...object, r: 0 }, { r: '1e400' }, replacer)).toBe(
+      '{"a":"1","c":{"d":"2"},"e":"1970-01-01T00:00:00.000Z","r":1e400}',
+    )
+  })
+
+  it('parseJsonExact hands every number to parseNumber as written', () => {
+    const seen: string[] = []
+    const value = parseJsonExact('[1e400, 2.50, -0, 12345678901234567890123, {"k": 0.1}]', (t) => {
+      seen.push(t)
+      return `#${t}`
+    })
+    expect(seen).toEqual(['1e400', '2.50', '-0', '12345678901234567890123', '0.1'])
+    expect(value).toEqual(['#1e400', '#2.50', '#-0', '#12345678901234567890123', { k: '#0.1' }])
+    expect(parseJsonExact(String.raw`{"a":[1,{"b":"c:d\\"}]}`)).toEqual({
+      a: ['1', { b: 'c:d\\' }],
+    })
+  })
+
+  it('parseJsonExact refuses a repeated key, equal values and nested objects included', () => {
+    for (const [text, key] of [
+      ['{"b":1,"a":2,"b":3}', 'b'],
+      ['{"a":1, "a":{"x":[true,false,null]}}', 'a'],
+      ['[{"o":{"k":"v","k":"w"}}]', 'k'],
+      ['{"a":1,"a":1}', undefined],
+      ['{"s":"x:y\\":z","t":{"u":[],"u":[]}}', undefined],
+    ] as const) {
+      let error: unknown
+      try {
+        parseJsonExact(text)
+      } catch (e) {
+        error = e
+      }
+      expect(error, text).toBeInstanceOf(JsonDuplicateKeyError)
+      expect((error as JsonDuplicateKeyError).key, text).toBe(key)
+    }
+    // The same key in different objects, or colons and quotes inside strings, are fine.
+    expect(parseJsonExact(String.raw`{"a":{"a":1},"b":[{"a":2},{"a":2}],"c":"\":\\\"::"}`)).toEqual(
+      {
+        a: { a: '1' },
+        b: [{ a: '2' }, { a: '2' }],
+        c: '":\\"::',
+      },
+    )
+    expect(() => parseJsonExact('{"a":1')).toThrow(SyntaxError)
+    expect(() => parseJsonExact('{"a":1')).not.toThrow(JsonDuplicateKeyError)
+  })
+
+  it('DocumentDataSchema takes rawJson as text per field', () => {
+    const document = { kind: 'document', id: 'a', content: { j: 1 }, rawJson: { j: '1.0' } }
+    expect(() => validateValue(DocumentDataSchema, document, { what: 'document' })).not.toThrow()
+    expect(() =>
+      validateValue(DocumentDataSchema, { ...document, rawJson: { j: 1 } }, { what: 'document' }),
+    ).toThrow(/rawJson/)
   })
 })
 
@@ -228,6 +353,11 @@ describe('package', () => {
       'readBytes',
       'iterateBytes',
       'sqlValueToJson',
+      'sqlValueJson',
+      'sqlValuesToDocument',
+      'documentJson',
+      'parseJsonExact',
+      'JsonDuplicateKeyError',
       'Type',
       'SPECIFICATION_VERSION',
     ]) {

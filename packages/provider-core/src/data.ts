@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox'
+import { parse as parseLosslessJson } from 'lossless-json'
 
 /**
  * The typed data that flows between providers: one representation per category of
@@ -75,7 +76,8 @@ export function isTaggedValue(value: unknown): value is TaggedValue {
 /**
  * Convert a relational value to JSON for document stores: bigints that fit stay numbers,
  * larger ones become strings; decimals become strings (never a lossy float); JSON text is
- * parsed; binary becomes base64.
+ * parsed (as JavaScript holds it: see `sqlValueJson` and `DocumentData.rawJson` for its exact
+ * text); binary becomes base64.
  */
 export function sqlValueToJson(value: SqlValue): JsonValue {
   if (value === null || typeof value === 'boolean' || typeof value === 'string') return value
@@ -90,6 +92,159 @@ export function sqlValueToJson(value: SqlValue): JsonValue {
   const taggedValue = value as TaggedValue
   if (taggedValue.$type === 'json') return JSON.parse(taggedValue.value) as JsonValue
   return taggedValue.value
+}
+
+// ---------------------------------------------------------------------------------------
+// Exact JSON text.
+//
+// JSON text held by a source (a relational JSON column) may hold what a JavaScript value
+// cannot: integers beyond 2^53, numbers beyond a double (1e400), digits a double rounds
+// (0.10000000000000000001), a repeated key, a key order JavaScript reorders ("2" before "a").
+// Such text travels verbatim next to the parsed value, and sinks that write text write it.
+// ---------------------------------------------------------------------------------------
+
+function holdsJsonText(value: SqlValue): boolean {
+  if (Array.isArray(value)) return value.some((v) => holdsJsonText(v as SqlValue))
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    !(value instanceof Uint8Array) &&
+    (value as TaggedValue).$type === 'json'
+  )
+}
+
+/**
+ * A relational value as JSON text: JSON text exactly as the source holds it (duplicate keys,
+ * big numbers, spacing and all), any other value as `JSON.stringify(sqlValueToJson(value))`.
+ */
+export function sqlValueJson(value: SqlValue): string {
+  if (Array.isArray(value)) return `[${value.map((v) => sqlValueJson(v as SqlValue)).join(',')}]`
+  if (holdsJsonText(value)) return (value as TaggedValue).value
+  return JSON.stringify(sqlValueToJson(value))
+}
+
+function setField(object: Record<string, unknown>, key: string, value: unknown): void {
+  // A column named __proto__ is a field like any other, never the object's prototype.
+  if (key === '__proto__')
+    Object.defineProperty(object, key, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    })
+  else object[key] = value
+}
+
+/**
+ * A relational row as document content (`sqlValueToJson` per column, in column order) and, for
+ * each column that holds JSON text, that column's exact JSON text (`sqlValueJson`) in `rawJson`.
+ */
+export function sqlValuesToDocument(values: Readonly<Record<string, SqlValue>>): {
+  content: JsonObject
+  rawJson?: Record<string, string>
+} {
+  const content: JsonObject = {}
+  let rawJson: Record<string, string> | undefined
+  for (const key in values) {
+    const value = values[key]!
+    setField(content, key, sqlValueToJson(value))
+    if (holdsJsonText(value)) {
+      rawJson ??= {}
+      setField(rawJson, key, sqlValueJson(value))
+    }
+  }
+  return rawJson ? { content, rawJson } : { content }
+}
+
+/**
+ * An object's JSON text with the fields that `rawJson` holds written as their exact text, in
+ * the object's key order; every other field as `JSON.stringify(object, replacer)` writes it.
+ * Pass a document's content (or a copy with fields added or left out) and its `rawJson`.
+ */
+export function documentJson(
+  object: Readonly<Record<string, unknown>>,
+  rawJson?: Readonly<Record<string, string>>,
+  replacer?: (key: string, value: unknown) => unknown,
+): string {
+  if (!rawJson) return JSON.stringify(object, replacer)
+  const parts: string[] = []
+  for (const key of Object.keys(object)) {
+    if (Object.hasOwn(rawJson, key)) {
+      parts.push(`${JSON.stringify(key)}:${rawJson[key]}`)
+      continue
+    }
+    // The member as JSON.stringify writes it inside an object (toJSON, replacer, undefined left out).
+    const member = JSON.stringify({ [key]: object[key] }, replacer)
+    if (member.length > 2) parts.push(member.slice(1, -1))
+  }
+  return `{${parts.join(',')}}`
+}
+
+/** JSON text that repeats a key inside one object (`parseJsonExact` refuses it). */
+export class JsonDuplicateKeyError extends SyntaxError {
+  /** The repeated key, when the parser saw its two values differ; undefined for equal values. */
+  readonly key: string | undefined
+  constructor(key: string | undefined) {
+    super(
+      key === undefined
+        ? 'an object repeats a key (with an equal value)'
+        : `an object repeats the key ${JSON.stringify(key)}`,
+    )
+    this.name = 'JsonDuplicateKeyError'
+    this.key = key
+  }
+}
+
+/** Object members in JSON text: one ':' outside strings per member. */
+function countMembers(text: string): number {
+  let count = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 92 /* \\ */) i++
+      else if (c === 34 /* " */) inString = false
+    } else if (c === 34) inString = true
+    else if (c === 58 /* : */) count++
+  }
+  return count
+}
+
+function countParsedMembers(value: unknown): number {
+  if (value === null || typeof value !== 'object') return 0
+  let count = 0
+  if (Array.isArray(value)) {
+    for (const v of value) count += countParsedMembers(v)
+    return count
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return 0
+  for (const key of Object.keys(value)) {
+    count += 1 + countParsedMembers((value as Record<string, unknown>)[key])
+  }
+  return count
+}
+
+/**
+ * Parse JSON text without loss (lossless-json): each number is handed to `parseNumber` as its
+ * text, exactly as written (default: kept as that string), and an object that repeats a key
+ * is refused with a `JsonDuplicateKeyError`, equal values included, never collapsed. Invalid
+ * JSON is a `SyntaxError`. `parseNumber` must return a primitive or an object that is not a
+ * plain object.
+ */
+export function parseJsonExact(
+  text: string,
+  parseNumber: (text: string) => unknown = (digits) => digits,
+): unknown {
+  const value = parseLosslessJson(text, null, {
+    parseNumber,
+    onDuplicateKey: ({ key }) => {
+      throw new JsonDuplicateKeyError(key)
+    },
+  })
+  // lossless-json keeps one copy of a key repeated with an equal value: count to catch it.
+  if (text.includes(':') && countParsedMembers(value) !== countMembers(text))
+    throw new JsonDuplicateKeyError(undefined)
+  return value
 }
 
 // ---------------------------------------------------------------------------------------
@@ -167,6 +322,16 @@ export interface DocumentData {
   id: string
   content: JsonObject
   /**
+   * The exact JSON text of some top-level fields of `content`, by field name: text a source
+   * held that a JavaScript value may not hold exactly (a relational JSON column: integers
+   * beyond 2^53, 1e400, a repeated key, key order). `content[field]` still holds the parsed
+   * value, so a sink that reads only `content` works as before; a sink that writes JSON text
+   * writes these fields verbatim (`documentJson`), and a sink that stores typed values parses
+   * them exactly (`parseJsonExact`) or refuses the document. Whoever changes `content[field]`
+   * deletes `rawJson[field]`. Fields not in `content` are ignored.
+   */
+  rawJson?: Readonly<Record<string, string>> | undefined
+  /**
    * The document's serialized size in bytes, when the source knows it without work (a JSONL
    * line's length, a stored value's length). Progress and batching by bytes use it instead of
    * serializing the content again; leave it out when unknown.
@@ -232,6 +397,7 @@ export const DocumentDataSchema = Type.Object(
     kind: Type.Literal('document'),
     id: Type.String({ minLength: 1 }),
     content: JsonObjectSchema,
+    rawJson: Type.Optional(Type.Record(Type.String(), Type.String())),
     size: Type.Optional(Type.Integer({ minimum: 0 })),
   },
   { additionalProperties: false },
