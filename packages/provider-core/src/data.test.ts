@@ -128,6 +128,15 @@ describe('exact JSON text', () => {
     )
   })
 
+  it('documentJson writes one line: line breaks between tokens of raw text become spaces', () => {
+    // PostgreSQL json keeps its input's whitespace, line breaks included.
+    const raw = '{\n  "a": [1,\r\n  2],\n  "s": "x\\ny"\n}'
+    const text = documentJson({ j: null, k: 'a\nb' }, { j: raw })
+    expect(text).toBe('{"j":{   "a": [1,    2],   "s": "x\\ny" },"k":"a\\nb"}')
+    expect(text).not.toMatch(/[\r\n]/)
+    expect(JSON.parse(text)).toEqual({ j: { a: [1, 2], s: 'x\ny' }, k: 'a\nb' })
+  })
+
   it('documentJson without raw text is JSON.stringify, replacer and undefined fields included', () => {
     const replacer = (_key: string, value: unknown) =>
       typeof value === 'bigint' ? value.toString() : value

@@ -156,10 +156,19 @@ export function sqlValuesToDocument(values: Readonly<Record<string, SqlValue>>):
   return rawJson ? { content, rawJson } : { content }
 }
 
+const LINE_BREAK = /[\r\n]/g
+
+/** JSON text on one line: a line break in valid JSON is whitespace between tokens (a string cannot hold one). */
+function oneLine(text: string): string {
+  return text.includes('\n') || text.includes('\r') ? text.replace(LINE_BREAK, ' ') : text
+}
+
 /**
  * An object's JSON text with the fields that `rawJson` holds written as their exact text, in
  * the object's key order; every other field as `JSON.stringify(object, replacer)` writes it.
- * Pass a document's content (or a copy with fields added or left out) and its `rawJson`.
+ * The text is always one line (for JSON Lines and `_bulk` bodies): a line break in raw text,
+ * whitespace between tokens, becomes a space. Pass a document's content (or a copy with
+ * fields added or left out) and its `rawJson`.
  */
 export function documentJson(
   object: Readonly<Record<string, unknown>>,
@@ -170,7 +179,7 @@ export function documentJson(
   const parts: string[] = []
   for (const key of Object.keys(object)) {
     if (Object.hasOwn(rawJson, key)) {
-      parts.push(`${JSON.stringify(key)}:${rawJson[key]}`)
+      parts.push(`${JSON.stringify(key)}:${oneLine(rawJson[key]!)}`)
       continue
     }
     // The member as JSON.stringify writes it inside an object (toJSON, replacer, undefined left out).
