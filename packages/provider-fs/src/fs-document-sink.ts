@@ -2,6 +2,7 @@ import type { FileHandle } from 'node:fs/promises'
 import {
   type Data,
   type DocumentData,
+  documentJson,
   type Logger,
   ProviderError,
   throwIfAborted,
@@ -113,7 +114,7 @@ export async function appendDocuments(
   })
 }
 
-/** One document as a JSONL line, with its id in `idField`. */
+/** One document as a JSONL line, with its id in `idField`; fields with exact JSON text (`rawJson`) verbatim. */
 export function serializeDocument(
   item: DocumentData,
   idField: string,
@@ -132,8 +133,9 @@ export function serializeDocument(
   }
   let text: string | undefined
   try {
-    text = JSON.stringify(
+    text = documentJson(
       own === undefined || own === null ? { [idField]: item.id, ...content } : content,
+      item.rawJson,
     )
   } catch (error) {
     throw dataError(`${label}: content is not JSON: ${(error as Error).message}`, error)

@@ -213,6 +213,27 @@ describe('document writes', () => {
     expect(ids(await readAll(connection, stream))).toEqual(['1', '4'])
   })
 
+  it('writes fields with exact JSON text (rawJson) verbatim: repeated keys, big numbers, one line', async () => {
+    const connection = await connectTo(root)
+    const stream = { kind: 'document', file: 'w5.jsonl' }
+    const raw = '{"b":1,"a":2,"b":3,"n":12345678901234567890123,\n "x":1e400,"d":2.50}'
+    const item: DocumentData = {
+      kind: 'document',
+      id: 'r1',
+      content: { j: JSON.parse(raw), t: 'text' },
+      rawJson: { j: raw },
+    }
+    const result = await connection.write(stream, [item, doc('r2', { n: 2 })], {
+      signal: signal(),
+    })
+    expect(result).toEqual({ written: 2, failed: [] })
+    expect(await readFile(join(root, 'w5.jsonl'), 'utf8')).toBe(
+      `{"id":"r1","j":${raw.replace('\n', ' ')},"t":"text"}\n{"id":"r2","n":2}\n`,
+    )
+    // The file reads back as two documents (the repeated key as JavaScript parses it).
+    expect(ids(await readAll(connection, stream))).toEqual(['r1', 'r2'])
+  })
+
   it('truncates a torn last line before appending, and ends a hand-written last line first', async () => {
     const connection = await connectTo(root)
     await writeFile(join(root, 'w3.jsonl'), '{"id":"1"}\n{"id":"2","te')
