@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import {
   type Data,
+  type DocumentData,
   type EmbeddingData,
   type MessageData,
   type RecordData,
@@ -119,6 +120,53 @@ describe('record -> message', () => {
       expect(result.error.kind).toBe('data')
       expect(result.error.message).toContain('key column "id"')
     }
+  })
+})
+
+describe('exact JSON text in documents (rawJson)', () => {
+  const text = '{"b":1,"a":2,"b":3,"n":12345678901234567890123,"x":1e400, "d":2.50}'
+  const row: RecordData = {
+    kind: 'record',
+    values: { id: 1, j: tagged('json', text), s: tagged('json', '"just a string"'), t: 'x,y' },
+  }
+  const one = (
+    from: 'record' | 'document',
+    to: 'document' | 'blob' | 'message',
+    item: Data,
+    setting?: 'jsonl' | 'csv',
+  ) => {
+    const converter = converterFor(from, to, setting)
+    if (!converter || converter.many) throw new Error('expected a one-to-one converter')
+    return converter.convert(item, { index: 0 })
+  }
+
+  it('record -> document keeps the parsed content and each JSON column text verbatim', () => {
+    const document = one('record', 'document', row) as DocumentData
+    expect(document.content).toEqual({ id: 1, j: JSON.parse(text), s: 'just a string', t: 'x,y' })
+    expect(document.rawJson).toEqual({ j: text, s: '"just a string"' })
+    const plain = one('record', 'document', { kind: 'record', values: { id: 2 } }) as DocumentData
+    expect(plain).toEqual({ kind: 'document', id: '2', content: { id: 2 } })
+  })
+
+  it('document -> JSONL blob and -> message write the raw fields verbatim, in field order', () => {
+    const document = one('record', 'document', row) as DocumentData
+    const expected = `{"id":1,"j":${text},"s":"just a string","t":"x,y"}`
+    const blob = one('document', 'blob', document, 'jsonl') as { body: Uint8Array }
+    expect(decode(blob.body)).toBe(`${expected}\n`)
+    const message = one('document', 'message', document) as MessageData
+    expect(decode(message.payload)).toBe(expected)
+    // The same row straight to a blob or a message: the same text (one implementation).
+    expect(decode((one('record', 'blob', row, 'jsonl') as { body: Uint8Array }).body)).toBe(
+      `${expected}\n`,
+    )
+  })
+
+  it('document -> CSV writes a JSON column as its exact text, a JSON string as the string', () => {
+    const document = one('record', 'document', row) as DocumentData
+    const blob = one('document', 'blob', document, 'csv') as { body: Uint8Array }
+    expect(decode(blob.body)).toBe(
+      `id,j,s,t\n1,"${text.replaceAll('"', '""')}",just a string,"x,y"\n`,
+    )
   })
 })
 

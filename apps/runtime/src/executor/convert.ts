@@ -7,6 +7,7 @@ import {
   type Data,
   type DataKind,
   type DocumentData,
+  documentJson,
   type EmbeddingData,
   isTaggedValue,
   iterateBytes,
@@ -17,6 +18,7 @@ import {
   type RecordData,
   type SqlValue,
   type StreamSchema,
+  sqlValuesToDocument,
   sqlValueToJson,
   tagged,
 } from '@nvisy/provider-core'
@@ -216,18 +218,22 @@ function idOf(value: unknown): string | undefined {
 /**
  * A row as a document: the `id` column when there is one, else the row's resume context
  * (its ordering key, unique and stable), so replaying the row yields the same document id.
+ * A JSON column's exact text travels in `rawJson` (`sqlValuesToDocument`), next to its parsed
+ * value in `content`.
  */
 export function recordToDocument(record: RecordData, context: unknown): DocumentData {
-  const content: JsonObject = {}
-  for (const [key, value] of Object.entries(record.values)) content[key] = sqlValueToJson(value)
+  const { content, rawJson } = sqlValuesToDocument(record.values)
   const id = idOf(record.values.id) ?? stableJson(context)
-  return { kind: 'document', id, content }
+  return rawJson ? { kind: 'document', id, content, rawJson } : { kind: 'document', id, content }
 }
 
 const CSV_SPECIAL = /[",\r\n]/
 
 function csvField(value: JsonValue): string {
-  const text = value === null ? '' : typeof value === 'string' ? value : JSON.stringify(value)
+  return csvText(value === null ? '' : typeof value === 'string' ? value : JSON.stringify(value))
+}
+
+function csvText(text: string): string {
   return CSV_SPECIAL.test(text) ? `"${text.replaceAll('"', '""')}"` : text
 }
 
@@ -237,16 +243,23 @@ function safeFileName(id: string): string {
 
 /**
  * A document as one blob keyed by its id: one JSON line, or a CSV header and row. One blob
- * per item keeps writes idempotent: a replayed item rewrites the same key.
+ * per item keeps writes idempotent: a replayed item rewrites the same key. Fields with exact
+ * JSON text (`rawJson`) are written as that text.
  */
 export function toBlob(document: DocumentData, format: ConvertFormat): BlobData {
   const key = `${safeFileName(document.id)}.${format}`
   let text: string
   if (format === 'jsonl') {
-    text = `${JSON.stringify(document.content)}\n`
+    text = `${documentJson(document.content, document.rawJson)}\n`
   } else {
-    const keys = Object.keys(document.content)
-    text = `${keys.map((k) => csvField(k)).join(',')}\n${keys.map((k) => csvField(document.content[k]!)).join(',')}\n`
+    const { content, rawJson } = document
+    const keys = Object.keys(content)
+    const cell = (k: string) => {
+      const value = content[k]!
+      const raw = typeof value === 'string' || !rawJson ? undefined : rawJson[k]
+      return raw === undefined ? csvField(value) : csvText(raw)
+    }
+    text = `${keys.map((k) => csvField(k)).join(',')}\n${keys.map(cell).join(',')}\n`
   }
   const body = encoder.encode(text)
   return {
@@ -278,7 +291,7 @@ export function documentToMessage(
   return {
     kind: 'message',
     id: document.id,
-    payload: encoder.encode(JSON.stringify(document.content)),
+    payload: encoder.encode(documentJson(document.content, document.rawJson)),
     headers,
   }
 }
@@ -309,8 +322,7 @@ export function recordToMessage(
   key: readonly string[] | undefined,
   headers: Record<string, string> = JSON_HEADERS,
 ): MessageData {
-  const content: JsonObject = {}
-  for (const [name, value] of Object.entries(record.values)) content[name] = sqlValueToJson(value)
+  const { content, rawJson } = sqlValuesToDocument(record.values)
   let id: string
   if (key && key.length > 0) {
     id =
@@ -320,20 +332,12 @@ export function recordToMessage(
   } else {
     id = `sha256:${createHash('sha256').update(canonicalJson(content)).digest('hex')}`
   }
-  return { kind: 'message', id, payload: encoder.encode(recordJson(record)), headers }
-}
-
-/** One value as JSON text: JSON column text verbatim (duplicate keys, big numbers and all), the rest via `sqlValueToJson`. */
-function valueJson(value: SqlValue): string {
-  if (Array.isArray(value)) return `[${value.map((v) => valueJson(v as SqlValue)).join(',')}]`
-  if (
-    value !== null &&
-    typeof value === 'object' &&
-    !(value instanceof Uint8Array) &&
-    (value as { $type?: string }).$type === 'json'
-  )
-    return (value as { value: string }).value
-  return JSON.stringify(sqlValueToJson(value))
+  return {
+    kind: 'message',
+    id,
+    payload: encoder.encode(documentJson(content, rawJson)),
+    headers,
+  }
 }
 
 /**
@@ -342,23 +346,12 @@ function valueJson(value: SqlValue): string {
  * beyond 2^53, 1e400, duplicate keys) arrive unchanged.
  */
 export function recordJson(record: RecordData): string {
-  const parts: string[] = []
-  for (const [name, value] of Object.entries(record.values))
-    parts.push(`${JSON.stringify(name)}:${valueJson(value)}`)
-  return `{${parts.join(',')}}`
+  const { content, rawJson } = sqlValuesToDocument(record.values)
+  return documentJson(content, rawJson)
 }
 
 function recordToBlob(record: RecordData, context: unknown, format: ConvertFormat): BlobData {
-  const document = recordToDocument(record, context)
-  if (format !== 'jsonl') return toBlob(document, format)
-  const body = encoder.encode(`${recordJson(record)}\n`)
-  return {
-    kind: 'blob',
-    key: `${safeFileName(document.id)}.jsonl`,
-    body,
-    size: body.byteLength,
-    contentType: 'application/x-ndjson',
-  }
+  return toBlob(recordToDocument(record, context), format)
 }
 
 /** The StreamSchema a sink's declared columns describe (document -> record), for `prepare`. */
