@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { type Provider, ProviderError, SPECIFICATION_VERSION } from '@nvisy/provider-core'
+import { parseJsonText } from './json-text.js'
 import { MapProviderRegistry } from './registry.js'
 
 export const CONFIG_FILE_NAME = 'nvisy.config.json'
@@ -26,9 +27,9 @@ export async function readRuntimeConfig(path: string): Promise<RuntimeConfig> {
   }
   let parsed: unknown
   try {
-    parsed = JSON.parse(text)
+    parsed = parseJsonText(text, path)
   } catch (error) {
-    throw configError(`config file ${path} is not valid JSON: ${(error as Error).message}`)
+    throw configError(`${(error as Error).message} (the config file is not valid JSON)`)
   }
   const providers = (parsed as { providers?: unknown } | null)?.providers
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {

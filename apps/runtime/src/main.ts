@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import {
   type Logger,
@@ -30,6 +30,7 @@ import { checkPipeline } from './executor/check.js'
 import { executePipeline } from './executor/execute.js'
 import type { RunEvent } from './executor/types.js'
 import { validatePipeline } from './executor/validate.js'
+import { parseJsonText } from './json-text.js'
 import { CONFIG_FILE_NAME, loadProviders, providerPackages, readRuntimeConfig } from './loader.js'
 import { createLogger } from './logger.js'
 import type { Pipeline } from './pipeline-types.js'
@@ -213,11 +214,24 @@ function helpFor(command: string, rest: readonly string[]): string | undefined {
 
 class UsageError extends Error {}
 
+/** A mistake inside a file the user wrote: exit 2 like a usage error, without the usage hint. */
+class FileSyntaxError extends UsageError {}
+
 function json(value: unknown): string {
   return `${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`
 }
 
-async function readJson(path: string, what: string): Promise<unknown> {
+/** A path as the user would write it: relative to the working directory when inside it. */
+function shownPath(path: string, cwd: string): string {
+  const shown = relative(cwd, path)
+  return shown === '' || shown.startsWith('..') || isAbsolute(shown) ? path : shown
+}
+
+/**
+ * A JSON file the user wrote (pipeline, connection, params, credentials). A syntax error is
+ * a usage error `file:line:column: rule` (exit 2), never quoting the text.
+ */
+async function readJson(path: string, what: string, cwd: string): Promise<unknown> {
   let text: string
   try {
     text = await readFile(path, 'utf8')
@@ -225,9 +239,9 @@ async function readJson(path: string, what: string): Promise<unknown> {
     throw new UsageError(`cannot read ${what} ${path}: ${(error as Error).message}`)
   }
   try {
-    return JSON.parse(text)
+    return parseJsonText(text, shownPath(path, cwd))
   } catch (error) {
-    throw new UsageError(`${what} ${path} is not valid JSON: ${(error as Error).message}`)
+    throw new FileSyntaxError(`${(error as Error).message} (the ${what} is not valid JSON)`)
   }
 }
 
@@ -320,7 +334,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       error instanceof UsageError ||
       (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
     ) {
-      io.stderr.write(`nvisy: ${(error as Error).message}\nRun nvisy --help for usage.\n`)
+      const hint = error instanceof FileSyntaxError ? '' : 'Run nvisy --help for usage.\n'
+      io.stderr.write(`nvisy: ${(error as Error).message}\n${hint}`)
       return EXIT.usage
     }
     const providerError = toProviderError(error)
@@ -335,7 +350,7 @@ async function loadPipeline(
 ): Promise<{ pipeline: Pipeline; file: string }> {
   if (!path) throw new UsageError('a pipeline file is required')
   const file = resolve(io.cwd, path)
-  return { pipeline: (await readJson(file, 'pipeline file')) as Pipeline, file }
+  return { pipeline: (await readJson(file, 'pipeline file', io.cwd)) as Pipeline, file }
 }
 
 function printIssues(io: CliIo, issues: { path: string; rule: string; message: string }[]): void {
@@ -571,7 +586,7 @@ async function connectionCommand(
     spec = { connectionId: values['connection-id'] }
   } else if (values.connection !== undefined) {
     const connectionFile = resolve(io.cwd, values.connection)
-    spec = (await readJson(connectionFile, 'connection file')) as typeof spec
+    spec = (await readJson(connectionFile, 'connection file', io.cwd)) as typeof spec
     near = dirname(connectionFile)
   } else {
     throw new UsageError(
@@ -685,12 +700,12 @@ async function readParamsArgument(value: string | undefined, io: CliIo): Promise
   let parsed: unknown
   if (value.trimStart().startsWith('{')) {
     try {
-      parsed = JSON.parse(value)
+      parsed = parseJsonText(value, '--params')
     } catch (error) {
-      throw new UsageError(`--params is not valid JSON: ${(error as Error).message}`)
+      throw new FileSyntaxError(`${(error as Error).message} (--params is not valid JSON)`)
     }
   } else {
-    parsed = await readJson(resolve(io.cwd, value), 'params file')
+    parsed = await readJson(resolve(io.cwd, value), 'params file', io.cwd)
   }
   if (!isJsonObject(parsed)) throw new UsageError('--params must be a JSON object')
   return parsed
@@ -759,12 +774,8 @@ async function addConnection(args: string[], io: CliIo): Promise<number> {
   let variables: Record<string, string> | undefined
   if (values.credentials !== undefined) {
     const file = resolve(io.cwd, values.credentials)
-    const parsed = await readJson(file, 'credentials file').catch((error: unknown) => {
-      // The JSON parser's message may quote the file's text: keep only the file name.
-      if (error instanceof UsageError && error.message.includes('is not valid JSON'))
-        throw new UsageError(`credentials file ${file} is not valid JSON`)
-      throw error
-    })
+    // A syntax error names the line, column and rule, never the file's text.
+    const parsed = await readJson(file, 'credentials file', io.cwd)
     if (!isJsonObject(parsed))
       throw new UsageError(`credentials file ${file} must hold a JSON object`)
     credentials = parsed
