@@ -1,7 +1,13 @@
 // Document mapping between BSON and the `document` data kind, and the filters that resume
 // a read in BSON order.
-import { type DocumentData, type JsonObject, ProviderError } from '@nvisy/provider-core'
-import { BSON, type Document, Double, Long, ObjectId } from 'mongodb'
+import {
+  type DocumentData,
+  JsonDuplicateKeyError,
+  type JsonObject,
+  ProviderError,
+  parseJsonExact,
+} from '@nvisy/provider-core'
+import { BSON, Decimal128, type Document, Double, Long, ObjectId } from 'mongodb'
 
 const { EJSON } = BSON
 const CANONICAL = { relaxed: false } as const
@@ -69,6 +75,145 @@ function convertValue(value: unknown): unknown {
   return out ?? object
 }
 
+// ---------------------------------------------------------------------------------------
+// Exact JSON text (DocumentData.rawJson): each number stored as a BSON type that holds it
+// exactly, or the document refused. Never a rounded value, never a collapsed key.
+// ---------------------------------------------------------------------------------------
+
+/** A number of JSON text, kept as written until it gets its BSON type. */
+class NumberText {
+  constructor(readonly text: string) {}
+}
+
+const NUMBER_PARTS = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/
+
+/** A decimal number as sign, significant digits (no leading or trailing zeros) and exponent; '' digits for zero. */
+function decimalParts(text: string): { negative: boolean; digits: string; exponent: bigint } {
+  const match = NUMBER_PARTS.exec(text)
+  if (!match) throw new SyntaxError(`not a JSON number: ${text.slice(0, 40)}`)
+  const [, sign, whole, fraction = '', exponent = '0'] = match
+  let digits = `${whole}${fraction}`.replace(/^0+/, '')
+  let scale = BigInt(exponent) - BigInt(fraction.length)
+  const trimmed = digits.replace(/0+$/, '')
+  scale += BigInt(digits.length - trimmed.length)
+  digits = trimmed
+  return { negative: sign === '-' && digits !== '', digits, exponent: digits === '' ? 0n : scale }
+}
+
+function sameNumber(
+  a: ReturnType<typeof decimalParts>,
+  b: ReturnType<typeof decimalParts>,
+): boolean {
+  return a.negative === b.negative && a.digits === b.digits && a.exponent === b.exponent
+}
+
+const INT32_MIN_BIG = -(2n ** 31n)
+const INT32_MAX_BIG = 2n ** 31n - 1n
+const INT64_MIN_BIG = -(2n ** 63n)
+const INT64_MAX_BIG = 2n ** 63n - 1n
+
+/**
+ * The BSON value of a JSON number's text, as the content path types it where it can (an
+ * integer as int32, else int64; any other number as double) but only where that type holds
+ * the number exactly; else a Decimal128 (34 significant digits, exponents -6176..6111) when
+ * that does; else a RangeError.
+ */
+export function exactBsonNumber(text: string): unknown {
+  const parts = decimalParts(text)
+  if (parts.digits === '') return 0 // zero and -0: int32 0, as the content path writes them
+  if (parts.exponent >= 0n && BigInt(parts.digits.length) + parts.exponent <= 19n) {
+    const magnitude = BigInt(parts.digits) * 10n ** parts.exponent
+    const value = parts.negative ? -magnitude : magnitude
+    if (value >= INT32_MIN_BIG && value <= INT32_MAX_BIG) return Number(value)
+    if (value >= INT64_MIN_BIG && value <= INT64_MAX_BIG) return Long.fromBigInt(value)
+  }
+  const double = Number(text)
+  if (Number.isFinite(double) && sameNumber(decimalParts(String(double)), parts))
+    return new Double(double)
+  const normalized = `${parts.negative ? '-' : ''}${parts.digits}E${parts.exponent}`
+  for (const form of [text, normalized]) {
+    try {
+      return Decimal128.fromString(form)
+    } catch {
+      // inexact in this form: the normalized one may still fit, else refused below
+    }
+  }
+  throw new RangeError(
+    `the number ${text.length > 48 ? `${text.slice(0, 48)}…` : text} cannot be stored exactly (no int32, int64, double or Decimal128 holds it)`,
+  )
+}
+
+/** Set a field, a `__proto__` key included (an own field, never the prototype). */
+function setOwn(object: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(object, key, {
+    value,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  })
+}
+
+/** A parsed value with numbers as JS numbers, for Extended JSON wrappers ({"$numberLong": "7"}). */
+function plainJson(value: unknown): unknown {
+  if (value instanceof NumberText) {
+    const number = Number(value.text)
+    if (
+      !Number.isFinite(number) ||
+      !sameNumber(decimalParts(String(number)), decimalParts(value.text))
+    )
+      throw new RangeError(
+        `the number ${value.text.slice(0, 48)} inside an Extended JSON object does not fit a double`,
+      )
+    return number
+  }
+  if (Array.isArray(value)) return value.map(plainJson)
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {}
+    for (const key of Object.keys(value)) {
+      setOwn(out, key, plainJson((value as Record<string, unknown>)[key]))
+    }
+    return out
+  }
+  return value
+}
+
+function exactBsonValue(value: unknown): unknown {
+  if (value instanceof NumberText) return exactBsonNumber(value.text)
+  if (value === null || typeof value !== 'object') return value
+  if (Array.isArray(value)) return value.map(exactBsonValue)
+  const object = value as Record<string, unknown>
+  const keys = Object.keys(object)
+  // As on the content path: an object with a `$` key is Extended JSON.
+  if (keys.some((key) => key.charCodeAt(0) === 36 /* $ */))
+    return EJSON.deserialize(plainJson(object) as Document, CANONICAL)
+  for (const key of keys) setOwn(object, key, exactBsonValue(object[key]))
+  return object
+}
+
+/**
+ * The BSON value of one field's exact JSON text (`DocumentData.rawJson`): numbers typed by
+ * `exactBsonNumber`, key order kept. A repeated key (a MongoDB document cannot hold one) or a
+ * number no BSON type holds exactly refuses the document, naming the field.
+ */
+export function rawJsonToBson(text: string, where: string): unknown {
+  try {
+    return exactBsonValue(parseJsonExact(text, (digits) => new NumberText(digits)))
+  } catch (error) {
+    const reason =
+      error instanceof JsonDuplicateKeyError
+        ? `its JSON text repeats ${error.key === undefined ? 'a key' : `the key ${JSON.stringify(error.key)}`} in one object, and a MongoDB document cannot hold a repeated key`
+        : error instanceof RangeError
+          ? `${error.message} in MongoDB`
+          : `its JSON text is not valid JSON: ${(error as Error).message}`
+    throw new ProviderError({
+      kind: 'data',
+      operation: 'write',
+      message: `${where}: ${reason}; the document is refused rather than stored changed`,
+      cause: error,
+    })
+  }
+}
+
 function bsonType(value: unknown): string | undefined {
   return value !== null && typeof value === 'object'
     ? (value as { _bsontype?: string })._bsontype
@@ -128,6 +273,15 @@ export function fromDocumentData(data: DocumentData, mode: 'auto' | 'string'): D
       message: `document ${JSON.stringify(data.id)}: content is not valid Extended JSON: ${(error as Error).message}`,
       cause: error,
     })
+  }
+  if (data.rawJson) {
+    // Fields with exact JSON text: typed from that text, never from the parsed value.
+    doc = { ...doc }
+    for (const field of Object.keys(data.rawJson)) {
+      if (!Object.hasOwn(data.content, field)) continue
+      const where = `document ${JSON.stringify(data.id)}: field ${JSON.stringify(field)}`
+      setOwn(doc, field, rawJsonToBson(data.rawJson[field]!, where))
+    }
   }
   if (doc._id === undefined) {
     if (typeof data.id !== 'string' || data.id.length === 0) {
