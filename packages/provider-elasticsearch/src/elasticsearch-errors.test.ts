@@ -120,6 +120,41 @@ describe('sink helpers', () => {
     ).toEqual({ id: 'v', source: { a: 1, embedding: [0.5, 1] } })
   })
 
+  it('checks exact JSON text (rawJson) of the fields it sends: a repeated key is refused, naming the field', () => {
+    const stream = { index: 'i' } as never
+    const raw = '{"n":12345678901234567890123,"x":1e400}'
+    expect(
+      toSource(
+        { kind: 'document', id: 'a', content: { j: {}, _id: 'x' }, rawJson: { j: raw } },
+        stream,
+      ),
+    ).toEqual({ id: 'a', source: { j: {} } })
+    // A field left out of the source (_id) is not sent, so its text is not checked.
+    expect(() =>
+      toSource(
+        { kind: 'document', id: 'a', content: { _id: 'x' }, rawJson: { _id: '{"a":1,"a":1}' } },
+        stream,
+      ),
+    ).not.toThrow()
+    for (const [text, reason] of [
+      [
+        '{"b":1,"a":2,"b":3}',
+        /document "a": field "j": its JSON text repeats the key "b" in one object/,
+      ],
+      ['[{"k":[],"k":[]}]', /document "a": field "j": its JSON text repeats a key in one object/],
+      ['{"a":', /document "a": field "j": its JSON text is not valid JSON/],
+    ] as const) {
+      let error: unknown
+      try {
+        toSource({ kind: 'document', id: 'a', content: { j: null }, rawJson: { j: text } }, stream)
+      } catch (e) {
+        error = e
+      }
+      expect((error as { kind?: string })?.kind, text).toBe('data')
+      expect((error as Error).message, text).toMatch(reason)
+    }
+  })
+
   it('maps portable types to mapping types without loss', () => {
     expect(mappingOf({ type: 'integer', bits: 64, unsigned: true })).toEqual({
       type: 'unsigned_long',

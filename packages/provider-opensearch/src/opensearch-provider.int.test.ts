@@ -1,5 +1,10 @@
 import { startSearchEmulator } from '@nvisy/emulators'
-import { type GuardedConnection, ProviderError, type ReadItem } from '@nvisy/provider-core'
+import {
+  type DocumentData,
+  type GuardedConnection,
+  ProviderError,
+  type ReadItem,
+} from '@nvisy/provider-core'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   type OpenSearchTarget,
@@ -351,6 +356,52 @@ describe.skipIf(skip)(`opensearch provider (${realUrl ? 'cluster' : 'emulator'})
     } finally {
       await server.close()
     }
+  })
+
+  it('writes exact JSON text (rawJson) as sent; a repeated key refuses the document naming the field', async () => {
+    const name = index('raw')
+    const stream = {
+      index: name,
+      refresh: 'true',
+      mappings: { properties: { j: { type: 'object', enabled: false } } },
+    }
+    // Digits beyond 2^53 and beyond a double, a trailing zero, key order: as a JSON column holds them.
+    const raw = '{"n":12345678901234567890123,"x":1e400,"d":2.50,"z":{"b":1,"a":2}}'
+    const batch: DocumentData[] = [
+      {
+        kind: 'document',
+        id: 'r1',
+        content: { j: JSON.parse(raw), t: 'x' },
+        rawJson: { j: raw },
+      },
+      {
+        kind: 'document',
+        id: 'r2',
+        content: { j: { b: 3, a: 2 } },
+        rawJson: { j: '{"b":1,"a":2,"b":3}' },
+      },
+    ]
+    const result = await connection.write(stream, batch, { signal: signal() })
+    expect(result.written).toBe(1)
+    expect(result.failed.map((f) => [f.index, f.error.kind])).toEqual([[1, 'data']])
+    expect(result.failed[0]!.error.message).toMatch(/field "j": its JSON text repeats the key "b"/)
+    // The server's own text of the stored _source, not a client's parse of it.
+    const { credentials, params } = target.input() as {
+      credentials: Record<string, string>
+      params: { url: string }
+    }
+    const headers: Record<string, string> = credentials.apiKey
+      ? { authorization: `ApiKey ${credentials.apiKey}` }
+      : credentials.username
+        ? {
+            authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`,
+          }
+        : {}
+    const response = await fetch(`${params.url}/${name}/_doc/r1`, { headers })
+    expect(response.status).toBe(200)
+    expect(await response.text()).toContain(`"_source":{"j":${raw},"t":"x"}`)
+    const missing = await fetch(`${params.url}/${name}/_doc/r2`, { headers })
+    expect(missing.status).toBe(404)
   })
 
   it('create mode reports version conflicts per item; a mapping conflict is a data failure', async () => {

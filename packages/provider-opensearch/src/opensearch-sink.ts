@@ -3,8 +3,11 @@ import {
   type ColumnType,
   type Data,
   describeItem,
+  documentJson,
+  JsonDuplicateKeyError,
   type PrepareResult,
   ProviderError,
+  parseJsonExact,
   retry,
   type StreamSchema,
   sleep,
@@ -44,6 +47,7 @@ export function toSource(
     // `_id` is a metadata field: the server refuses it inside a document. The item id is the _id.
     const { _id, ...rest } = item.content as Record<string, unknown>
     source = rest
+    if (item.rawJson) checkRawJson(item, source, item.rawJson)
   } else if (item.kind === 'embedding') {
     if (item.sparse !== undefined)
       throw itemError(item, 'sparse values are not supported: only dense vectors are written')
@@ -71,6 +75,31 @@ export function toSource(
   if (Buffer.byteLength(id) > MAX_ID_BYTES)
     throw itemError(item, `the _id is ${Buffer.byteLength(id)} bytes; the limit is ${MAX_ID_BYTES}`)
   return { id, source }
+}
+
+/**
+ * Fields with exact JSON text are sent as that text (`documentJson`). OpenSearch parses a
+ * document with strict duplicate detection and refuses an object that repeats a key
+ * ("Duplicate field"): such a document is refused here, naming the field and the key.
+ */
+function checkRawJson(
+  item: Data,
+  source: Record<string, unknown>,
+  rawJson: Readonly<Record<string, string>>,
+): void {
+  for (const field of Object.keys(rawJson)) {
+    if (!Object.hasOwn(source, field)) continue
+    try {
+      parseJsonExact(rawJson[field]!)
+    } catch (error) {
+      throw itemError(
+        item,
+        error instanceof JsonDuplicateKeyError
+          ? `field ${JSON.stringify(field)}: its JSON text repeats ${error.key === undefined ? 'a key' : `the key ${JSON.stringify(error.key)}`} in one object, which OpenSearch refuses; the document is refused rather than sent changed`
+          : `field ${JSON.stringify(field)}: its JSON text is not valid JSON: ${(error as Error).message}`,
+      )
+    }
+  }
 }
 
 function bigintSafe(_key: string, value: unknown): unknown {
@@ -133,7 +162,11 @@ export async function writeDocuments(
     try {
       const { id, source } = toSource(item, stream)
       const meta = JSON.stringify({ [action]: { _index: stream.index, _id: id } })
-      const body = JSON.stringify(source, bigintSafe)
+      // Fields with exact JSON text (a JSON column) go as that text: big numbers, key order.
+      const body =
+        item.kind === 'document'
+          ? documentJson(source, item.rawJson, bigintSafe)
+          : JSON.stringify(source, bigintSafe)
       entries.push({
         index,
         lines: [meta, body],
