@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox'
 import { parse as parseLosslessJson } from 'lossless-json'
+import type { BlobOrigin } from './server-side-copy.js'
 
 /**
  * The typed data that flows between providers: one representation per category of
@@ -308,6 +309,14 @@ export interface BlobData {
   contentType?: string | undefined
   metadata?: Record<string, string> | undefined
   lastModified?: Date | undefined
+  /**
+   * Where the source read this blob (bucket, key, version, entity tag, size), set by sources
+   * whose provider defines `serverSideCopy`. A sink of the same provider copies the object
+   * server-side from it, but only when a write's `serverSideCopy` says the runtime checked
+   * that both ends are one account and place; never otherwise. Whoever changes `body`
+   * deletes `origin`.
+   */
+  origin?: BlobOrigin | undefined
 }
 
 /** A relational row. `values` are keyed by column name. */

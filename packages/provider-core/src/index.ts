@@ -71,5 +71,6 @@ export {
   toIssues,
   validateValue,
 } from './schema.js'
+export { type BlobOrigin, type CopyEnd, canCopyServerSide } from './server-side-copy.js'
 export { VERSION } from './version.js'
 export { itemDataError, writeEachConcurrently } from './write-each.js'

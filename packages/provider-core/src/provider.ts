@@ -68,6 +68,14 @@ export interface WriteOptions {
    * the batch holds source items in order). `readOffset(stream, key)` returns it later.
    */
   offset?: { key: string; context: unknown } | undefined
+  /**
+   * Server-side copies (blob sinks of providers that define `serverSideCopy`): copy each blob
+   * that carries an `origin` inside the store instead of streaming its body, and stream the
+   * body of any blob the store will not copy. Set by the runtime only on a blob -> blob edge
+   * for which `canCopyServerSide` said yes (same provider, deep-equal credentials, one place).
+   * A sink never acts on `origin` without it.
+   */
+  serverSideCopy?: boolean | undefined
 }
 
 export interface WriteFailure {
@@ -164,6 +172,19 @@ export interface ProviderDefinition<
   discover?: boolean
   /** Turn a raw driver error into a classified ProviderError (auth, transient...). */
   classifyError?: (error: unknown) => ProviderError | undefined
+  /**
+   * Server-side copies between two connections of this provider. The runtime asks only for
+   * a blob -> blob edge whose source and sink both use this provider with deep-equal
+   * credentials (it compares them; see `canCopyServerSide`). Return true when the two params
+   * name one place where those credentials may read the source's objects and write the
+   * sink's (the same endpoint and region; buckets may differ) and the streams allow it; the
+   * runtime then sets `WriteOptions.serverSideCopy` on the sink's writes, the source sets
+   * `BlobData.origin`, and the sink copies by origin. Leave it out to always stream.
+   */
+  serverSideCopy?(
+    source: { params: Static<TParams>; stream: Static<TStream> },
+    sink: { params: Static<TParams>; stream: Static<TSinkStream> },
+  ): boolean
   connect(
     input: { credentials: Static<TCredentials>; params: Static<TParams> },
     context: ConnectContext,

@@ -10,6 +10,7 @@ import {
   SPECIFICATION_VERSION,
   type StreamInfo,
 } from '@nvisy/provider-core'
+import { S3Copier, sameS3Place } from './s3-copy.js'
 import { classifyS3Error } from './s3-errors.js'
 import { S3Context, S3Credentials, S3Params, S3SinkStream, S3Stream } from './s3-schemas.js'
 import { writeS3 } from './s3-sink.js'
@@ -71,12 +72,14 @@ export function createS3Provider(options: S3ProviderOptions = {}) {
     sink: { data: 'blob', stream: S3SinkStream, idempotentBy: 'object key' },
     discover: true,
     classifyError: classifyS3Error,
-    async connect({ credentials, params }) {
+    serverSideCopy: sameS3Place,
+    async connect({ credentials, params }, { logger }) {
       const owned = options.client === undefined
       const client =
         options.client ??
         new S3Client({ ...createS3ClientConfig(params, credentials), ...options.clientConfig })
       const bucket = params.bucket
+      const copier = new S3Copier(client, bucket, logger)
       return {
         async check() {
           try {
@@ -131,7 +134,7 @@ export function createS3Provider(options: S3ProviderOptions = {}) {
           return streams
         },
         read: (stream, { after, signal }) => readS3(client, bucket, stream, after, signal),
-        write: (stream, batch, { signal }) => writeS3(client, bucket, stream, batch, signal),
+        write: (stream, batch, options) => writeS3(client, bucket, stream, batch, options, copier),
         async close() {
           if (owned) client.destroy()
         },

@@ -114,6 +114,18 @@ export const S3SinkStream = Type.Object(
       default: 4,
       description: 'Parts in flight per object',
     }),
+    serverSideCopy: Type.Boolean({
+      default: true,
+      description:
+        'Copy inside the store (CopyObject, UploadPartCopy) when the source is an S3 node on the same endpoint and region with the same credentials; false streams every byte through the runtime',
+    }),
+    copyCutoffBytes: Type.Integer({
+      minimum: 5 * 1024 * 1024,
+      maximum: 5 * 1024 ** 3,
+      default: 5 * 1024 ** 3,
+      description:
+        'Server-side copies of objects larger than this are multipart (UploadPartCopy in partSizeBytes parts, partConcurrency at a time); smaller ones are one CopyObject',
+    }),
   },
   { additionalProperties: false },
 )

@@ -10,6 +10,7 @@ import {
   type WriteResult,
   writeEachConcurrently,
 } from '@nvisy/provider-core'
+import type { S3Copier } from './s3-copy.js'
 import { classifyS3Error } from './s3-errors.js'
 import { encodeMetadata, metadataKeyProblem } from './s3-metadata.js'
 import type { S3SinkStream } from './s3-schemas.js'
@@ -31,14 +32,20 @@ function keyProblem(key: string): string | undefined {
  * idempotent: a replayed batch overwrites each object with the same bytes. In create-only
  * mode `If-None-Match: *` makes an existing key a data failure for that blob alone.
  * Any other failure (auth, throttling, network) fails the batch so the runtime retries it.
+ * With `serverSideCopy` (set by the runtime only when source and sink are one account and
+ * place), a blob that carries an `origin` is copied inside the store by `copier` instead,
+ * and streamed when the store will not copy it.
  */
 export async function writeS3(
   client: S3Client,
   bucket: string,
   stream: S3SinkStream,
   batch: readonly Data[],
-  signal: AbortSignal,
+  options: { signal: AbortSignal; serverSideCopy?: boolean | undefined },
+  copier?: S3Copier,
 ): Promise<WriteResult> {
+  const { signal } = options
+  const copies = options.serverSideCopy === true && stream.serverSideCopy ? copier : undefined
   const exists = 'the object already exists and the sink is create-only'
   return writeEachConcurrently(
     batch,
@@ -53,6 +60,11 @@ export async function writeS3(
           .map(metadataKeyProblem)
           .find(Boolean)
       if (problem) return itemDataError(what, problem)
+      if (copies && blob.origin) {
+        const outcome = await copies.copy(blob, blob.origin, key, stream, stop)
+        if (outcome === 'copied') return undefined
+        if (outcome === 'exists') return itemDataError(what, exists)
+      }
       try {
         const multipart =
           !(blob.body instanceof Uint8Array) &&

@@ -151,6 +151,9 @@ export async function* readS3(
         lastModified: object.LastModified,
         contentType: info.contentType,
         metadata: info.metadata,
+        // For server-side copies: a sink on the same endpoint with the same credentials copies
+        // from here (pinned to the listed ETag) and never opens the body.
+        origin: { bucket, key: object.Key, etag: object.ETag, size: object.Size },
       }
       yield { data, context: { key: object.Key } }
     }

@@ -2,6 +2,8 @@ import {
   approximateSize,
   type ByteSource,
   backoffDelay,
+  type ConnectInput,
+  canCopyServerSide,
   canonicalJson,
   type Data,
   type DataKind,
@@ -152,6 +154,8 @@ interface EdgeRuntime {
   skipUntil: string | undefined
   /** Items skipped because the sink's offset was past them. */
   skipped: number
+  /** Blobs are copied inside the store, not streamed (`canCopyServerSide`, decided at connect time). */
+  serverSideCopy: boolean
 }
 
 interface SourceRuntime extends NodeRuntime {
@@ -405,6 +409,7 @@ class PipelineRun {
         offsetKey: undefined,
         skipUntil: undefined,
         skipped: 0,
+        serverSideCopy: false,
       }
       source.edges.push(runtime)
       this.#edges.push(runtime)
@@ -429,9 +434,12 @@ class PipelineRun {
         }
       }
     }
+    // Kept only until the edges are planned: server-side copies compare the two ends' inputs.
+    const inputs = new Map<string, ConnectInput>()
     await Promise.all(
       [...this.#nodes.values()].map(async (runtime) => {
         const input = await this.#options.resolveConnection(runtime.node)
+        inputs.set(runtime.node.id, input)
         runtime.connection = await retry(
           () =>
             runtime.provider.connect(input, {
@@ -449,8 +457,34 @@ class PipelineRun {
         primaryKey: edge.source.schema?.primaryKey,
       })!
     }
+    this.#planServerSideCopies(inputs)
     await this.#prepareSinks()
     await this.#resumeFromOffsets()
+  }
+
+  /**
+   * A blob -> blob edge whose source and sink are one provider with deep-equal credentials at
+   * one place (the provider's `serverSideCopy` decides) has its blobs copied inside the store:
+   * the sink's writes get `serverSideCopy`, and the bodies are never opened unless the store
+   * refuses a copy. Batching, checkpoints, retries and failures are the same as streamed.
+   */
+  #planServerSideCopies(inputs: ReadonlyMap<string, ConnectInput>): void {
+    for (const edge of this.#edges) {
+      const { source, sink } = edge
+      if (source.kind !== 'blob' || sink.kind !== 'blob') continue
+      const from = inputs.get(source.node.id)
+      const to = inputs.get(sink.node.id)
+      if (!from || !to) continue
+      edge.serverSideCopy = canCopyServerSide(
+        { provider: source.provider, input: from, stream: source.stream },
+        { provider: sink.provider, input: to, stream: sink.stream },
+      )
+      if (edge.serverSideCopy)
+        this.#logger.info(
+          { nodeId: sink.node.id, sourceNodeId: source.node.id },
+          `sink ${sink.node.id}: copying objects server-side from source ${source.node.id} (same ${sink.provider.id} endpoint and credentials); bodies do not pass through the runtime`,
+        )
+    }
   }
 
   /** Describe the sources whose columns a sink's `prepare` or a record -> message id needs. */
@@ -873,9 +907,10 @@ class PipelineRun {
         const data = batch.map((item) => item.data)
         const options =
           edge.offsetKey === undefined
-            ? { signal: this.#signal }
+            ? { signal: this.#signal, serverSideCopy: edge.serverSideCopy }
             : {
                 signal: this.#signal,
+                serverSideCopy: edge.serverSideCopy,
                 offset: { key: edge.offsetKey, context: batch[batch.length - 1]!.context },
               }
         const result = await retry(
