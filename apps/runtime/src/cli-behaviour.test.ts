@@ -64,6 +64,9 @@ const HELP_CASES: string[][] = [
   ['connections', 'rm', 'x'],
   ['serve'],
   ['serve', '--nats', 'nats://127.0.0.1:1', '--bogus-flag'],
+  ['keys'],
+  ['keys', '--out', 'runtime.seed', '--force'],
+  ['keys', '--print-seed'],
 ]
 
 describe('--help', () => {
@@ -95,7 +98,7 @@ describe('--help', () => {
     expect(natsConnections).toBe(0)
     expect(await readdir(cwd)).toEqual([])
     expect(await readdir(home)).toEqual([])
-    for (const name of ['run', 'validate', 'check', 'serve', 'connections add'])
+    for (const name of ['run', 'validate', 'check', 'serve', 'keys', 'connections add'])
       expect(COMMAND_HELP[name]).toBeDefined()
   })
 

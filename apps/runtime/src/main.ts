@@ -31,6 +31,7 @@ import { executePipeline } from './executor/execute.js'
 import type { RunEvent } from './executor/types.js'
 import { validatePipeline } from './executor/validate.js'
 import { parseJsonText } from './json-text.js'
+import { createRuntimeKeys, defaultSeedPath, loadRuntimeSeed, writeSeedFile } from './keys.js'
 import { CONFIG_FILE_NAME, loadProviders, providerPackages, readRuntimeConfig } from './loader.js'
 import { createLogger } from './logger.js'
 import type { Pipeline } from './pipeline-types.js'
@@ -61,7 +62,8 @@ Usage:
   nvisy connections add --provider <id|package> [--params params.json|'{json}'] (--credentials creds.json | --credentials-env PREFIX) [--id uuid] [--store file]
   nvisy connections list [--store file]
   nvisy connections remove <id> [--store file]
-  nvisy serve [--nats nats://127.0.0.1:4222] [--server-key X...] [--dev-plain-credentials] [--config ...]
+  nvisy keys [--out file] [--force] [--print-seed]
+  nvisy serve [--nats nats://127.0.0.1:4222] [--server-key X...] [--seed-file file] [--dev-plain-credentials] [--config ...]
               [--nats-creds file] [--nats-tls-ca file] [--nats-tls-cert file --nats-tls-key file]
               [--subject-prefix nvisy.v1] [--events-stream S] [--checkpoint-bucket B] [--queue-group G]
               [--drain-grace seconds] [--drain-timeout seconds] [--fs-root dir]...
@@ -75,19 +77,23 @@ Connection values may be {"$env": "NAME"} references, resolved when the run star
 A node's connection may be {"connectionId": "<uuid>"}: a connection from the local store
 (--store, NVISY_CONNECTIONS_FILE, default ~/.nvisy/connections.json), its credentials encrypted
 with the master key from NVISY_MASTER_KEY or NVISY_MASTER_KEY_FILE and decrypted only for the run.
-serve reads NVISY_NATS_URL, NVISY_SERVER_PUBLIC_KEY and NVISY_RUNTIME_SEED from the environment,
+nvisy keys creates the runtime's key pair: the seed goes to ~/.nvisy/runtime.seed (mode 0600; --out
+another file), the public key is printed for the Nvisy server, which seals credentials to it.
+serve reads NVISY_NATS_URL, NVISY_SERVER_PUBLIC_KEY and the runtime seed (NVISY_RUNTIME_SEED, else
+the file --seed-file or NVISY_RUNTIME_SEED_FILE names, else ~/.nvisy/runtime.seed) from the environment,
 NATS authentication from NVISY_NATS_TOKEN, NVISY_NATS_USER + NVISY_NATS_PASSWORD or
 NVISY_NATS_CREDS_FILE (one of them), TLS files from NVISY_NATS_TLS_{CA,CERT,KEY}_FILE, and
 NVISY_NATS_{SUBJECT_PREFIX,EVENTS_STREAM,CHECKPOINT_BUCKET,QUEUE_GROUP}. On SIGTERM or SIGINT it
 drains: no new requests, runs go on for --drain-grace (default 0 s), are then stopped at a batch
 boundary with their checkpoints written (at most --drain-timeout, default 30 s), then it exits 0.
 
-Master key: a NVISY_MASTER_KEY_FILE that group or others can read is refused (exit 2; fix it with
-chmod 600 <file>) unless --allow-insecure-key-file is given (then a warning is printed).
+Master key: a NVISY_MASTER_KEY_FILE (or a runtime seed file for serve) that group or others can
+read is refused (exit 2; fix it with chmod 600 <file>) unless --allow-insecure-key-file is given
+(then a warning is printed).
 serve confines local paths (the fs provider's root) of every request to the folders given by
 --fs-root (repeatable) and NVISY_FS_ROOTS (colon-separated); with none, fs requests are refused.
 
-Exit codes (run, validate, check, discover, connections):
+Exit codes (run, validate, check, discover, connections, keys):
   0  ok: the run completed (every item arrived), the pipeline is valid, the check passed
   1  failed: the run failed or ended 'partial' (items refused under a failure budget), the check
      or discover failed (unreachable or unknown host, bad credentials, missing permission)
@@ -172,12 +178,30 @@ Lists stored connections (id, provider, params, createdAt), never credentials.
 
 Removes a stored connection. Exit code 1 when there is none with that id.
 `,
+  keys: `Usage: nvisy keys [--out file] [--force] [--print-seed]
+
+Creates the runtime's key pair (an xkey: X25519, as NATS nkeys make it). The Nvisy server seals
+each connection's credentials to the public key; only the seed opens them. Every instance of one
+deployment shares the seed. Prints {"publicKey": "X...", "seedFile": "..."} as JSON on stdout.
+  --out file        where the seed goes (default ~/.nvisy/runtime.seed), created mode 0600
+  --force           replace an existing seed file (the server must then get the new public key)
+  --print-seed      print the seed on stdout as {"publicKey", "seed"} instead of writing a file,
+                    e.g. to put it in a secret store as NVISY_RUNTIME_SEED; nothing is written
+Then: nvisy serve reads the seed (NVISY_RUNTIME_SEED, --seed-file, NVISY_RUNTIME_SEED_FILE or
+~/.nvisy/runtime.seed), and the server gets the public key (it is also in the catalog reply
+and in serve's "serving" log line).
+Exit codes: 0 created, 2 the file exists (without --force), cannot be written, or bad flags.
+`,
   serve: `Usage: nvisy serve [options]
 
 Joins NATS and serves the catalog, check, discover and runs.start requests of the Nvisy server
 (one instance of a queue group). Drains on SIGTERM/SIGINT.
   --nats url[,url]          NATS servers (NVISY_NATS_URL, default nats://127.0.0.1:4222)
   --server-key X...         the server's public curve key (NVISY_SERVER_PUBLIC_KEY)
+  --seed-file file          this runtime's seed, as nvisy keys writes it (NVISY_RUNTIME_SEED_FILE;
+                            or the seed itself in NVISY_RUNTIME_SEED; default ~/.nvisy/runtime.seed
+                            when it exists, else a key pair for this process only)
+  --allow-insecure-key-file use a seed file that group or others can read (warns)
   --dev-plain-credentials   accept plain credentials (development only)
   --nats-creds file         NATS credentials file (or NVISY_NATS_TOKEN, NVISY_NATS_USER/PASSWORD)
   --nats-tls-ca/-cert/-key file
@@ -314,6 +338,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         return await connectionCommand(command, rest, io)
       case 'serve':
         return await serveCommand(rest, io)
+      case 'keys':
+        return await keysCommand(rest, io)
       case 'connections':
         return await connectionsCommand(rest, io)
       case '--version':
@@ -882,6 +908,35 @@ async function removeConnection(args: string[], io: CliIo): Promise<number> {
   return EXIT.completed
 }
 
+/** `nvisy keys`: a new runtime key pair; the seed to a private file (or stdout when asked). */
+async function keysCommand(args: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      out: { type: 'string' },
+      force: { type: 'boolean' },
+      'print-seed': { type: 'boolean' },
+    },
+    allowPositionals: false,
+  })
+  if (values['print-seed'] === true && (values.out !== undefined || values.force === true))
+    throw new UsageError('--print-seed writes no file: give it without --out and --force')
+  const keys = createRuntimeKeys()
+  if (values['print-seed'] === true) {
+    io.stdout.write(json({ publicKey: keys.publicKey, seed: keys.seed }))
+    return EXIT.completed
+  }
+  const path = values.out === undefined ? defaultSeedPath(io.env) : resolve(io.cwd, values.out)
+  await writeSeedFile(path, keys.seed, values.force === true)
+  io.stdout.write(json({ publicKey: keys.publicKey, seedFile: path }))
+  io.stderr.write(
+    `nvisy: wrote the runtime seed to ${path} (mode 0600; nvisy serve reads it${
+      values.out === undefined ? '' : ` with --seed-file ${values.out} or NVISY_RUNTIME_SEED_FILE`
+    }). Give the Nvisy server this public key: ${keys.publicKey}\n`,
+  )
+  return EXIT.completed
+}
+
 async function serveCommand(args: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -889,6 +944,7 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
       ...commonOptions,
       nats: { type: 'string' },
       'server-key': { type: 'string' },
+      'seed-file': { type: 'string' },
       'dev-plain-credentials': { type: 'boolean' },
       'log-level': { type: 'string' },
       'nats-creds': { type: 'string' },
@@ -905,8 +961,15 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
     },
     allowPositionals: false,
   })
-  const registry = await registryFor(values, io)
   const logger: Logger = createLogger(io.stderr, values['log-level'] ?? 'info')
+  const runtimeSeed = loadRuntimeSeed({
+    env: io.env,
+    cwd: io.cwd,
+    file: values['seed-file'],
+    allowInsecureKeyFile: values['allow-insecure-key-file'] === true,
+    warn: (message) => logger.warn({}, message),
+  })
+  const registry = await registryFor(values, io)
   const { startDispatcher, natsConnectionOptions, dispatcherNaming, secondsFlag } = await import(
     './nats/index.js'
   )
@@ -928,7 +991,7 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
     registry,
     execute: executePipeline,
     serverPublicKey: values['server-key'] ?? io.env.NVISY_SERVER_PUBLIC_KEY,
-    runtimeSeed: io.env.NVISY_RUNTIME_SEED,
+    runtimeSeed: runtimeSeed.seed,
     allowPlainCredentials: values['dev-plain-credentials'] === true,
     logger,
     version: VERSION,
@@ -942,6 +1005,12 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
     {
       instanceId: dispatcher.instanceId,
       publicKey: dispatcher.publicKey,
+      runtimeKey:
+        runtimeSeed.source.kind === 'env'
+          ? runtimeSeed.source.variable
+          : runtimeSeed.source.kind === 'file'
+            ? runtimeSeed.source.path
+            : 'generated for this process (no seed: nvisy keys creates one)',
       providers: registry.list().map((p) => p.id),
       fsRoots: localPathRoots,
     },
