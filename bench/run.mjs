@@ -39,6 +39,7 @@ const quickArgs = {
   protocol: ['--count', '5000', '--rounds', '1'],
   vault: ['--count', '2000', '--rounds', '1'],
   fs: ['--files', '200', '--large-mib', '16', '--documents', '20000'],
+  memory: ['--rows', '20000,50000'],
 }
 
 function lastJson(text) {

@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+// Peak RSS of `nvisy run` without user flags, at 1M and at 10M rows: a PostgreSQL ->
+// PostgreSQL append copy (the built CLI, its default heap ceiling) next to the
+// `psql COPY TO STDOUT | psql COPY FROM STDIN` pipe over the same table, in the same run. Both
+// copies must hold the source's md5 (computed by PostgreSQL).
+//
+//   pnpm build && node bench/memory.bench.mjs [--rows 1000000,10000000] [--url postgres://postgres@127.0.0.1:5432/test]
+//
+// Each side runs under `/usr/bin/time -v` (peak RSS and CPU time are its own). Reports per
+// size: rows/s and peak RSS of each side, `ratio` (ours rows/s / pipe rows/s),
+// `rssRatio` (our peak RSS / the 256 MB target) and `rssGrowthRatio` (peak RSS at the
+// largest size / at the smallest: 1.0 is flat in row count). Prints one JSON object on stdout.
+import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { ensurePackages, hasCommand, timedCommand } from './lib.mjs'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const repo = join(here, '..')
+const cli = join(repo, 'apps', 'runtime', 'dist', 'cli.js')
+const { values: args } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '1000000,10000000' },
+    url: {
+      type: 'string',
+      default: process.env.NVISY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    },
+  },
+})
+const sizes = args.rows.split(',').map(Number)
+const log = (message) => process.stderr.write(`memory: ${message}\n`)
+ensurePackages([{ package: 'time', present: () => hasCommand('/usr/bin/time') }], log)
+
+const url = new URL(args.url)
+const psqlEnv = {
+  ...process.env,
+  PGHOST: url.hostname,
+  PGPORT: url.port || '5432',
+  PGUSER: decodeURIComponent(url.username || 'postgres'),
+  PGDATABASE: url.pathname.slice(1) || 'test',
+}
+const psql = (sql) =>
+  execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-At', '-c', sql], {
+    env: psqlEnv,
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  }).trim()
+
+const suffix = randomBytes(3).toString('hex')
+const work = join(os.tmpdir(), `nvisy-bench-memory-${suffix}`)
+mkdirSync(work, { recursive: true })
+writeFileSync(
+  join(work, 'nvisy.config.json'),
+  JSON.stringify({ providers: ['@nvisy/provider-postgres'] }),
+)
+
+const COLUMNS = `id bigint PRIMARY KEY, n integer, name text, amount numeric(14,2), at timestamptz,
+  local timestamp, doc jsonb`
+const digest = (table) =>
+  psql(
+    `SELECT md5(string_agg(t::text, E'\\n' ORDER BY id)) FROM (SELECT id, n, name, amount, at, local, doc FROM ${table}) t`,
+  )
+
+function pipeline(source, target) {
+  const connection = {
+    params: { host: psqlEnv.PGHOST, port: Number(psqlEnv.PGPORT), database: psqlEnv.PGDATABASE },
+    credentials: { user: psqlEnv.PGUSER },
+  }
+  return {
+    id: `memory-${target}`,
+    nodes: [
+      { id: 'src', role: 'source', provider: 'postgres', connection, stream: { table: source } },
+      {
+        id: 'dst',
+        role: 'sink',
+        provider: 'postgres',
+        connection,
+        stream: { table: target, mode: 'append' },
+      },
+    ],
+    edges: [{ from: 'src', to: 'dst' }],
+  }
+}
+
+const results = {}
+const loadBefore = os.loadavg()
+try {
+  for (const rows of sizes) {
+    const source = `bench_mem_src_${suffix}`
+    const ours = `bench_mem_ours_${suffix}`
+    const pipe = `bench_mem_pipe_${suffix}`
+    log(`seeding ${rows.toLocaleString('en')} rows`)
+    psql(`DROP TABLE IF EXISTS ${source}, ${ours}, ${pipe}`)
+    psql(`CREATE TABLE ${source} (${COLUMNS})`)
+    psql(`INSERT INTO ${source} SELECT g, g % 100000, 'name ' || g || repeat('x', g % 40),
+      (g * 1.37)::numeric(14,2), timestamptz '2020-01-01 00:00:00+00' + g * interval '1 second',
+      timestamp '2020-01-01' + g * interval '1 millisecond',
+      jsonb_build_object('g', g, 'tags', jsonb_build_array('a', g % 7)) FROM generate_series(1, ${rows}) g`)
+    psql(`VACUUM ANALYZE ${source}`)
+    psql(`CREATE TABLE ${ours} (${COLUMNS}); CREATE TABLE ${pipe} (${COLUMNS})`)
+    const expected = digest(source)
+
+    const file = join(work, `p-${rows}.json`)
+    writeFileSync(file, JSON.stringify(pipeline(source, ours)))
+    log(`nvisy run, ${rows.toLocaleString('en')} rows`)
+    const runtime = await timedCommand(
+      `nvisy-${rows}`,
+      process.execPath,
+      [cli, 'run', file, '--no-resume'],
+      { cwd: work, env: { PATH: process.env.PATH } },
+    )
+    log(`psql pipe, ${rows.toLocaleString('en')} rows`)
+    const pipeRun = await timedCommand(
+      `pipe-${rows}`,
+      'sh',
+      [
+        '-c',
+        `psql -X -q -c "\\copy ${source} TO STDOUT" | psql -X -q -c "\\copy ${pipe} FROM STDIN"`,
+      ],
+      { cwd: work, env: psqlEnv },
+    )
+    const exact = digest(ours) === expected && digest(pipe) === expected
+    if (!exact) throw new Error(`the copies of ${rows} rows differ from the source`)
+    results[rows] = {
+      ours: {
+        rowsPerSecond: Math.round(rows / runtime.seconds),
+        peakRssMiB: Math.round(runtime.peakRssKb / 1024),
+        cpuSeconds: Number(runtime.cpuSeconds.toFixed(2)),
+      },
+      pipe: {
+        rowsPerSecond: Math.round(rows / pipeRun.seconds),
+        peakRssMiB: Math.round(pipeRun.peakRssKb / 1024),
+      },
+      ratio: Number((pipeRun.seconds / runtime.seconds).toFixed(3)),
+      rssRatio: Number((runtime.peakRssKb / 1024 / 256).toFixed(3)),
+      verified: exact,
+    }
+    log(JSON.stringify({ rows, ...results[rows] }))
+    psql(`DROP TABLE IF EXISTS ${source}, ${ours}, ${pipe}`)
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true })
+}
+
+const first = results[sizes[0]]
+const last = results[sizes[sizes.length - 1]]
+const report = {
+  benchmark:
+    'peak RSS of nvisy run (default flags): PostgreSQL -> PostgreSQL append vs the psql COPY pipe',
+  node: process.version,
+  loadAverage: { before: loadBefore, after: os.loadavg() },
+  target: 'peak RSS <= 256 MB at every size, flat in row count',
+  sizes: results,
+  ...Object.fromEntries(
+    sizes.flatMap((rows) => [
+      [`ratio${rows >= 1e6 ? `${rows / 1e6}M` : rows}`, results[rows].ratio],
+      [`rssRatio${rows >= 1e6 ? `${rows / 1e6}M` : rows}`, results[rows].rssRatio],
+    ]),
+  ),
+  rssGrowthRatio: Number((last.ours.peakRssMiB / first.ours.peakRssMiB).toFixed(3)),
+  pass: sizes.every((rows) => results[rows].ours.peakRssMiB <= 256),
+}
+process.stdout.write(`${JSON.stringify(report)}\n`)
