@@ -26,6 +26,7 @@ import {
   summaryStore,
   usesStoredConnections,
 } from './connections.js'
+import { type DiscoverFormat, discoverFormat, streamsTable } from './discover-output.js'
 import { checkPipeline } from './executor/check.js'
 import { executePipeline } from './executor/execute.js'
 import type { RunEvent } from './executor/types.js'
@@ -43,7 +44,7 @@ export const EXIT = { completed: 0, failed: 1, usage: 2, cancelled: 3 } as const
 
 /** What the CLI talks to: streams, environment, working directory, and a cancel signal. */
 export interface CliIo {
-  stdout: { write(text: string): unknown }
+  stdout: { write(text: string): unknown; isTTY?: boolean }
   stderr: { write(text: string): unknown; isTTY?: boolean }
   env: NodeJS.ProcessEnv
   cwd: string
@@ -58,7 +59,7 @@ Usage:
   nvisy validate <pipeline.json> [--check] [--config ...] [--store file]
   nvisy providers [--config ...]
   nvisy check <provider> (--connection conn.json | --connection-id uuid) [--config ...] [--store file]
-  nvisy discover <provider> (--connection conn.json | --connection-id uuid) [--config ...] [--store file]
+  nvisy discover <provider> (--connection conn.json | --connection-id uuid) [--format table|json | --json] [--config ...] [--store file]
   nvisy connections add --provider <id|package> [--params params.json|'{json}'] (--credentials creds.json | --credentials-env PREFIX) [--id uuid] [--store file]
   nvisy connections list [--store file]
   nvisy connections remove <id> [--store file]
@@ -149,7 +150,13 @@ Exit codes: 0 the check passed, 1 it failed (unreachable, unknown host, bad cred
 `,
   discover: `Usage: nvisy discover <provider> (--connection conn.json | --connection-id uuid) [options]
 
-Connects and lists the streams (tables, buckets, collections...) the connection can read.
+Connects and lists the streams (tables, buckets, collections...) the connection can read, with
+their fields (columns) where the system has a schema.
+  --format table|json   a table (one row per field: stream, type, data, field, field type,
+                        nullable, key) or JSON ({"streams": [...]}, with each stream's settings
+                        for a pipeline). Default: a table on a terminal, JSON otherwise (a pipe
+                        or a file)
+  --json                the same as --format json
 ${KEY_HELP}
 ${COMMON_HELP}
 Exit codes: as nvisy check.
@@ -598,12 +605,22 @@ async function connectionCommand(
       ...commonOptions,
       connection: { type: 'string' },
       'connection-id': { type: 'string' },
+      format: { type: 'string' },
+      json: { type: 'boolean' },
     },
     allowPositionals: true,
   })
   const providerId = positionals[0]
   if (!providerId || positionals.length !== 1)
     throw new UsageError(`nvisy ${command} takes one provider id`)
+  if (command === 'check' && (values.format !== undefined || values.json !== undefined))
+    throw new UsageError('nvisy check prints JSON; --format and --json are for nvisy discover')
+  let format: DiscoverFormat
+  try {
+    format = discoverFormat(values, io.stdout.isTTY === true)
+  } catch (error) {
+    throw new UsageError((error as Error).message)
+  }
   if (values.connection !== undefined && values['connection-id'] !== undefined)
     throw new UsageError(`nvisy ${command} takes either --connection or --connection-id, not both`)
   let spec: { params?: unknown; credentials?: unknown; connectionId?: unknown }
@@ -682,7 +699,8 @@ async function connectionCommand(
         await connection.check({ signal: io.signal })
         io.stdout.write(json({ ok: true, latencyMs: Math.round(performance.now() - started) }))
       } else {
-        io.stdout.write(json({ streams: await connection.discover({ signal: io.signal }) }))
+        const streams = await connection.discover({ signal: io.signal })
+        io.stdout.write(format === 'table' ? streamsTable(streams) : json({ streams }))
       }
     } finally {
       await connection.close().catch(() => {})
@@ -690,7 +708,9 @@ async function connectionCommand(
     return EXIT.completed
   } catch (error) {
     const providerError = toProviderError(error)
-    io.stdout.write(json({ error: providerError.toJSON() }))
+    // A program reading JSON gets the error as JSON too; a person reads stderr.
+    if (command === 'check' || format === 'json')
+      io.stdout.write(json({ error: providerError.toJSON() }))
     io.stderr.write(`nvisy: ${command} failed: ${providerError.message}\n`)
     return EXIT.failed
   }
