@@ -15,13 +15,15 @@ import { hostPort, serviceSkipReason, tcpReachable } from '@nvisy/provider-testk
 import { Redis } from 'ioredis'
 import { BSON, MongoClient } from 'mongodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CLI, describeRun, runPipeline, scratchDir } from './support/cli.js'
+import { NULL_MARK } from './support/canonical.js'
+import { CLI, describeRun, itemFailures, runPipeline, scratchDir } from './support/cli.js'
 import { MysqlScratch, mysqlSkipReason } from './support/databases.js'
 import {
   documentCanonical,
   expectedCanonical,
   type Json,
   parseLossless,
+  repeatsKey,
 } from './support/document-canonical.js'
 import { bulkRows, KEY, TRAP_COLUMNS, TRAP_ROWS, TRAP_TABLE } from './support/traps.js'
 
@@ -72,6 +74,13 @@ describe.skipIf(skip)('exactness matrix: documents and messages through nvisy ru
   let work: Awaited<ReturnType<typeof scratchDir>>
   /** key -> the source database's canonical text per column, in comparison form. */
   const expected = new Map<string, string[]>()
+  /**
+   * Keys of the rows whose JSON column repeats a key in an object (MariaDB keeps JSON text as
+   * written). A MongoDB document cannot hold a repeated key: those rows are refused, naming
+   * the column, never stored with the key collapsed.
+   */
+  const repeatedKey = new Set<string>()
+  const JSON_COLUMN = TRAP_COLUMNS.findIndex((column) => column.kind === 'json')
 
   function source() {
     return {
@@ -92,8 +101,8 @@ describe.skipIf(skip)('exactness matrix: documents and messages through nvisy ru
     }
   }
 
-  /** Compare destination rows (parsed objects) with the source's canonical rows. */
-  function compare(rows: Json[]) {
+  /** Compare destination rows (parsed objects) with the source's canonical rows (`only` those keys). */
+  function compare(rows: Json[], only: ReadonlySet<string> = new Set(expected.keys())) {
     const differences: string[] = []
     const seen = new Map<string, number>()
     for (const row of rows) {
@@ -104,9 +113,11 @@ describe.skipIf(skip)('exactness matrix: documents and messages through nvisy ru
       const fields = new Map(row.v)
       const key = documentCanonical('int', fields.get(KEY))
       seen.set(key, (seen.get(key) ?? 0) + 1)
-      const want = expected.get(key)
+      const want = only.has(key) ? expected.get(key) : undefined
       if (!want) {
-        differences.push(`key ${key}: not in the source`)
+        differences.push(
+          `key ${key}: ${expected.has(key) ? 'not expected here' : 'not in the source'}`,
+        )
         continue
       }
       TRAP_COLUMNS.forEach((column, i) => {
@@ -118,9 +129,9 @@ describe.skipIf(skip)('exactness matrix: documents and messages through nvisy ru
         if (got !== want[i]) differences.push(`key ${key} ${column.name}: ${want[i]} != ${got}`)
       })
     }
-    for (const key of expected.keys()) if (!seen.has(key)) differences.push(`key ${key}: missing`)
+    for (const key of only) if (!seen.has(key)) differences.push(`key ${key}: missing`)
     for (const [key, n] of seen) if (n > 1) differences.push(`key ${key}: ${n} copies`)
-    expect(rows.length, 'items in the destination').toBe(expected.size)
+    expect(rows.length, 'items in the destination').toBe(only.size)
     expect(differences.slice(0, 15), `first differences (source != destination)`).toEqual([])
   }
 
@@ -135,11 +146,18 @@ describe.skipIf(skip)('exactness matrix: documents and messages through nvisy ru
     await my.create()
     await my.createTrapTable(TRAP_TABLE)
     await my.insertRows(TRAP_TABLE, ROWS)
-    for (const [key, row] of await my.canonicalRows(TRAP_TABLE))
+    for (const [key, row] of await my.canonicalRows(TRAP_TABLE)) {
       expected.set(
         key,
         row.map((text, i) => expectedCanonical(TRAP_COLUMNS[i]!.kind, text)),
       )
+      const json = row[JSON_COLUMN]!
+      if (
+        json !== NULL_MARK &&
+        repeatsKey(parseLossless(Buffer.from(json, 'hex').toString('utf8')))
+      )
+        repeatedKey.add(key)
+    }
   })
 
   afterAll(async () => {
@@ -147,9 +165,9 @@ describe.skipIf(skip)('exactness matrix: documents and messages through nvisy ru
     await work?.cleanup()
   })
 
-  // Known open (issue 14): JSON column text is parsed into document content (duplicate keys,
-  // 1e400 and integers past 2^53 change). Needs raw JSON text in documents (provider-core).
-  it.skip('MySQL -> JSONL file (fs): every value exact', async () => {
+  // A JSON column's text reaches the file verbatim (DocumentData.rawJson): repeated keys, 1e400
+  // and integers past 2^53 included.
+  it('MySQL -> JSONL file (fs): every value exact', async () => {
     const root = join(work.dir, 'fs')
     await mkdir(root)
     const run = await runPipeline(
@@ -200,23 +218,87 @@ describe.skipIf(skip)('exactness matrix: documents and messages through nvisy ru
       await emulator?.close()
     })
 
-    // Known open (issue 14): JSON column text parsed into document content; see above.
-    it.skip('MySQL -> MongoDB: every value exact (read back as canonical Extended JSON)', async () => {
-      const run = await runPipeline(
-        work.dir,
-        pipeline('my-to-mongo', {
-          provider: 'mongodb',
-          connection,
-          stream: { collection: 'trap rows' },
-        }),
-      )
-      expectCompleted(run)
+    // JSON column numbers are typed from their text (int64, Decimal128 for 1e400 and integers
+    // past 2^63); a row whose JSON repeats a key is refused naming the column and goes, exact,
+    // to the dead-letter JSONL file.
+    it('MySQL -> MongoDB: every value exact (read back as canonical Extended JSON); a repeated JSON key is refused naming the column', async () => {
+      const deadRoot = join(work.dir, 'mongo-dead')
+      await mkdir(deadRoot)
+      const run = await runPipeline(work.dir, {
+        id: 'my-to-mongo',
+        nodes: [
+          source(),
+          {
+            id: 'dst',
+            role: 'sink',
+            batch: { maxItems: 500 },
+            provider: 'mongodb',
+            connection,
+            stream: { collection: 'trap rows' },
+            deadLetter: 'dead',
+          },
+          {
+            id: 'dead',
+            role: 'sink',
+            provider: 'fs',
+            connection: { params: { root: deadRoot } },
+            stream: { kind: 'document', file: 'refused.jsonl' },
+          },
+        ],
+        edges: [{ from: 'src', to: 'dst' }],
+        options: { checkpointEveryItems: 1000 },
+      })
+      expect(run.code, describeRun(run)).toBe(0)
+      expect(run.summary?.status, describeRun(run)).toBe('completed')
+      expect(run.summary?.stats.failedItems, describeRun(run)).toBe(repeatedKey.size)
+      expect(run.summary?.stats.deadLettered, describeRun(run)).toBe(repeatedKey.size)
+      const failures = itemFailures(run)
+      expect(failures, describeRun(run)).toHaveLength(repeatedKey.size)
+      for (const failure of failures) {
+        expect(failure.nodeId).toBe('dst')
+        expect(failure.kind).toBe('data')
+        expect(failure.message).toMatch(
+          /field "J son": its JSON text repeats (the key "[^"]*"|a key) in one object, and a MongoDB document cannot hold a repeated key/,
+        )
+      }
+      const stored = new Set([...expected.keys()].filter((key) => !repeatedKey.has(key)))
       const docs = await client.db(database).collection('trap rows').find({}).toArray()
       compare(
         docs.map((doc) => {
           const { _id, ...rest } = doc
           return fromExtendedJson(parseLossless(BSON.EJSON.stringify(rest, { relaxed: false })))
         }),
+        stored,
+      )
+      // The refused rows are not lost: the dead-letter file holds them exactly.
+      const dead = existsSync(join(deadRoot, 'refused.jsonl'))
+        ? await readFile(join(deadRoot, 'refused.jsonl'), 'utf8')
+        : ''
+      compare(
+        dead
+          .split('\n')
+          .filter((line) => line.length > 0)
+          .map(parseLossless),
+        repeatedKey,
+      )
+    })
+
+    it('MySQL -> MongoDB without a dead-letter sink: a repeated JSON key fails the run naming the column', async (context) => {
+      if (repeatedKey.size === 0)
+        context.skip('the source keeps no repeated JSON key (MySQL normalizes JSON)')
+      const run = await runPipeline(
+        work.dir,
+        pipeline('my-to-mongo-strict', {
+          provider: 'mongodb',
+          connection,
+          stream: { collection: 'strict rows' },
+        }),
+      )
+      expect(run.code, describeRun(run)).toBe(1)
+      expect(run.summary?.status, describeRun(run)).toBe('failed')
+      expect(run.summary?.error?.kind, describeRun(run)).toBe('data')
+      expect(run.summary?.error?.message, describeRun(run)).toMatch(
+        /failure budget spent.*field "J son": its JSON text repeats (the key "[^"]*"|a key) in one object/,
       )
     })
   })

@@ -17,6 +17,7 @@ export interface RunSummary {
     nodes: Record<string, { items: number; bytes: number; failed: number }>
     failedItems: number
     refusedItems?: number
+    deadLettered?: number
   }
   error?: { kind: string; message: string }
 }
@@ -76,6 +77,35 @@ export async function runPipeline(
     summary = undefined
   }
   return { code, summary, stdout, stderr }
+}
+
+/** The run's item failures as its log reports them (`item failed` lines on stderr). */
+export function itemFailures(
+  run: CliRun,
+): { nodeId: string; item: string; kind: string; message: string }[] {
+  const failures: { nodeId: string; item: string; kind: string; message: string }[] = []
+  for (const line of run.stderr.split('\n')) {
+    if (!line.startsWith('{')) continue
+    let entry: {
+      msg?: string
+      nodeId?: string
+      item?: string
+      err?: { kind?: string; message?: string }
+    }
+    try {
+      entry = JSON.parse(line)
+    } catch {
+      continue
+    }
+    if (entry.msg !== 'item failed') continue
+    failures.push({
+      nodeId: String(entry.nodeId),
+      item: String(entry.item),
+      kind: String(entry.err?.kind),
+      message: String(entry.err?.message),
+    })
+  }
+  return failures
 }
 
 /** A readable account of a run for assertion messages. */

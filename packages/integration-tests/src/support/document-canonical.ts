@@ -94,6 +94,14 @@ export function parseLossless(text: string): Json {
   return result
 }
 
+/** Whether a JSON value holds an object that repeats a key (at any depth). */
+export function repeatsKey(node: Json): boolean {
+  if (node.t === 'arr') return node.v.some(repeatsKey)
+  if (node.t !== 'obj') return false
+  const keys = new Set(node.v.map(([k]) => k))
+  return keys.size !== node.v.length || node.v.some(([, v]) => repeatsKey(v))
+}
+
 /** An exact decimal number's canonical text: `[-]digits` scaled, `digitsEexponent` with no trailing zeros. */
 export function canonicalNumber(text: string): string {
   const match = /^(-?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text.trim())
