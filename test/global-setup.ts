@@ -51,7 +51,13 @@ const gcsCache =
 const services: Service[] = [
   {
     name: 'S3 server (Ceph RADOS Gateway)',
-    projects: ['provider-s3', 'runtime', 'integration-tests', 'reliability-tests'],
+    projects: [
+      'provider-s3',
+      'runtime',
+      'integration-tests',
+      'reliability-tests',
+      'example-pipelines',
+    ],
     configured: () => Boolean(process.env.NVISY_TEST_S3_ENDPOINT),
     url: 'http://127.0.0.1:7480/',
     start: async () =>
@@ -69,7 +75,7 @@ const services: Service[] = [
   },
   {
     name: 'GCS emulator (firebase-tools)',
-    projects: ['provider-gcs', 'runtime', 'integration-tests'],
+    projects: ['provider-gcs', 'runtime', 'integration-tests', 'example-pipelines'],
     configured: () =>
       Boolean(process.env.NVISY_TEST_GCS_ENDPOINT || process.env.NVISY_TEST_GCS_CREDENTIALS),
     url: 'http://127.0.0.1:9199/',
