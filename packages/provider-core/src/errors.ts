@@ -21,6 +21,7 @@ export type Operation =
   | 'describe'
   | 'prepare'
   | 'read'
+  | 'partition'
   | 'write'
   | 'delete'
   | 'close'

@@ -303,6 +303,7 @@ describe('defineProvider', () => {
       describeStream: false,
       prepare: false,
       offsets: false,
+      partition: false,
       sourceData: ['record'],
       sinkData: ['record'],
     })
@@ -317,6 +318,7 @@ describe('defineProvider', () => {
       describeStream: false,
       prepare: false,
       offsets: false,
+      partition: false,
       sourceData: [],
       sinkData: [],
     })

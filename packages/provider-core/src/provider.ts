@@ -60,6 +60,32 @@ export interface ReadOptions<TContext = unknown> {
   signal: AbortSignal
 }
 
+/** The largest partition count a caller may ask for. */
+export const MAX_PARTITIONS = 1024
+
+export interface PartitionOptions {
+  /** How many partitions the caller would like (1 to `MAX_PARTITIONS`); a source returns at most this many. */
+  count: number
+  signal: AbortSignal
+}
+
+/**
+ * A stream split into partitions: stream settings of the same provider, each readable and
+ * resumable on its own (`read(partition, { after: item.context })`). The partitions are
+ * disjoint and together read exactly what the stream reads, items added while they are read
+ * included: each new item belongs to exactly one partition (a source that splits by key
+ * leaves its last partition open-ended).
+ */
+export interface PartitionPlan<TStream = unknown> {
+  /** The partitions' stream settings, in the source's order: at least one, at most `count`. */
+  partitions: TStream[]
+  /**
+   * Why there are fewer partitions than were asked for: the source cannot split this stream,
+   * it is empty, it holds fewer items than partitions...
+   */
+  reason?: string | undefined
+}
+
 export interface WriteOptions {
   signal: AbortSignal
   /**
@@ -97,6 +123,12 @@ export interface Connection<TStream = any, TContext = any, TSinkStream = any> {
   discover?(options: { signal: AbortSignal }): Promise<StreamInfo[]>
   read?(stream: TStream, options: ReadOptions<TContext>): AsyncIterable<ReadItem<TContext>>
   write?(stream: TSinkStream, batch: readonly Data[], options: WriteOptions): Promise<WriteResult>
+  /**
+   * Source with `partition`: split a stream into at most `options.count` disjoint partitions
+   * whose union is exactly the stream (see `PartitionPlan`). A stream that cannot be split
+   * returns one partition (the stream) with a `reason`.
+   */
+  partition?(stream: TStream, options: PartitionOptions): Promise<PartitionPlan<TStream>>
   /** Delete items by id or key, for sinks that mirror a source. */
   delete?(stream: TSinkStream, ids: readonly string[], options: WriteOptions): Promise<WriteResult>
   /** Source: the columns and key of one stream, in portable types, so a sink can create its destination. */
@@ -125,6 +157,11 @@ export interface SourceDefinition<TStream extends TSchema, TContext extends TSch
   ordering: string
   /** Whether `describeStream` is implemented. */
   describe?: boolean
+  /**
+   * Whether `partition` is implemented: the source splits a stream into disjoint partitions
+   * (key ranges) that can be read at once, each with its own resume context.
+   */
+  partition?: boolean
   /** The data kind a given stream yields, when the source has more than one. */
   dataKindOf?(stream: Static<TStream>): DataKind
   /**
@@ -203,6 +240,8 @@ export interface Capabilities {
   prepare: boolean
   /** The sink commits resume offsets with its writes (exactly-once appends). */
   offsets: boolean
+  /** The source splits a stream into disjoint partitions (`partition`). */
+  partition: boolean
   sourceData: DataKind[]
   sinkData: DataKind[]
 }
@@ -270,6 +309,17 @@ export interface GuardedConnection<TStream = any, TContext = any, TSinkStream = 
   check(options?: { signal?: AbortSignal }): Promise<void>
   discover(options?: { signal?: AbortSignal }): Promise<StreamInfo[]>
   read(stream: TStream, options: ReadOptions<TContext>): AsyncIterable<ReadItem<TContext>>
+  /**
+   * Split a source stream into at most `count` partitions (`PartitionPlan`). `count` is
+   * checked (an integer from 1 to `MAX_PARTITIONS`, else a `config` error naming it), the
+   * stream is validated, and so is every partition the provider returns. A provider without
+   * the `partition` capability (or asked for one partition) returns the stream itself as the
+   * one partition, with a reason when it cannot split.
+   */
+  partition(
+    stream: TStream,
+    options: { count: number; signal?: AbortSignal | undefined },
+  ): Promise<PartitionPlan<TStream>>
   write(stream: TSinkStream, batch: readonly Data[], options: WriteOptions): Promise<WriteResult>
   delete(stream: TSinkStream, ids: readonly string[], options: WriteOptions): Promise<WriteResult>
   /** The source stream's schema; a `config` error when the provider cannot describe streams. */
@@ -342,6 +392,7 @@ export function defineProvider<
     describeStream: definition.source?.describe === true,
     prepare: definition.sink?.prepare === true,
     offsets: definition.sink?.offsets === true,
+    partition: definition.source?.partition === true,
     sourceData,
     sinkData,
   }) as Capabilities
@@ -772,6 +823,53 @@ function guardConnection<
         },
       }
     },
+    partition: (stream, options) =>
+      run(
+        'partition',
+        async () => {
+          const count = options?.count
+          if (!Number.isInteger(count) || count < 1 || count > MAX_PARTITIONS) {
+            const message = `partition count must be an integer from 1 to ${MAX_PARTITIONS}, got ${JSON.stringify(count)}`
+            throw new ProviderError({
+              kind: 'config',
+              message,
+              issues: [{ path: '/count', rule: `integer 1..${MAX_PARTITIONS}`, message }],
+            })
+          }
+          const settings = provider.validateStream(stream)
+          if (count === 1) return { partitions: [settings] }
+          if (!provider.capabilities.partition || !connection.partition)
+            return {
+              partitions: [settings],
+              reason: `provider ${id} cannot split a stream into partitions: it is read as one`,
+            }
+          const plan = await connection.partition(settings, {
+            count,
+            signal: options.signal ?? new AbortController().signal,
+          })
+          const partitions = (plan as PartitionPlan | undefined)?.partitions
+          if (!Array.isArray(partitions) || partitions.length < 1 || partitions.length > count)
+            throw new ProviderError({
+              kind: 'internal',
+              message: `${id} partition returned ${Array.isArray(partitions) ? `${partitions.length} partitions` : 'no partition list'}; asked for at most ${count} (at least one)`,
+            })
+          const checked = partitions.map((partition, index) => {
+            try {
+              return provider.validateStream(partition)
+            } catch (error) {
+              throw new ProviderError({
+                kind: 'internal',
+                message: `${id} partition ${index} of ${partitions.length} is not valid stream settings: ${(error as Error).message}`,
+                cause: error,
+              })
+            }
+          })
+          return plan.reason === undefined
+            ? { partitions: checked }
+            : { partitions: checked, reason: String(plan.reason) }
+        },
+        stream,
+      ),
     write: (stream, batch, options) =>
       writeLike('write', stream, async (settings) => {
         if (!connection.write)
