@@ -91,6 +91,26 @@ describe('the conformance kit catches broken providers', () => {
     ])
   })
 
+  it('catches a source whose partitions overlap', () => {
+    expect(failedTitles('overlapping-partitions')).toEqual([
+      'partitions are disjoint and together read exactly what the stream reads',
+      'items added after the partitions were planned are read once, by exactly one partition',
+      'fewer items than partitions, and an empty stream, are still covered exactly',
+    ])
+  })
+
+  it('catches a source whose last partition is closed (new items fall outside every partition)', () => {
+    expect(failedTitles('closed-last-partition')).toEqual([
+      'items added after the partitions were planned are read once, by exactly one partition',
+    ])
+  })
+
+  it('catches a partition that resumes outside its own range', () => {
+    expect(failedTitles('partition-resume-escapes')).toEqual([
+      'each partition resumes after any of its items with exactly the rest of it',
+    ])
+  })
+
   it('catches a provider that ignores abort', () => {
     expect(failedTitles('ignores-abort')).toEqual(['abort stops a read promptly'])
   })

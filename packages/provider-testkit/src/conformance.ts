@@ -303,6 +303,110 @@ export function runProviderConformance<TStream, TSinkStream>(
         )
       }
 
+      if (provider.capabilities.partition) {
+        const plan = async (connection: GuardedConnection, count: number) => {
+          const result = viaJson(await connection.partition(fixture.stream, { count }))
+          expect(result.partitions.length, `partition into ${count}`).toBeGreaterThanOrEqual(1)
+          expect(result.partitions.length, `partition into ${count}`).toBeLessThanOrEqual(count)
+          return result
+        }
+        /** Each partition's item numbers, read on its own (the partition settings as JSON, like a stored plan). */
+        const readPartitions = async (connection: GuardedConnection, partitions: unknown[]) => {
+          const parts: number[][] = []
+          for (const partition of partitions)
+            parts.push(await itemNumbers(await collect(connection, viaJson(partition))))
+          return parts
+        }
+        const expectExactCover = (parts: number[][], expected: number[]) => {
+          const all = parts.flat()
+          const seen = new Map<number, number>()
+          parts.forEach((part, p) => {
+            for (const n of part) {
+              expect(
+                seen.get(n),
+                `item ${n} is read by partition ${seen.get(n)} and partition ${p}`,
+              ).toBeUndefined()
+              seen.set(n, p)
+            }
+          })
+          expect(sorted(all), 'the partitions together read exactly the stream').toEqual(
+            sorted(expected),
+          )
+        }
+
+        it(
+          'partitions are disjoint and together read exactly what the stream reads',
+          async () => {
+            await fixture.seed(0, seedCount)
+            const connection = await connect()
+            const whole = await itemNumbers(await collect(connection, fixture.stream))
+            expect(sorted(whole)).toEqual(range(0, seedCount))
+            for (const count of [2, 3, 4]) {
+              const { partitions } = await plan(connection, count)
+              expect(
+                partitions.length,
+                `a source that declares partition splits ${seedCount} items into more than one of ${count} partitions`,
+              ).toBeGreaterThan(1)
+              expectExactCover(await readPartitions(connection, partitions), whole)
+            }
+          },
+          timeout,
+        )
+
+        it(
+          'each partition resumes after any of its items with exactly the rest of it',
+          async () => {
+            await fixture.seed(0, seedCount)
+            const connection = await connect()
+            const { partitions } = await plan(connection, 3)
+            for (const [p, raw] of partitions.entries()) {
+              const partition = viaJson(raw)
+              const all = await collect(connection, partition)
+              const order = await itemNumbers(all)
+              const positions = [...new Set([0, Math.floor(order.length / 2), order.length - 1])]
+              for (const k of positions.filter((k) => k >= 0 && k < order.length)) {
+                const head = await collect(connection, partition, { limit: k + 1 })
+                expect(await itemNumbers(head)).toEqual(order.slice(0, k + 1))
+                const rest = await collect(connection, partition, {
+                  after: viaJson(head[k]!.context),
+                })
+                expect(
+                  await itemNumbers(rest),
+                  `partition ${p}: resume after its item at position ${k}`,
+                ).toEqual(order.slice(k + 1))
+              }
+            }
+          },
+          timeout,
+        )
+
+        it(
+          'items added after the partitions were planned are read once, by exactly one partition',
+          async () => {
+            await fixture.seed(0, seedCount)
+            const connection = await connect()
+            const { partitions } = await plan(connection, 4)
+            await fixture.seed(seedCount, 5)
+            expectExactCover(await readPartitions(connection, partitions), range(0, seedCount + 5))
+          },
+          timeout,
+        )
+
+        it(
+          'fewer items than partitions, and an empty stream, are still covered exactly',
+          async () => {
+            const connection = await connect()
+            const empty = await plan(connection, 4)
+            expectExactCover(await readPartitions(connection, empty.partitions), [])
+            await fixture.seed(0, 3)
+            const few = await plan(connection, 8)
+            expect(few.partitions.length).toBeLessThanOrEqual(8)
+            expectExactCover(await readPartitions(connection, few.partitions), range(0, 3))
+          },
+          timeout,
+        )
+      }
+
       it(
         'abort stops a read promptly',
         async () => {

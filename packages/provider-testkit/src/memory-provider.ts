@@ -22,6 +22,9 @@ export type MemoryProviderBug =
   | 'not-idempotent'
   | 'leaks-password'
   | 'ignores-abort'
+  | 'overlapping-partitions'
+  | 'closed-last-partition'
+  | 'partition-resume-escapes'
 
 export interface MemoryStore {
   /** Source documents, kept sorted by id. */
@@ -58,7 +61,24 @@ const Params = Type.Object(
   },
   { additionalProperties: false },
 )
-const Stream = Type.Object({}, { additionalProperties: false })
+const Stream = Type.Object(
+  {
+    range: Type.Optional(
+      Type.Object(
+        {
+          after: Type.Optional(
+            Type.String({ description: 'Only documents whose id sorts after this one' }),
+          ),
+          through: Type.Optional(
+            Type.String({ description: 'Only documents whose id sorts at or before this one' }),
+          ),
+        },
+        { additionalProperties: false, description: 'A range of ids (a partition)' },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+)
 const Context = Type.Object({ id: Type.String() }, { additionalProperties: false })
 
 function compareIds(a: string, b: string): number {
@@ -80,8 +100,13 @@ export function createMemoryProvider(options: { id?: string; bug?: MemoryProvide
       context: Context,
       incremental: true,
       ordering: 'document id',
+      partition: true,
     },
-    sink: { data: 'document', stream: Stream, idempotentBy: 'document id' },
+    sink: {
+      data: 'document',
+      stream: Type.Object({}, { additionalProperties: false }),
+      idempotentBy: 'document id',
+    },
     async connect({ credentials, params }) {
       const store = memoryStore(params.store)
       const expected = params.expectedPassword ?? 'secret'
@@ -96,15 +121,25 @@ export function createMemoryProvider(options: { id?: string; bug?: MemoryProvide
             throw new ProviderError({ kind: 'auth', message })
           }
         },
-        async *read(_stream, { after, signal }) {
+        async *read(stream, { after, signal }) {
           let start = 0
+          const lower = stream.range?.after
+          // The bug forgets the upper bound on the resume path: a resumed partition runs past its range.
+          const upper =
+            bug === 'partition-resume-escapes' && after ? undefined : stream.range?.through
           if (after) {
             start = store.source.findIndex((d) => compareIds(d.id, after.id) > 0)
             if (start === -1) start = store.source.length
             if (bug === 'repeat-on-resume') start = Math.max(0, start - 1)
             if (bug === 'skip-on-resume') start += 1
           }
+          if (lower !== undefined) {
+            let first = store.source.findIndex((d) => compareIds(d.id, lower) > 0)
+            if (first === -1) first = store.source.length
+            start = Math.max(start, first)
+          }
           for (let i = start; i < store.source.length; i++) {
+            if (upper !== undefined && compareIds(store.source[i]!.id, upper) > 0) return
             if (i > start || delayMs > 0) {
               if (bug === 'ignores-abort') {
                 // Models a network wait that does not observe the signal: once the caller has
@@ -118,6 +153,44 @@ export function createMemoryProvider(options: { id?: string; bug?: MemoryProvide
             const doc = store.source[i]!
             yield { data: structuredClone(doc), context: { id: doc.id } }
           }
+        },
+        async partition(stream, { count }) {
+          // Boundaries at the quantiles of the ids in the stream's range; the first and last
+          // partitions keep the stream's own bounds (the last is open-ended for new ids).
+          const lower = stream.range?.after
+          const upper = stream.range?.through
+          const ids = store.source
+            .map((d) => d.id)
+            .filter(
+              (id) =>
+                (lower === undefined || compareIds(id, lower) > 0) &&
+                (upper === undefined || compareIds(id, upper) <= 0),
+            )
+          const parts = Math.min(count, ids.length)
+          if (parts <= 1)
+            return {
+              partitions: [stream],
+              reason: ids.length === 0 ? 'the store is empty' : 'one document',
+            }
+          const bounds = Array.from(
+            { length: parts - 1 },
+            (_, j) => ids[Math.floor(((j + 1) * ids.length) / parts) - 1]!,
+          )
+          const partitions = Array.from({ length: parts }, (_, j) => {
+            let after = j === 0 ? lower : bounds[j - 1]
+            // Starts one id early: the previous partition's last id is read twice.
+            if (bug === 'overlapping-partitions' && j > 0)
+              after = ids[ids.indexOf(bounds[j - 1]!) - 1] ?? after
+            let through = j === parts - 1 ? upper : bounds[j]
+            // Ends at the last id there is now: ids added later belong to no partition.
+            if (bug === 'closed-last-partition' && j === parts - 1) through = ids[ids.length - 1]
+            const range = {
+              ...(after === undefined ? {} : { after }),
+              ...(through === undefined ? {} : { through }),
+            }
+            return { ...stream, range }
+          })
+          return { partitions }
         },
         async write(_stream, batch): Promise<WriteResult> {
           const failed: WriteResult['failed'] = []
