@@ -3,6 +3,7 @@ import {
   type Data,
   defineProvider,
   type Logger,
+  type PartitionOptions,
   type PrepareOptions,
   type PrepareResult,
   ProviderError,
@@ -29,6 +30,7 @@ import {
   offsetsTableStatement,
 } from './postgres-ddl.js'
 import { classifyPostgresError } from './postgres-errors.js'
+import { partitionTable } from './postgres-partition.js'
 import {
   type PostgresContext,
   PostgresContextSchema,
@@ -182,6 +184,16 @@ class PostgresConnection
       stream,
       stream.schema ?? this.schema,
       options.after,
+      options.signal,
+    )
+  }
+
+  partition(stream: PostgresStream, options: PartitionOptions) {
+    return partitionTable(
+      { acquire: this.acquire },
+      stream,
+      stream.schema ?? this.schema,
+      options.count,
       options.signal,
     )
   }
@@ -374,6 +386,7 @@ export function createPostgresProvider(settings: PostgresProviderSettings = {}) 
       context: PostgresContextSchema,
       incremental: true,
       describe: true,
+      partition: true,
       ordering: 'cursor columns (default: the primary key), primary key appended as tiebreaker',
     },
     sink: {

@@ -123,6 +123,29 @@ export const PostgresFilterSchema = Type.Object(
 )
 export type PostgresFilter = Static<typeof PostgresFilterSchema>
 
+const CursorTuple = (description: string) =>
+  Type.Array(Type.Union([Type.String(), Type.Number()]), { minItems: 1, description })
+
+/** A key range of the stream's cursor: what `partition` gives each partition. */
+export const PostgresRangeSchema = Type.Object(
+  {
+    after: Type.Optional(
+      CursorTuple(
+        'Only rows whose cursor values (in cursor order, as in a resume context) sort after these: exclusive',
+      ),
+    ),
+    through: Type.Optional(
+      CursorTuple('Only rows whose cursor values sort at or before these: inclusive'),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'A key range over the cursor columns (primary key appended), as `partition` returns it; a missing bound is open',
+  },
+)
+export type PostgresRange = Static<typeof PostgresRangeSchema>
+
 export const PostgresStreamSchema = Type.Object(
   {
     table: Identifier,
@@ -137,6 +160,7 @@ export const PostgresStreamSchema = Type.Object(
       }),
     ),
     filter: Type.Optional(Type.Array(PostgresFilterSchema)),
+    range: Type.Optional(PostgresRangeSchema),
     pageSize: Type.Optional(
       Type.Integer({
         minimum: 1,

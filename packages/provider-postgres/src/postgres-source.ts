@@ -44,7 +44,7 @@ export interface ReadPlan {
   cursor: { column: ColumnInfo; index: number }[]
 }
 
-function configError(message: string, path?: string): ProviderError {
+export function configError(message: string, path?: string): ProviderError {
   return new ProviderError({
     kind: 'config',
     message,
@@ -101,7 +101,80 @@ function filterClause(
   }
 }
 
-/** The keyset query: filter, then "after the last cursor", ordered by the cursor columns. */
+/** The columns a stream orders and resumes by: `stream.cursor` with the primary key appended, or the primary key. */
+export function cursorColumns(table: TableInfo, stream: PostgresStream): string[] {
+  if (stream.cursor) {
+    for (const [i, name] of stream.cursor.entries())
+      requireColumn(table, name, `/stream/cursor/${i}`)
+    return [...stream.cursor, ...table.primaryKey.filter((k) => !stream.cursor!.includes(k))]
+  }
+  if (table.primaryKey.length === 0) {
+    throw configError(
+      `${JSON.stringify(table.schema)}.${JSON.stringify(table.table)} has no primary key: set stream.cursor to unique, non-null columns to order and resume by`,
+      '/stream/cursor',
+    )
+  }
+  return table.primaryKey
+}
+
+/** `(c1, c2, ...) <op> ($n, $n+1, ...)`: a row comparison of the cursor columns with a tuple of text values. */
+function tupleClause(
+  cursorNames: readonly string[],
+  op: '>' | '<=',
+  tuple: readonly (string | number)[],
+  values: (string | null)[],
+  path: string,
+  what: string,
+): string {
+  if (tuple.length !== cursorNames.length) {
+    throw configError(
+      `${what} has ${tuple.length} cursor values, the stream's cursor has ${cursorNames.length} columns (${cursorNames.join(', ')})`,
+      path,
+    )
+  }
+  const params = tuple.map((v) => {
+    values.push(String(v))
+    return `$${values.length}`
+  })
+  return `(${cursorNames.map(quoteIdent).join(', ')}) ${op} (${params.join(', ')})`
+}
+
+/**
+ * The conditions of a read, in order: the stream's filter, its key range (a partition:
+ * after `range.after`, at or before `range.through`), then "after the resume context".
+ */
+export function whereClauses(
+  table: TableInfo,
+  stream: PostgresStream,
+  cursorNames: readonly string[],
+  after: PostgresContext | undefined,
+  values: (string | null)[],
+): string[] {
+  const where: string[] = (stream.filter ?? []).map((f, i) => filterClause(f, i, table, values))
+  const range = stream.range
+  if (range?.after)
+    where.push(
+      tupleClause(cursorNames, '>', range.after, values, '/stream/range/after', 'range.after'),
+    )
+  if (range?.through)
+    where.push(
+      tupleClause(
+        cursorNames,
+        '<=',
+        range.through,
+        values,
+        '/stream/range/through',
+        'range.through',
+      ),
+    )
+  if (after)
+    where.push(
+      tupleClause(cursorNames, '>', after.cursor, values, '/after/cursor', 'resume context'),
+    )
+  return where
+}
+
+/** The keyset query: filter and key range, then "after the last cursor", ordered by the cursor columns. */
 export function planRead(
   table: TableInfo,
   stream: PostgresStream,
@@ -109,36 +182,10 @@ export function planRead(
 ): ReadPlan {
   const outputNames = stream.columns ?? table.columns.map((c) => c.name)
   for (const [i, name] of outputNames.entries()) requireColumn(table, name, `/stream/columns/${i}`)
-  let cursorNames: string[]
-  if (stream.cursor) {
-    for (const [i, name] of stream.cursor.entries())
-      requireColumn(table, name, `/stream/cursor/${i}`)
-    cursorNames = [...stream.cursor, ...table.primaryKey.filter((k) => !stream.cursor!.includes(k))]
-  } else {
-    if (table.primaryKey.length === 0) {
-      throw configError(
-        `${JSON.stringify(table.schema)}.${JSON.stringify(table.table)} has no primary key: set stream.cursor to unique, non-null columns to order and resume by`,
-        '/stream/cursor',
-      )
-    }
-    cursorNames = table.primaryKey
-  }
+  const cursorNames = cursorColumns(table, stream)
   const selected = [...outputNames, ...cursorNames.filter((n) => !outputNames.includes(n))]
   const values: (string | null)[] = []
-  const where: string[] = (stream.filter ?? []).map((f, i) => filterClause(f, i, table, values))
-  if (after) {
-    if (after.cursor.length !== cursorNames.length) {
-      throw configError(
-        `resume context has ${after.cursor.length} cursor values, the stream's cursor has ${cursorNames.length} columns (${cursorNames.join(', ')})`,
-        '/after/cursor',
-      )
-    }
-    const params = after.cursor.map((v) => {
-      values.push(String(v))
-      return `$${values.length}`
-    })
-    where.push(`(${cursorNames.map(quoteIdent).join(', ')}) > (${params.join(', ')})`)
-  }
+  const where = whereClauses(table, stream, cursorNames, after, values)
   const sql =
     `SELECT ${selected.map(quoteIdent).join(', ')} FROM ${qualifiedName(table.schema, table.table)}` +
     (where.length > 0 ? ` WHERE ${where.map((w) => `(${w})`).join(' AND ')}` : '') +
