@@ -8,6 +8,7 @@ import {
 import mysql, { type Pool, type PoolOptions } from 'mysql2/promise'
 import { EXACT_VALUE_OPTIONS, MysqlClient } from './mysql-client.js'
 import { classifyMysqlError, mysqlError } from './mysql-errors.js'
+import { partitionTable } from './mysql-partition.js'
 import { describeTable, prepareTable, readOffset } from './mysql-prepare.js'
 import {
   type MysqlContext,
@@ -164,6 +165,7 @@ export function createMysqlProvider(options: MysqlProviderOptions = {}) {
       context: MysqlContextSchema,
       incremental: true,
       describe: true,
+      partition: true,
       ordering:
         'the cursor columns (default the primary key; the primary key breaks ties), ascending',
     },
@@ -220,6 +222,7 @@ export function createMysqlProvider(options: MysqlProviderOptions = {}) {
         },
         discover: ({ signal }) => raceAbort(discover(client, signal), signal),
         read: (stream, readOptions) => readTable(client, stream, readOptions),
+        partition: (stream, { count, signal }) => partitionTable(client, stream, count, signal),
         write: (stream, batch, writeOptions) => writeTable(client, stream, batch, writeOptions),
         describeStream: (stream, { signal }) =>
           raceAbort(describeTable(client, stream, signal), signal),

@@ -125,6 +125,29 @@ export const MysqlFilterSchema = Type.Object(
 )
 export type MysqlFilter = Static<typeof MysqlFilterSchema>
 
+const KeyValue = Type.Union([Type.String(), Type.Number(), Type.Boolean()])
+const KeyTuple = (description: string) => Type.Array(KeyValue, { minItems: 1, description })
+
+/** A key range of the stream's cursor: what `partition` gives each partition. */
+export const MysqlRangeSchema = Type.Object(
+  {
+    after: Type.Optional(
+      KeyTuple(
+        'Only rows whose cursor values (in cursor order, as in a resume context) sort after these: exclusive',
+      ),
+    ),
+    through: Type.Optional(
+      KeyTuple('Only rows whose cursor values sort at or before these: inclusive'),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'A key range over the cursor columns (primary key appended), as `partition` returns it; a missing bound is open',
+  },
+)
+export type MysqlRange = Static<typeof MysqlRangeSchema>
+
 export const MysqlStreamSchema = Type.Object(
   {
     table: Identifier('Table or view to read'),
@@ -147,6 +170,7 @@ export const MysqlStreamSchema = Type.Object(
     filter: Type.Optional(
       Type.Array(MysqlFilterSchema, { description: 'Conditions, all of which must hold' }),
     ),
+    range: Type.Optional(MysqlRangeSchema),
     pageSize: Type.Optional(
       Type.Integer({
         minimum: 1,

@@ -2,6 +2,7 @@ import { addAbortSignal, type Readable } from 'node:stream'
 import {
   itemsFromPages,
   type Page,
+  ProviderError,
   type ReadItem,
   type ReadOptions,
   type SqlValue,
@@ -9,7 +10,7 @@ import {
 } from '@nvisy/provider-core'
 import { findColumn, type MysqlClient, type TableInfo } from './mysql-client.js'
 import { mysqlError } from './mysql-errors.js'
-import type { MysqlContext, MysqlFilter, MysqlStream } from './mysql-schemas.js'
+import type { MysqlContext, MysqlFilter, MysqlRange, MysqlStream } from './mysql-schemas.js'
 import {
   type ColumnInfo,
   type CursorValue,
@@ -40,6 +41,8 @@ export interface ReadPlan {
   /** SELECT ... FROM ... [WHERE filter */
   selectSql: string
   filterSql: string | undefined
+  /** The stream's key range (a partition), as SQL conditions. */
+  rangeSql: string | undefined
   orderSql: string
   pageSize: number
 }
@@ -150,6 +153,7 @@ export async function planRead(
     names: selected.map((c) => c.name),
     selectSql: `SELECT ${selectList} FROM ${quoteTable(database, info.table)}`,
     filterSql: filterSql(info, stream.filter ?? []),
+    rangeSql: rangeSql(cursor, stream.range),
     orderSql: ` ORDER BY ${cursor.map((c) => `${quoteId(c.name)} ASC`).join(', ')}`,
     pageSize: stream.pageSize ?? 50_000,
   }
@@ -177,9 +181,66 @@ export function keysetSql(cursor: readonly ColumnInfo[], values: readonly Cursor
   return ored
 }
 
+/**
+ * "Row sorts at or before `values`" (keys NOT NULL): (c1 < v1) OR (c1 = v1 AND c2 < v2) ...
+ * OR (every column equal), with a leading c1 <= v1 for the range optimizer.
+ */
+export function keysetUpToSql(
+  cursor: readonly ColumnInfo[],
+  values: readonly CursorValue[],
+): string {
+  const ids = cursor.map((c) => quoteId(c.name))
+  const literals = cursor.map((c, i) => cursorLiteral(values[i] ?? null, c))
+  const branches: string[] = []
+  for (let i = 0; i < cursor.length; i++) {
+    const prefix = Array.from({ length: i }, (_, j) => `${ids[j]} = ${literals[j]}`)
+    branches.push([...prefix, `${ids[i]} < ${literals[i]}`].join(' AND '))
+  }
+  branches.push(cursor.map((_, j) => `${ids[j]} = ${literals[j]}`).join(' AND '))
+  const ored = branches.map((b) => `(${b})`).join(' OR ')
+  return `${ids[0]} <= ${literals[0]} AND (${ored})`
+}
+
+/** The SQL of a stream's key range, its bounds checked against the cursor (config errors name the field). */
+export function rangeSql(
+  cursor: readonly ColumnInfo[],
+  range: MysqlRange | undefined,
+): string | undefined {
+  if (!range) return undefined
+  const parts: string[] = []
+  for (const bound of ['after', 'through'] as const) {
+    const values = range[bound]
+    if (values === undefined) continue
+    const path = `/stream/range/${bound}`
+    const fail = (message: string) =>
+      new ProviderError({
+        kind: 'config',
+        providerId: 'mysql',
+        message: `${path}: ${message}`,
+        issues: [{ path, rule: 'cursor tuple', message }],
+      })
+    if (values.length !== cursor.length)
+      throw fail(
+        `has ${values.length} values, the stream's cursor has ${cursor.length} columns (${cursor.map((c) => c.name).join(', ')})`,
+      )
+    cursor.forEach((column, i) => {
+      try {
+        cursorLiteral(values[i]!, column)
+      } catch {
+        throw fail(
+          `value ${i} does not fit column ${JSON.stringify(column.name)} (${column.columnType})`,
+        )
+      }
+    })
+    parts.push(bound === 'after' ? keysetSql(cursor, values) : keysetUpToSql(cursor, values))
+  }
+  return parts.length === 0 ? undefined : parts.map((p) => `(${p})`).join(' AND ')
+}
+
 export function pageSql(plan: ReadPlan, after: readonly CursorValue[] | undefined): string {
   const conditions: string[] = []
   if (plan.filterSql) conditions.push(plan.filterSql)
+  if (plan.rangeSql) conditions.push(plan.rangeSql)
   if (after) conditions.push(`(${keysetSql(plan.cursor, after)})`)
   const where = conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : ''
   return `${plan.selectSql}${where}${plan.orderSql} LIMIT ${plan.pageSize}`

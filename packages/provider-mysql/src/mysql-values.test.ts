@@ -1,6 +1,6 @@
 import { tagged } from '@nvisy/provider-core'
 import { describe, expect, it } from 'vitest'
-import { keysetSql } from './mysql-source.js'
+import { keysetSql, keysetUpToSql } from './mysql-source.js'
 import {
   type ColumnInfo,
   cursorLiteral,
@@ -151,5 +151,14 @@ describe('cursor values', () => {
     expect(keysetSql([a, b], [null, 'q'])).toBe(
       "(`a` IS NOT NULL) OR (`a` IS NULL AND `b``x` > 'q')",
     )
+  })
+  it('builds the inclusive upper bound of a key range', () => {
+    const a = { ...column('int'), name: 'a' }
+    const b = { ...column('varchar'), name: 'b`x' }
+    expect(keysetUpToSql([a], [5])).toBe('`a` <= 5 AND ((`a` < 5) OR (`a` = 5))')
+    expect(keysetUpToSql([a, b], [5, 'q'])).toBe(
+      "`a` <= 5 AND ((`a` < 5) OR (`a` = 5 AND `b``x` < 'q') OR (`a` = 5 AND `b``x` = 'q'))",
+    )
+    expect(() => keysetUpToSql([a], ['5 OR 1=1'])).toThrow(/does not fit/)
   })
 })
