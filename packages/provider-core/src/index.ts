@@ -24,6 +24,7 @@ export {
   toProviderError,
   type ValidationIssue,
 } from './errors.js'
+export { exactNumberFields, jsonNumberParsesExactly } from './json-numbers.js'
 export { type Logger, memoryLogger, redactingLogger, silentLogger } from './logger.js'
 export { itemsFromPages, type Page } from './paged-items.js'
 export {
