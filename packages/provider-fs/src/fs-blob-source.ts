@@ -71,7 +71,17 @@ export async function* readBlobs(
   validateBlobStream(stream)
   const prefix = stream.prefix ?? ''
   const matches = stream.glob ? picomatch(stream.glob, { dot: true }) : undefined
-  const afterKey = after?.key
+  // A key range (a partition) starts after the later of its lower bound and the context.
+  const lower = stream.range?.after
+  const afterKey =
+    after?.key === undefined
+      ? lower
+      : lower === undefined || compareKeys(after.key, lower) > 0
+        ? after.key
+        : lower
+  const upperKey = stream.range?.through
+  // Set once a key past the range's upper bound is met: every later key sorts after it too.
+  let pastRange = false
 
   async function* walk(dirPath: string, dirKey: string): AsyncGenerator<ReadItem<FsBlobContext>> {
     throwIfAborted(signal)
@@ -116,7 +126,13 @@ export async function* readBlobs(
 
     for (const entry of entries) {
       throwIfAborted(signal)
+      if (pastRange) return
       const key = dirKey + entry.sortKey
+      // Sorted siblings past the range's upper bound (a folder not leading to it) end the walk.
+      if (upperKey !== undefined && compareKeys(key, upperKey) > 0) {
+        pastRange = true
+        return
+      }
       // Sorted siblings past the prefix's range cannot match it again.
       if (
         prefix &&
@@ -130,6 +146,7 @@ export async function* readBlobs(
           continue
         if (prefix && !key.startsWith(prefix) && !prefix.startsWith(key)) continue
         yield* walk(join(dirPath, entry.name), key)
+        if (pastRange) return
         continue
       }
       if (afterKey !== undefined && compareKeys(key, afterKey) <= 0) continue

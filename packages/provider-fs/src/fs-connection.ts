@@ -6,6 +6,7 @@ import {
   type Data,
   type Logger,
   mapConcurrent,
+  type PartitionPlan,
   ProviderError,
   type ReadItem,
   type StreamInfo,
@@ -19,6 +20,7 @@ import { ensureDirectory } from './fs-directories.js'
 import { appendDocuments, type IdIndex } from './fs-document-sink.js'
 import { readJsonl } from './fs-document-source.js'
 import { classifyFsError, configError, dataError } from './fs-errors.js'
+import { partitionBlobs, partitionJsonl } from './fs-partition.js'
 import { isWithin, relativePathProblem } from './fs-paths.js'
 import type {
   FsBlobContext,
@@ -174,8 +176,24 @@ export class FsConnection implements Connection<FsStream, FsContext, FsSinkStrea
         after as FsDocumentContext | undefined,
         signal,
         self.#options.maxLineBytes,
+        undefined,
+        stream.range,
       )
     })()
+  }
+
+  /** Blobs: key ranges over the listing. Documents: line ranges of the JSONL file. */
+  async partition(
+    stream: FsStream,
+    options: { count: number; signal: AbortSignal },
+  ): Promise<PartitionPlan<FsStream>> {
+    if (stream.kind === 'blob') {
+      validateBlobStream(stream)
+      const real = await this.#realRoot()
+      return partitionBlobs(real, stream, options.count, options.signal, this.#options.logger)
+    }
+    const path = await this.#documentFile(stream, false)
+    return partitionJsonl(path, stream, options.count, options.signal)
   }
 
   /**

@@ -1,8 +1,15 @@
 import { createReadStream } from 'node:fs'
 import { open } from 'node:fs/promises'
-import type { DocumentData, JsonObject, ReadItem } from '@nvisy/provider-core'
+import {
+  type DocumentData,
+  exactNumberFields,
+  type JsonObject,
+  type ReadItem,
+} from '@nvisy/provider-core'
 import { dataError } from './fs-errors.js'
-import type { FsDocumentContext } from './fs-schemas.js'
+import type { FsDocumentContext, FsDocumentStream } from './fs-schemas.js'
+
+export type FsDocumentRange = NonNullable<FsDocumentStream['range']>
 
 const READ_CHUNK_BYTES = 256 * 1024
 const NEWLINE = 0x0a
@@ -81,11 +88,22 @@ function isBlank(text: string): boolean {
   return true
 }
 
-/** The id of a document: its `idField` value, a non-empty string or a finite number. */
-export function documentId(content: JsonObject, idField: string): string | undefined {
+/**
+ * The id of a document: its `idField` value, a non-empty string or a number. A number is
+ * written as JavaScript prints it, or as the line wrote it when JSON.parse does not hold it
+ * exactly (its `rawJson` text: `9007199254740993` stays that, never `9007199254740992`).
+ */
+export function documentId(
+  content: JsonObject,
+  idField: string,
+  rawJson?: Readonly<Record<string, string>>,
+): string | undefined {
   const value = content[idField]
   if (typeof value === 'string' && value.length > 0) return value
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value)
+  if (typeof value === 'number') {
+    if (rawJson && Object.hasOwn(rawJson, idField)) return rawJson[idField]
+    if (Number.isFinite(value)) return String(value)
+  }
   return undefined
 }
 
@@ -107,11 +125,19 @@ export async function* readJsonl(
   path: string,
   label: string,
   idField: string,
-  after: FsDocumentContext | undefined,
+  resumeAfter: FsDocumentContext | undefined,
   signal: AbortSignal,
   maxLineBytes: number,
   state: JsonlScanState = { end: 0, torn: false, line: 0 },
+  range?: FsDocumentRange | undefined,
 ): AsyncGenerator<ReadItem<FsDocumentContext> & { data: DocumentData }> {
+  // A range of lines (a partition) starts after the later of its lower bound and the context.
+  const lower = range?.after
+  const after =
+    lower !== undefined && (resumeAfter === undefined || resumeAfter.offset < lower.offset)
+      ? lower
+      : resumeAfter
+  const through = range?.through
   let line = after?.line ?? 0
   const start = after?.offset ?? 0
   state.end = start
@@ -136,6 +162,8 @@ export async function* readJsonl(
   }
   for await (const lines of rawLines(path, start, maxLineBytes, signal)) {
     for (const raw of lines) {
+      // Past the range's last line: the rest belongs to the next range.
+      if (through !== undefined && raw.end > through.offset) return
       if (continuation) {
         // The rest of the line the context ended on: a "\n" the writer added after it.
         continuation = false
@@ -179,7 +207,14 @@ export async function* readJsonl(
         }
         throw dataError(`${label}:${line} is not a JSON object`)
       }
-      const id = documentId(content as JsonObject, idField)
+      // Numbers JSON.parse does not hold exactly keep their text (a quick scan finds them).
+      let rawJson: Record<string, string> | undefined
+      try {
+        rawJson = exactNumberFields(text)
+      } catch (error) {
+        throw dataError(`${label}:${line} is not valid JSON: ${(error as Error).message}`, error)
+      }
+      const id = documentId(content as JsonObject, idField, rawJson)
       if (id === undefined) {
         throw dataError(
           `${label}:${line} has no "${idField}" field with a non-empty string or number id`,
@@ -187,7 +222,9 @@ export async function* readJsonl(
       }
       state.end = raw.end
       yield {
-        data: { kind: 'document', id, content: content as JsonObject, size },
+        data: rawJson
+          ? { kind: 'document', id, content: content as JsonObject, rawJson, size }
+          : { kind: 'document', id, content: content as JsonObject, size },
         context: { line, offset: raw.end },
       }
     }

@@ -38,6 +38,7 @@ export function createFsProvider(options: FsProviderOptions = {}) {
       stream: FsStreamSchema,
       context: FsContextSchema,
       incremental: true,
+      partition: true,
       ordering:
         'blob: file key (path relative to root), byte-wise; document: line (byte offset) in the JSONL file',
       dataKindOf: (stream) => stream.kind,

@@ -52,13 +52,52 @@ export const FsBlobStreamSchema = Type.Object(
         description: 'Only keys that match this glob (picomatch, dotfiles included).',
       }),
     ),
+    range: Type.Optional(
+      Type.Object(
+        {
+          after: Type.Optional(
+            Type.String({ description: 'Only keys that sort (byte-wise) after this one' }),
+          ),
+          through: Type.Optional(
+            Type.String({ description: 'Only keys that sort at or before this one' }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description: 'A key range, as `partition` returns it; a missing bound is open',
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 )
 export type FsBlobStream = Static<typeof FsBlobStreamSchema>
 
+/** A line of a JSONL file as a resume context names it: its 1-based number and the byte offset just after it. */
+const LinePosition = (description: string) =>
+  Type.Object(
+    { line: Type.Integer({ minimum: 1 }), offset: Type.Integer({ minimum: 1 }) },
+    { additionalProperties: false, description },
+  )
+
 export const FsDocumentStreamSchema = Type.Object(
-  { kind: Type.Literal('document'), file: JsonlFile, idField: Type.Optional(IdField) },
+  {
+    kind: Type.Literal('document'),
+    file: JsonlFile,
+    idField: Type.Optional(IdField),
+    range: Type.Optional(
+      Type.Object(
+        {
+          after: Type.Optional(LinePosition('Only lines after this one (exclusive)')),
+          through: Type.Optional(LinePosition('Only lines up to this one (inclusive)')),
+        },
+        {
+          additionalProperties: false,
+          description: 'A range of lines, as `partition` returns it; a missing bound is open',
+        },
+      ),
+    ),
+  },
   { additionalProperties: false },
 )
 export type FsDocumentStream = Static<typeof FsDocumentStreamSchema>
