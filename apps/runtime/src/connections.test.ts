@@ -7,7 +7,6 @@ import { memoryItemId, memoryStore, seedMemoryStore } from '@nvisy/provider-test
 import { generateMasterKey } from '@nvisy/vault'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { expected } from './__fixtures__/password-provider.js'
-import { credentialsFromEnv, envNameOf } from './connections.js'
 import { resolvePackageEntry } from './loader.js'
 import { type CliIo, main } from './main.js'
 
@@ -538,18 +537,5 @@ describe('stored connections cannot be redirected', () => {
     const check = await nvisy(['check', 'vaulted', '--connection', connFile, '--config', config])
     expect(check.code).toBe(2)
     expect(check.err).toContain('/params/store')
-  })
-})
-
-describe('credentialsFromEnv', () => {
-  it('maps schema fields to PREFIX_FIELD variables', async () => {
-    expect(envNameOf('accessKeyId')).toBe('ACCESS_KEY_ID')
-    expect(envNameOf('password')).toBe('PASSWORD')
-    const { default: provider } = await import('./__fixtures__/password-provider.js')
-    expect(credentialsFromEnv(provider, 'PG', { PG_PASSWORD: 'x' })).toEqual({
-      credentials: { password: 'x' },
-      variables: { password: 'PG_PASSWORD' },
-    })
-    expect(credentialsFromEnv(provider, 'PG_', {}).credentials).toEqual({})
   })
 })

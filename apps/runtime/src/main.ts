@@ -15,7 +15,6 @@ import { FileCheckpointStore } from './checkpoints/file-checkpoint-store.js'
 import {
   applyStoredConnections,
   connectionStorePath,
-  credentialsFromEnv,
   destinationOverrideIssues,
   loadStoreKeyring,
   localConnectionResolver,
@@ -26,6 +25,7 @@ import {
   summaryStore,
   usesStoredConnections,
 } from './connections.js'
+import { credentialsFromEnv, describeAlternatives } from './credentials-env.js'
 import { type DiscoverFormat, discoverFormat, streamsTable } from './discover-output.js'
 import { checkPipeline } from './executor/check.js'
 import { executePipeline } from './executor/execute.js'
@@ -58,8 +58,8 @@ Usage:
   nvisy run <pipeline.json> [--config nvisy.config.json] [--checkpoints .nvisy/checkpoints.json] [--no-resume] [--run-id id] [--store file]
   nvisy validate <pipeline.json> [--check] [--config ...] [--store file]
   nvisy providers [--config ...]
-  nvisy check <provider> (--connection conn.json | --connection-id uuid) [--config ...] [--store file]
-  nvisy discover <provider> (--connection conn.json | --connection-id uuid) [--format table|json | --json] [--config ...] [--store file]
+  nvisy check <provider> (--connection conn.json | --connection-id uuid | --params '{json}'|file) [--credentials-env PREFIX] [--config ...] [--store file]
+  nvisy discover <provider> (--connection conn.json | --connection-id uuid | --params ...) [--credentials-env PREFIX] [--format table|json | --json] [--config ...]
   nvisy connections add --provider <id|package> [--params params.json|'{json}'] (--credentials creds.json | --credentials-env PREFIX) [--id uuid] [--store file]
   nvisy connections list [--store file]
   nvisy connections remove <id> [--store file]
@@ -108,6 +108,11 @@ const COMMON_HELP = `  --config file         nvisy.config.json naming the provid
   --store file          the local connection store (default NVISY_CONNECTIONS_FILE, ~/.nvisy/connections.json)
   -h, --help            this help`
 
+const CONNECTION_HELP = `  --params '{json}'|file   the connection's params (instead of a connection file)
+  --credentials-env PREFIX  the credentials from variables: each field of the provider's
+                            credentials schema from PREFIX_FIELD (password from PG_PASSWORD,
+                            a nested tls.ca from PG_TLS__CA; non-strings as JSON)`
+
 const KEY_HELP = `  --allow-insecure-key-file  use a NVISY_MASTER_KEY_FILE that group or others can read (warns)`
 
 /** Each command's help: printed by `nvisy <command> --help` (and `-h`), which does nothing else. */
@@ -138,17 +143,18 @@ Exit codes: 0 valid, 1 --check found a problem, 2 invalid pipeline or usage erro
 Prints the loaded providers: ids, versions, capabilities and JSON Schemas.
 ${COMMON_HELP}
 `,
-  check: `Usage: nvisy check <provider> (--connection conn.json | --connection-id uuid) [options]
+  check: `Usage: nvisy check <provider> (--connection conn.json | --connection-id uuid | --params '{json}'|file) [options]
 
 Connects and runs the provider's check: reachability, credentials, permissions.
 conn.json is {"params": {...}, "credentials": {...}} ({"$env": "NAME"} values allowed), or
 {"connectionId": "<uuid>", "params": {...}} to add non-destination params to a stored one.
+${CONNECTION_HELP}
 ${KEY_HELP}
 ${COMMON_HELP}
 Exit codes: 0 the check passed, 1 it failed (unreachable, unknown host, bad credentials),
 2 usage or configuration error (bad flags or file, unknown provider, invalid params).
 `,
-  discover: `Usage: nvisy discover <provider> (--connection conn.json | --connection-id uuid) [options]
+  discover: `Usage: nvisy discover <provider> (--connection conn.json | --connection-id uuid | --params '{json}'|file) [options]
 
 Connects and lists the streams (tables, buckets, collections...) the connection can read, with
 their fields (columns) where the system has a schema.
@@ -157,6 +163,7 @@ their fields (columns) where the system has a schema.
                         for a pipeline). Default: a table on a terminal, JSON otherwise (a pipe
                         or a file)
   --json                the same as --format json
+${CONNECTION_HELP}
 ${KEY_HELP}
 ${COMMON_HELP}
 Exit codes: as nvisy check.
@@ -173,7 +180,10 @@ NVISY_MASTER_KEY_FILE), bound to the connection's provider and destination param
 
 Validates params and credentials against the provider's schemas, then stores the connection,
 its credentials sealed with the master key. Prints its id.
-  --credentials-env PREFIX  each credentials field from PREFIX_FIELD (password from PG_PASSWORD)
+  --credentials-env PREFIX  each credentials field from PREFIX_FIELD (password from PG_PASSWORD,
+                            accessKeyId from S3_ACCESS_KEY_ID, a nested tls.ca from PG_TLS__CA),
+                            every alternative of the schema (MySQL: MYSQL_USER + MYSQL_PASSWORD,
+                            or MYSQL_URL); nvisy providers shows each provider's fields
 ${KEY_HELP}
   --config file, --store file, -h/--help as everywhere
 `,
@@ -594,6 +604,55 @@ function providerNotLoaded(
   })
 }
 
+/** `--credentials-env PREFIX`: the credentials from variables; none of them set is a usage error. */
+function readCredentialsEnv(
+  provider: Provider,
+  prefix: string,
+  env: NodeJS.ProcessEnv,
+): { credentials: Record<string, unknown>; variables: Record<string, string>; prefix: string } {
+  const fromEnv = credentialsFromEnv(provider, prefix, env)
+  const names = Object.values(fromEnv.variables)
+  if (fromEnv.read.length === 0 && names.length > 0) {
+    throw new UsageError(
+      `--credentials-env ${prefix}: none of ${names.join(', ')} is set (the ${provider.id} credentials schema's fields, see nvisy providers)`,
+    )
+  }
+  return { ...fromEnv, prefix }
+}
+
+/**
+ * `provider.validateInput`, with each credentials issue naming the variable its field came
+ * from when the credentials came from `--credentials-env` (never a value).
+ */
+function validateWithVariables(
+  provider: Provider,
+  input: { params: unknown; credentials: unknown },
+  fromEnv: { prefix: string; variables: Record<string, string> } | undefined,
+): void {
+  try {
+    provider.validateInput(input)
+  } catch (error) {
+    if (!ProviderError.isInstance(error) || !error.issues || !fromEnv) throw error
+    const { prefix, variables } = fromEnv
+    const hinted = error.issues.map((i) => {
+      if (i.path === '/credentials' && (i.rule === 'anyOf' || i.rule === 'oneOf')) {
+        const alternatives = describeAlternatives(provider.definition.credentials, prefix)
+        return alternatives
+          ? { ...i, message: `${i.message}: set the variables of one of ${alternatives}` }
+          : i
+      }
+      const pointer = /^\/credentials(\/.+)$/.exec(i.path)?.[1]
+      const variable = pointer === undefined ? undefined : variables[pointer]
+      return variable ? { ...i, message: `${i.message} (from ${variable})` } : i
+    })
+    throw new ProviderError({
+      kind: 'config',
+      message: `invalid ${provider.id} connection: ${hinted.map((i) => `${i.path} ${i.message} (${i.rule})`).join('; ')}`,
+      issues: hinted,
+    })
+  }
+}
+
 async function connectionCommand(
   command: 'check' | 'discover',
   args: string[],
@@ -605,6 +664,8 @@ async function connectionCommand(
       ...commonOptions,
       connection: { type: 'string' },
       'connection-id': { type: 'string' },
+      params: { type: 'string' },
+      'credentials-env': { type: 'string' },
       format: { type: 'string' },
       json: { type: 'boolean' },
     },
@@ -621,8 +682,18 @@ async function connectionCommand(
   } catch (error) {
     throw new UsageError((error as Error).message)
   }
-  if (values.connection !== undefined && values['connection-id'] !== undefined)
-    throw new UsageError(`nvisy ${command} takes either --connection or --connection-id, not both`)
+  const given = (['connection', 'connection-id', 'params'] as const).filter(
+    (flag) => values[flag] !== undefined,
+  )
+  if (given.length > 1)
+    throw new UsageError(
+      `nvisy ${command} takes one of --connection, --connection-id and --params (got ${given.map((f) => `--${f}`).join(' and ')})`,
+    )
+  const credentialsEnv = values['credentials-env']
+  if (credentialsEnv !== undefined && values['connection-id'] !== undefined)
+    throw new UsageError(
+      'a stored connection has its credentials: --credentials-env goes with --connection or --params',
+    )
   let spec: { params?: unknown; credentials?: unknown; connectionId?: unknown }
   let near: string | undefined
   if (values['connection-id'] !== undefined) {
@@ -631,14 +702,25 @@ async function connectionCommand(
     const connectionFile = resolve(io.cwd, values.connection)
     spec = (await readJson(connectionFile, 'connection file', io.cwd)) as typeof spec
     near = dirname(connectionFile)
+  } else if (values.params !== undefined || credentialsEnv !== undefined) {
+    spec = { params: await readParamsArgument(values.params, io) }
   } else {
     throw new UsageError(
-      `nvisy ${command} needs --connection conn.json ({"params": {...}, "credentials": {...}}) or --connection-id <uuid> (a stored connection)`,
+      `nvisy ${command} needs --connection conn.json ({"params": {...}, "credentials": {...}}), --params with --credentials-env PREFIX, or --connection-id <uuid> (a stored connection)`,
     )
   }
   const registry = await registryFor(values, io, near)
   const provider = registry.get(providerId)
   if (!provider) throw providerNotLoaded(providerId, registry)
+  let fromEnv: ReturnType<typeof readCredentialsEnv> | undefined
+  if (credentialsEnv !== undefined) {
+    if (spec.credentials !== undefined)
+      throw new UsageError(
+        'the connection file has credentials: give either those or --credentials-env, not both',
+      )
+    fromEnv = readCredentialsEnv(provider, credentialsEnv, io.env)
+    spec = { ...spec, credentials: fromEnv.credentials }
+  }
   let keyring: Keyring | undefined
   let input: { params: unknown; credentials: unknown }
   try {
@@ -690,7 +772,7 @@ async function connectionCommand(
     keyring?.destroy()
   }
   // Invalid params or credentials are a usage error (2); anything after that is the check failing (1).
-  provider.validateInput(input)
+  validateWithVariables(provider, input, fromEnv)
   const started = performance.now()
   try {
     const connection = await provider.connect(input, { signal: io.signal })
@@ -817,7 +899,7 @@ async function addConnection(args: string[], io: CliIo): Promise<number> {
   const provider = await connectionProvider(values, io)
   const params = await readParamsArgument(values.params, io)
   let credentials: JsonObject = {}
-  let variables: Record<string, string> | undefined
+  let fromEnv: ReturnType<typeof readCredentialsEnv> | undefined
   if (values.credentials !== undefined) {
     const file = resolve(io.cwd, values.credentials)
     // A syntax error names the line, column and rule, never the file's text.
@@ -826,34 +908,12 @@ async function addConnection(args: string[], io: CliIo): Promise<number> {
       throw new UsageError(`credentials file ${file} must hold a JSON object`)
     credentials = parsed
   } else if (values['credentials-env'] !== undefined) {
-    const fromEnv = credentialsFromEnv(provider, values['credentials-env'], io.env)
-    credentials = fromEnv.credentials
-    variables = fromEnv.variables
-    if (Object.keys(credentials).length === 0 && Object.keys(variables).length > 0) {
-      throw new UsageError(
-        `--credentials-env ${values['credentials-env']}: none of ${Object.values(variables).join(', ')} is set`,
-      )
-    }
+    fromEnv = readCredentialsEnv(provider, values['credentials-env'], io.env)
+    credentials = fromEnv.credentials as JsonObject
   }
   // Both are checked against the provider's schemas before anything is stored; the issues
   // name field paths (/params/host, /credentials/password) and rules, never values.
-  try {
-    provider.validateInput({ params, credentials })
-  } catch (error) {
-    if (ProviderError.isInstance(error) && error.issues && variables) {
-      const hinted = error.issues.map((i) => {
-        const field = /^\/credentials\/([^/]+)$/.exec(i.path)?.[1]
-        const variable = field === undefined ? undefined : variables[field]
-        return variable ? { ...i, message: `${i.message} (from ${variable})` } : i
-      })
-      throw new ProviderError({
-        kind: 'config',
-        message: `invalid ${provider.id} connection: ${hinted.map((i) => `${i.path} ${i.message} (${i.rule})`).join('; ')}`,
-        issues: hinted,
-      })
-    }
-    throw error
-  }
+  validateWithVariables(provider, { params, credentials }, fromEnv)
   const keyring = storeKeyring(values, io)
   try {
     const store = new LocalConnectionStore({
