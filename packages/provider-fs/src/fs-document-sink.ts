@@ -128,7 +128,12 @@ export function serializeDocument(
     throw dataError(`${label}: content must be a JSON object`)
   }
   const own = content[idField]
-  if (own !== undefined && own !== null && String(own) !== item.id) {
+  // A number id JSON.parse does not hold exactly is compared as written (its rawJson text).
+  const ownText =
+    typeof own === 'number' && item.rawJson && Object.hasOwn(item.rawJson, idField)
+      ? item.rawJson[idField]!.trim()
+      : String(own)
+  if (own !== undefined && own !== null && ownText !== item.id) {
     throw dataError(`${label}: content.${idField} is ${JSON.stringify(own)}, not the document id`)
   }
   let text: string | undefined

@@ -130,6 +130,55 @@ describe('document reads', () => {
     ).toBe('data')
   })
 
+  it('keeps the text of numbers JSON.parse changes (rawJson), and only of those fields', async () => {
+    const lines = [
+      '{"id":"x1","n":12345678901234567890123,"inf":1e400,"tiny":-1e-400,"d":0.1000000000000000055511151231257827,"ok":2.5,"o":{"k":[9007199254740993,"s"]},"t":"12345678901234567890"}',
+      '{"id":"x2","n":1,"t":"no numbers to keep: 12345678901234567890, 1e400"}',
+      // Number ids past 2^53 stay distinct: JSON.parse makes both 9007199254740992.
+      '{"id":9007199254740993,"v":1}',
+      '{"id":9007199254740992,"v":2}',
+      // A repeated key reads as JSON.parse reads it: the last value wins, at the first place.
+      '{"id":"x5","r":1e400,"s":0,"r":7}',
+      '{"id":"x6","r":7,"s":0,"r":1e400}',
+    ]
+    await writeFile(join(root, 'exact.jsonl'), `${lines.join('\n')}\n`)
+    const connection = await connectTo(root)
+    const items = (await readAll(connection, { kind: 'document', file: 'exact.jsonl' })).map(
+      (item) => item.data as DocumentData,
+    )
+    expect(items.map((item) => [item.id, item.rawJson])).toEqual([
+      [
+        'x1',
+        {
+          n: '12345678901234567890123',
+          inf: '1e400',
+          tiny: '-1e-400',
+          d: '0.1000000000000000055511151231257827',
+          o: '{"k":[9007199254740993,"s"]}',
+        },
+      ],
+      ['x2', undefined],
+      ['9007199254740993', { id: '9007199254740993' }],
+      ['9007199254740992', undefined],
+      ['x5', undefined],
+      ['x6', { r: '1e400' }],
+    ])
+    // content is JSON.parse's value, as before.
+    expect(items.map((item) => item.content)).toEqual(lines.map((line) => JSON.parse(line)))
+
+    // Written back by the JSONL sink, every line is the line that was read, byte for byte
+    // (the repeated keys as JSON.parse read them).
+    const result = await connection.write({ kind: 'document', file: 'exact-copy.jsonl' }, items, {
+      signal: signal(),
+    })
+    expect(result).toEqual({ written: 6, failed: [] })
+    expect(await readFile(join(root, 'exact-copy.jsonl'), 'utf8')).toBe(
+      [...lines.slice(0, 4), '{"id":"x5","r":7,"s":0}', '{"id":"x6","r":1e400,"s":0}', ''].join(
+        '\n',
+      ),
+    )
+  })
+
   it('fails a resume past the end of a truncated file as data', async () => {
     await writeFile(join(root, 'shrunk.jsonl'), '{"id":"1"}\n')
     const connection = await connectTo(root)
