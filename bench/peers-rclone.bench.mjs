@@ -1,20 +1,26 @@
 #!/usr/bin/env node
 // Peer comparison: S3 -> S3 bucket copy through the Nvisy runtime (the `nvisy` CLI running a
-// pipeline with @nvisy/provider-s3 as source and sink) next to `rclone copy --disable Copy`
-// (Debian package; every byte goes through the client, as it does through ours), on the same
-// objects in the same run, on a dedicated local Ceph RADOS Gateway started for the benchmark
-// (scripts/services/s3-server.sh on port 7491) and stopped at the end.
+// pipeline with @nvisy/provider-s3 as source and sink) next to rclone (Debian package), on the
+// same objects in the same run, on a dedicated local Ceph RADOS Gateway started for the
+// benchmark (scripts/services/s3-server.sh on port 7491) and stopped at the end. Two modes:
+//   stream: `rclone copy --disable Copy` against our sink with `serverSideCopy: false`: every
+//           byte goes through the client on both sides.
+//   copy:   rclone's default (server-side copy: CopyObject inside the server) against ours
+//           (the same endpoint and credentials on both nodes, so the runtime copies
+//           server-side: CopyObject, UploadPartCopy above the sink's copyCutoffBytes).
 //
 //   pnpm build && node bench/peers-rclone.bench.mjs [--objects-mib 1024] [--large-mib 1024]
-//     [--transfers 4] [--rounds 1]
+//     [--transfers 4] [--rounds 1] [--mode both|stream|copy]
 //
 // Data: objects-mib / 8 objects of 8 MiB plus one object of large-mib MiB (multipart).
 // Both sides: `transfers` objects in flight, 8 MiB parts, 4 parts in flight per object.
 // Each side runs as its own process under `/usr/bin/time -v` (peak RSS, CPU time); rclone
 // and time are installed with apt-get when missing and running as root. After each copy the
 // destination is checked against the source: same keys, sizes and ETags (single-part ETags
-// are MD5s; multipart ETags match because both sides use the same part size).
-// Prints one JSON object last on stdout: MB/s and peak RSS per side, ratio = ours / rclone.
+// are MD5s; multipart ETags match because both sides use the same part size when streaming,
+// and a server-side CopyObject keeps the source's ETag on RGW).
+// Prints one JSON object last on stdout: MB/s, peak RSS and CPU per side, ratio = ours /
+// rclone (stream mode) and serverSideCopy.ratio (copy mode).
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
@@ -34,8 +40,12 @@ const { values: args } = parseArgs({
     'large-mib': { type: 'string', default: '1024' },
     transfers: { type: 'string', default: '4' },
     rounds: { type: 'string', default: '1' },
+    mode: { type: 'string', default: 'both' },
   },
 })
+if (!['both', 'stream', 'copy'].includes(args.mode))
+  throw new Error(`--mode must be both, stream or copy (got ${JSON.stringify(args.mode)})`)
+const MODES = args.mode === 'both' ? ['stream', 'copy'] : [args.mode]
 const MiB = 1024 * 1024
 const objectsMiB = Number(args['objects-mib'])
 const largeMiB = Number(args['large-mib'])
@@ -184,9 +194,10 @@ function timed(name, command, commandArgs, env) {
   return timedCommand(name, command, commandArgs, { env, cwd: work })
 }
 
-function runRclone() {
-  // One remote configured through the environment. --disable Copy turns off server-side
-  // copy, so rclone downloads and uploads every byte like the runtime does.
+function runRclone(mode) {
+  // One remote configured through the environment. In stream mode --disable Copy turns off
+  // server-side copy, so rclone downloads and uploads every byte like the runtime does; in copy
+  // mode rclone does what it does by default between two buckets of one remote: CopyObject.
   const env = {
     ...sideEnv,
     RCLONE_CONFIG_BENCH_TYPE: 's3',
@@ -197,41 +208,46 @@ function runRclone() {
     RCLONE_CONFIG_BENCH_REGION: 'us-east-1',
     RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE: 'true',
   }
-  return timed(
-    'rclone',
-    'rclone',
-    [
-      'copy',
-      'bench:bench-src',
-      'bench:bench-dst',
-      '--disable',
-      'Copy',
-      '--transfers',
-      String(transfers),
-      '--s3-chunk-size',
-      `${PART_MIB}M`,
-      '--s3-upload-concurrency',
-      String(PART_CONCURRENCY),
-      // Multipart above one part (KiB granularity: rclone 1.60 misreads a byte count), as
-      // lib-storage does; rclone's default cutoff is 200 MiB. The same part layout gives the
-      // same multipart ETags.
-      '--s3-upload-cutoff',
-      `${PART_MIB * 1024 + 1}k`,
-      '--s3-no-check-bucket',
-      '--config',
-      '/dev/null',
-      '--stats',
-      '0',
-    ],
-    env,
-  )
+  const common = [
+    'copy',
+    'bench:bench-src',
+    'bench:bench-dst',
+    '--transfers',
+    String(transfers),
+    '--s3-no-check-bucket',
+    '--config',
+    '/dev/null',
+    '--stats',
+    '0',
+  ]
+  const streamed = [
+    '--disable',
+    'Copy',
+    '--s3-chunk-size',
+    `${PART_MIB}M`,
+    '--s3-upload-concurrency',
+    String(PART_CONCURRENCY),
+    // Multipart above one part (KiB granularity: rclone 1.60 misreads a byte count), as
+    // lib-storage does; rclone's default cutoff is 200 MiB. The same part layout gives the
+    // same multipart ETags.
+    '--s3-upload-cutoff',
+    `${PART_MIB * 1024 + 1}k`,
+  ]
+  return timed('rclone', 'rclone', mode === 'stream' ? [...common, ...streamed] : common, env)
 }
 
-function runOurs() {
+function runOurs(mode) {
   return timed(
     'ours',
     process.execPath,
-    [cli, 'run', join(work, 'pipeline.json'), '--no-resume', '--checkpoints', 'checkpoints.json'],
+    [
+      cli,
+      'run',
+      join(work, `pipeline-${mode}.json`),
+      '--no-resume',
+      '--checkpoints',
+      'checkpoints.json',
+    ],
     { ...sideEnv, NVISY_BENCH_S3_SECRET: secretAccessKey },
   )
 }
@@ -249,15 +265,19 @@ function writeRuntimeFiles() {
     params: { bucket, endpoint },
     credentials: { accessKeyId, secretAccessKey: { $env: 'NVISY_BENCH_S3_SECRET' } },
   })
-  const pipeline = {
-    id: 'peers-s3-to-s3',
+  // Both nodes on one endpoint with the same credentials: the runtime copies server-side
+  // unless the sink says serverSideCopy: false (stream mode).
+  const pipeline = (mode) => ({
+    id: `peers-s3-to-s3-${mode}`,
     nodes: [
       {
         id: 'src',
         role: 'source',
         provider: 's3',
         connection: connection('bench-src'),
-        stream: {},
+        // A server-side copy keeps content type and metadata as the server holds them
+        // (MetadataDirective COPY, like rclone's): no HEAD per object is needed for it.
+        stream: mode === 'copy' ? { metadata: false } : {},
       },
       {
         id: 'dst',
@@ -270,14 +290,16 @@ function writeRuntimeFiles() {
           concurrency: 1,
           partSizeBytes: PART_MIB * MiB,
           partConcurrency: PART_CONCURRENCY,
+          ...(mode === 'stream' ? { serverSideCopy: false } : {}),
         },
         batch: { maxItems: 1 },
         concurrency: transfers,
       },
     ],
     edges: [{ from: 'src', to: 'dst' }],
-  }
-  writeFileSync(join(work, 'pipeline.json'), JSON.stringify(pipeline, null, 2))
+  })
+  for (const mode of MODES)
+    writeFileSync(join(work, `pipeline-${mode}.json`), JSON.stringify(pipeline(mode), null, 2))
 }
 
 // ---- run ----------------------------------------------------------------------------------
@@ -299,31 +321,45 @@ try {
   )
   writeRuntimeFiles()
 
-  const rounds = []
-  for (let r = 0; r < ROUNDS; r++) {
-    const order = r % 2 === 0 ? ['rclone', 'ours'] : ['ours', 'rclone']
-    const measured = {}
-    for (const name of order) {
-      await emptyDestination()
-      const result = name === 'rclone' ? await runRclone() : await runOurs()
-      await verify(name, source)
-      measured[name] = {
-        seconds: round(result.seconds, 2),
-        mbPerSecond: round(totalBytes / 1e6 / result.seconds, 1),
-        peakRssMB: Math.round(result.peakRssKb / 1024),
-        cpuSeconds: round(result.cpuSeconds, 2),
+  // Each mode: ROUNDS rounds of both sides (alternating who goes first), the median ratio,
+  // and the sides from the round closest to it.
+  const compare = async (mode) => {
+    const rounds = []
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = r % 2 === 0 ? ['rclone', 'ours'] : ['ours', 'rclone']
+      const measured = {}
+      for (const name of order) {
+        await emptyDestination()
+        const result = name === 'rclone' ? await runRclone(mode) : await runOurs(mode)
+        await verify(`${mode} ${name}`, source)
+        measured[name] = {
+          seconds: round(result.seconds, 2),
+          mbPerSecond: round(totalBytes / 1e6 / result.seconds, 1),
+          peakRssMB: Math.round(result.peakRssKb / 1024),
+          cpuSeconds: round(result.cpuSeconds, 2),
+        }
+        log(`${mode} round ${r + 1} ${name}: ${JSON.stringify(measured[name])} (copy verified)`)
       }
-      log(`round ${r + 1} ${name}: ${JSON.stringify(measured[name])} (copy verified)`)
+      measured.ratio = round(measured.ours.mbPerSecond / measured.rclone.mbPerSecond, 3)
+      rounds.push(measured)
     }
-    measured.ratio = round(measured.ours.mbPerSecond / measured.rclone.mbPerSecond, 3)
-    rounds.push(measured)
+    const ratio = round(median(rounds.map((m) => m.ratio)), 3)
+    const chosen = rounds.reduce((a, b) =>
+      Math.abs(b.ratio - ratio) < Math.abs(a.ratio - ratio) ? b : a,
+    )
+    log(
+      `${mode}: ours ${chosen.ours.mbPerSecond} MB/s (${chosen.ours.peakRssMB} MB, ${chosen.ours.cpuSeconds} s CPU), rclone ${chosen.rclone.mbPerSecond} MB/s (${chosen.rclone.peakRssMB} MB, ${chosen.rclone.cpuSeconds} s CPU): ratio ${ratio}`,
+    )
+    return {
+      ours: chosen.ours,
+      rclone: chosen.rclone,
+      ratio,
+      rounds: ROUNDS > 1 ? rounds : undefined,
+    }
   }
+  const results = {}
+  for (const mode of MODES) results[mode] = await compare(mode)
   await emptyDestination()
-  // The median ratio over the rounds; the sides shown are from the round closest to it.
-  const ratio = round(median(rounds.map((m) => m.ratio)), 3)
-  const chosen = rounds.reduce((a, b) =>
-    Math.abs(b.ratio - ratio) < Math.abs(a.ratio - ratio) ? b : a,
-  )
   const rcloneVersion = execFileSync('rclone', ['version'], { env: sideEnv, encoding: 'utf8' })
     .split('\n')[0]
     .trim()
@@ -341,18 +377,17 @@ try {
       partSizeMiB: PART_MIB,
       partConcurrency: PART_CONCURRENCY,
       rclone: `${rcloneVersion}: copy --disable Copy --transfers ${transfers} --s3-chunk-size ${PART_MIB}M --s3-upload-concurrency ${PART_CONCURRENCY} --s3-upload-cutoff ${PART_MIB * 1024 + 1}k`,
-      ours: `nvisy run: s3 source -> s3 sink, batches of 1 object, sink concurrency ${transfers}`,
+      ours: `nvisy run: s3 source -> s3 sink (serverSideCopy: false), batches of 1 object, sink concurrency ${transfers}`,
+      rcloneServerSideCopy: `${rcloneVersion}: copy --transfers ${transfers} (server-side copy, its default)`,
+      oursServerSideCopy: `nvisy run: s3 source (metadata: false) -> s3 sink on one endpoint with the same credentials (server-side copy), batches of 1 object, sink concurrency ${transfers}`,
     },
     loadAverage: os.loadavg().map((l) => round(l, 1)),
-    ours: chosen.ours,
-    rclone: chosen.rclone,
-    ratio,
-    rounds: ROUNDS > 1 ? rounds : undefined,
+    // Every byte through the client (rclone --disable Copy).
+    ...(results.stream ?? {}),
+    // Copies inside the server on both sides (rclone's default).
+    serverSideCopy: results.copy,
   }
   console.log(JSON.stringify(report))
-  log(
-    `ours ${chosen.ours.mbPerSecond} MB/s (${chosen.ours.peakRssMB} MB), rclone ${chosen.rclone.mbPerSecond} MB/s (${chosen.rclone.peakRssMB} MB): ratio ${ratio}`,
-  )
 } catch (error) {
   failed = true
   log(`FAILED: ${error.message}`)

@@ -40,10 +40,10 @@ async function objectHash(bucket: string, key: string): Promise<string> {
 }
 
 /** The source's blobs under `prefix`, each body wrapped to record whether anything opened it. */
-async function listed(source: GuardedConnection, prefix: string) {
+async function listed(source: GuardedConnection, prefix: string, settings: object = {}) {
   const opened = new Set<string>()
   const blobs: BlobData[] = []
-  for await (const item of source.read({ prefix }, { signal })) {
+  for await (const item of source.read({ prefix, ...settings }, { signal })) {
     const blob = item.data as BlobData
     const body = blob.body as AsyncIterable<Uint8Array>
     blobs.push({
@@ -136,6 +136,31 @@ describe.skipIf(skip)('server-side copies on the S3 server', () => {
     expect(head.ContentType).toBe('application/x-big')
     expect(head.Metadata).toEqual({ part: 'many' })
     expect(await objectHash(to, 'parts/big/object.bin')).toBe(expected.get('big/object.bin'))
+  }, 120_000)
+
+  it('keeps content type and metadata as stored when the source reads none (metadata: false), whole and in parts', async () => {
+    const small = await listed(source, 'small/plain', { metadata: false })
+    const big = await listed(source, 'big/', { metadata: false })
+    const blobs = [...small.blobs, ...big.blobs]
+    expect(blobs.map((b) => b.contentType)).toEqual([undefined, undefined])
+    const result = await sink.write(
+      { prefix: 'bare/', copyCutoffBytes: 8 * MiB, partSizeBytes: 5 * MiB },
+      blobs,
+      { signal, serverSideCopy: true },
+    )
+    expect(result).toEqual({ written: 2, failed: [] })
+    expect([...small.opened, ...big.opened]).toEqual([])
+    const plain = await client.send(
+      new HeadObjectCommand({ Bucket: to, Key: 'bare/small/plain.txt' }),
+    )
+    expect(plain.ContentType).toBe('text/plain; charset=utf-8')
+    expect(plain.Metadata).toEqual({ team: '=?UTF-8?B?ZG9ubsOpZXM=?=', origin: 'seed' })
+    const large = await client.send(
+      new HeadObjectCommand({ Bucket: to, Key: 'bare/big/object.bin' }),
+    )
+    expect(large.ETag).toMatch(/-5"$/)
+    expect(large.ContentType).toBe('application/x-big')
+    expect(large.Metadata).toEqual({ part: 'many' })
   }, 120_000)
 
   it('streams when the write does not ask for a server-side copy, origin or not', async () => {

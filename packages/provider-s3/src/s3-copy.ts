@@ -1,7 +1,9 @@
 // Server-side copies: a blob read by an S3 source is copied inside the store (CopyObject up to
 // the cutoff, UploadPartCopy parts above it) when the runtime says the source and the sink are
 // one account and place (`WriteOptions.serverSideCopy`). No body byte goes through the
-// runtime. Whatever the store will not copy is streamed instead, exactly as without copies.
+// runtime. The copy keeps the object's content type and metadata as the store holds them
+// (MetadataDirective COPY, as rclone and `aws s3 cp` do), so it needs no HEAD per object.
+// Whatever the store will not copy is streamed instead, exactly as without copies.
 import { createHash } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
 import {
@@ -15,7 +17,6 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3'
 import {
-  type BlobData,
   type BlobOrigin,
   isAbortError,
   type Logger,
@@ -23,7 +24,6 @@ import {
   toProviderError,
 } from '@nvisy/provider-core'
 import { classifyS3Error } from './s3-errors.js'
-import { encodeMetadata } from './s3-metadata.js'
 import type { S3Params, S3SinkStream, S3Stream } from './s3-schemas.js'
 
 /** The largest object one CopyObject copies (S3's limit); larger ones are copied in parts. */
@@ -133,25 +133,24 @@ export class S3Copier {
   }
 
   /**
-   * Copy `blob` (read from `origin`) to `key` server-side. Resolves `'stream'` when the store
+   * Copy the object at `origin` to `key` server-side. Resolves `'stream'` when the store
    * will not copy it (refused, not implemented, a result that does not match the source, any
    * failure a stream might not share): the caller streams the body, which never was opened.
    * Throws only aborts and throttling (the batch is retried, as a stream's would be).
    */
   async copy(
-    blob: BlobData,
     origin: BlobOrigin,
     key: string,
     stream: S3SinkStream,
     signal: AbortSignal,
   ): Promise<CopyOutcome> {
     if (this.#unsupported) return 'stream'
-    const size = origin.size ?? blob.size
+    const size = origin.size
     try {
       if (stream.createOnly && (await this.#exists(key, signal))) return 'exists'
       if (size !== undefined && size > Math.min(stream.copyCutoffBytes, MAX_SINGLE_COPY_BYTES))
-        await this.#copyParts(blob, origin, size, key, stream, signal)
-      else await this.#copyWhole(blob, origin, key, stream, signal)
+        await this.#copyParts(origin, size, key, stream, signal)
+      else await this.#copyWhole(origin, key, stream, signal)
       return 'copied'
     } catch (raw) {
       if (signal.aborted || isAbortError(raw)) throw raw
@@ -197,7 +196,6 @@ export class S3Copier {
   }
 
   async #copyWhole(
-    blob: BlobData,
     origin: BlobOrigin,
     key: string,
     stream: S3SinkStream,
@@ -210,10 +208,8 @@ export class S3Copier {
         CopySource: copySource(origin),
         // Pinned to the listed version, like the source's own reads (If-Match).
         CopySourceIfMatch: origin.etag,
-        // Content type and metadata as the streamed upload writes them: the blob's.
-        MetadataDirective: 'REPLACE',
-        ContentType: blob.contentType,
-        Metadata: encodeMetadata(blob.metadata),
+        // Content type, user metadata and the other headers as the source holds them.
+        MetadataDirective: 'COPY',
         IfNoneMatch: stream.createOnly ? '*' : undefined,
       }),
       { abortSignal: signal },
@@ -228,7 +224,6 @@ export class S3Copier {
   }
 
   async #copyParts(
-    blob: BlobData,
     origin: BlobOrigin,
     size: number,
     key: string,
@@ -238,12 +233,22 @@ export class S3Copier {
     // The streamed upload's part size, grown when the object would need more than 10,000 parts.
     const partSize = Math.max(stream.partSizeBytes, Math.ceil(size / MAX_PARTS))
     const count = Math.ceil(size / partSize)
+    // A multipart upload takes its headers at creation: the source's, as CopyObject's COPY
+    // directive would keep them (one HEAD per large object, pinned to the listed version).
+    const source = await this.#client.send(
+      new HeadObjectCommand({ Bucket: origin.bucket, Key: origin.key, IfMatch: origin.etag }),
+      { abortSignal: signal },
+    )
     const created = await this.#client.send(
       new CreateMultipartUploadCommand({
         Bucket: this.#bucket,
         Key: key,
-        ContentType: blob.contentType,
-        Metadata: encodeMetadata(blob.metadata),
+        ContentType: source.ContentType,
+        Metadata: source.Metadata,
+        ContentEncoding: source.ContentEncoding,
+        ContentDisposition: source.ContentDisposition,
+        ContentLanguage: source.ContentLanguage,
+        CacheControl: source.CacheControl,
       }),
       { abortSignal: signal },
     )
@@ -255,7 +260,7 @@ export class S3Copier {
     signal.addEventListener('abort', onAbort, { once: true })
     let parts: { PartNumber: number; ETag: string | undefined }[]
     try {
-      const source = copySource(origin)
+      const from = copySource(origin)
       const numbers = Array.from({ length: count }, (_, i) => i + 1)
       parts = await mapConcurrent(numbers, stream.partConcurrency, async (partNumber) => {
         const start = (partNumber - 1) * partSize
@@ -267,7 +272,7 @@ export class S3Copier {
               Key: key,
               UploadId: uploadId,
               PartNumber: partNumber,
-              CopySource: source,
+              CopySource: from,
               CopySourceIfMatch: origin.etag,
               CopySourceRange: `bytes=${start}-${end}`,
             }),

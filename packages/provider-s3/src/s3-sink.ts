@@ -61,7 +61,7 @@ export async function writeS3(
           .find(Boolean)
       if (problem) return itemDataError(what, problem)
       if (copies && blob.origin) {
-        const outcome = await copies.copy(blob, blob.origin, key, stream, stop)
+        const outcome = await copies.copy(blob.origin, key, stream, stop)
         if (outcome === 'copied') return undefined
         if (outcome === 'exists') return itemDataError(what, exists)
       }
