@@ -290,6 +290,57 @@ describe.skipIf(skip)('redis provider against a real server', () => {
       }
     })
 
+    it('stores fields with exact JSON text (rawJson) as that text, and reads numbers JSON.parse changes back exactly', async () => {
+      const sinkPrefix = `${prefix}exact:`
+      // A JSON column's text: a repeated key, digits past 2^53 and past a double, spacing.
+      const column = '{"b":1,"a":2,"b":3,"n":12345678901234567890123,\n "x":1e400,"d":2.50}'
+      const numbers =
+        '{"id":9007199254740993,"inf":1e400,"tiny":-1e-400,"d":0.1000000000000000055511151231257827,"o":{"k":[12345678901234567890123]},"ok":2.5}'
+      const docs: DocumentData[] = [
+        {
+          kind: 'document',
+          id: 'col',
+          content: { first: 1, j: JSON.parse(column), last: 'z' },
+          rawJson: { j: column },
+        },
+        {
+          kind: 'document',
+          id: 'num',
+          content: JSON.parse(numbers),
+          rawJson: {
+            id: '9007199254740993',
+            inf: '1e400',
+            tiny: '-1e-400',
+            d: '0.1000000000000000055511151231257827',
+            o: '{"k":[12345678901234567890123]}',
+          },
+        },
+      ]
+      const stream = { kind: 'document', prefix: sinkPrefix }
+      expect(await connection.write(stream, docs, { signal: signal() })).toEqual({
+        written: 2,
+        failed: [],
+      })
+      // What Redis holds, as bytes: the column's text verbatim (on one line), the rest as written.
+      expect(await admin.get(`${sinkPrefix}col`)).toBe(
+        `{"first":1,"j":${column.replace('\n', ' ')},"last":"z"}`,
+      )
+      expect(await admin.get(`${sinkPrefix}num`)).toBe(numbers)
+      // Read back, the numbers JSON.parse changes come with their text, so a copy is exact.
+      const items = (await collect(connection, stream)).map((item) => item.data as DocumentData)
+      expect(items.map((item) => [item.id, item.rawJson])).toEqual([
+        ['col', { j: '{"b":3,"a":2,"n":12345678901234567890123,"x":1e400,"d":2.5}' }],
+        ['num', docs[1]!.rawJson],
+      ])
+      expect(items.map((item) => item.content)).toEqual([
+        JSON.parse((await admin.get(`${sinkPrefix}col`))!),
+        JSON.parse(numbers),
+      ])
+      const copyPrefix = `${prefix}exact-copy:`
+      await connection.write({ kind: 'document', prefix: copyPrefix }, items, { signal: signal() })
+      expect(await admin.get(`${copyPrefix}num`)).toBe(numbers)
+    })
+
     it('a bad document fails alone', async () => {
       const sinkPrefix = `${prefix}mixed:`
       const batch = [

@@ -1,6 +1,7 @@
 import {
   type Data,
   describeItem,
+  documentJson,
   ProviderError,
   raceAbort,
   throwIfAborted,
@@ -224,7 +225,12 @@ export async function writeMessages(
   return { written, failed }
 }
 
-function documentJson(item: Data, index: number): string | ProviderError {
+/**
+ * A document's value: the JSON text of its content, fields with exact JSON text
+ * (`DocumentData.rawJson`: a JSON column, a number JSON.parse does not hold) written as that
+ * text. The value is a plain string (SET), never RedisJSON, so nothing parses it on the way.
+ */
+function documentText(item: Data, index: number): string | ProviderError {
   if (item.kind !== 'document') return itemError(`item ${index} is a ${item.kind}, not a document`)
   if (typeof item.id !== 'string' || item.id.length === 0) {
     return itemError(
@@ -236,7 +242,7 @@ function documentJson(item: Data, index: number): string | ProviderError {
     return itemError(`item ${index}: ${describeItem(item)} content must be a JSON object`)
   }
   try {
-    return JSON.stringify(content)
+    return documentJson(content as Record<string, unknown>, item.rawJson)
   } catch (error) {
     return itemError(
       `item ${index}: ${describeItem(item)} content is not JSON-serialisable: ${(error as Error).message}`,
@@ -312,7 +318,7 @@ export async function writeDocuments(
   const values: string[] = []
   const indexes: number[] = []
   batch.forEach((item, index) => {
-    const json = documentJson(item, index)
+    const json = documentText(item, index)
     if (json instanceof ProviderError) {
       failed.push({ index, error: json })
       return

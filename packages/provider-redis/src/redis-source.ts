@@ -1,5 +1,6 @@
 import {
   type DocumentData,
+  exactNumberFields,
   type JsonObject,
   type MessageData,
   ProviderError,
@@ -129,7 +130,11 @@ function parseDocument(
       cursor: context,
     })
   }
-  return { kind: 'document', id, content: content as JsonObject }
+  // Numbers JSON.parse does not hold exactly keep their text (a quick scan finds them).
+  const rawJson = exactNumberFields(text)
+  return rawJson
+    ? { kind: 'document', id, content: content as JsonObject, rawJson }
+    : { kind: 'document', id, content: content as JsonObject }
 }
 
 async function getValues(
