@@ -168,6 +168,37 @@ describe('exact JSON text in documents (rawJson)', () => {
       `id,j,s,t\n1,"${text.replaceAll('"', '""')}",just a string,"x,y"\n`,
     )
   })
+
+  it('message -> document keeps the text of numbers JSON.parse changes; -> message again is the payload', () => {
+    const payload =
+      '{"id":"m1","n":12345678901234567890123,"x":1e400,"d":0.1000000000000000055511151231257827,"o":{"k":[9007199254740993]},"ok":2.5}'
+    const converter = converterFor('message', 'document')
+    if (!converter || converter.many) throw new Error('expected a one-to-one converter')
+    const message: MessageData = {
+      kind: 'message',
+      id: 'm1',
+      payload: new TextEncoder().encode(payload),
+    }
+    const document = converter.convert(message, { index: 0 }) as DocumentData
+    expect(document.content).toEqual(JSON.parse(payload))
+    expect(document.rawJson).toEqual({
+      n: '12345678901234567890123',
+      x: '1e400',
+      d: '0.1000000000000000055511151231257827',
+      o: '{"k":[9007199254740993]}',
+    })
+    expect(decode((one('document', 'message', document) as MessageData).payload)).toBe(payload)
+    // A payload without such numbers is read as before, with no rawJson.
+    const plain = converter.convert(
+      { ...message, payload: new TextEncoder().encode('{"a":"12345678901234567890","b":1.5}') },
+      { index: 0 },
+    )
+    expect(plain).toEqual({
+      kind: 'document',
+      id: 'm1',
+      content: { a: '12345678901234567890', b: 1.5 },
+    })
+  })
 })
 
 describe('document -> record with declared columns', () => {

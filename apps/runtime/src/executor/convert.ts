@@ -9,6 +9,7 @@ import {
   type DocumentData,
   documentJson,
   type EmbeddingData,
+  exactNumberFields,
   isTaggedValue,
   iterateBytes,
   type JsonObject,
@@ -627,8 +628,12 @@ export function recordToEmbedding(record: RecordData, options: EmbeddingOptions)
 
 export function messageToDocument(message: MessageData): DocumentData {
   let content: unknown
+  let rawJson: Record<string, string> | undefined
   try {
-    content = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(message.payload))
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(message.payload)
+    content = JSON.parse(text)
+    // Numbers JSON.parse does not hold exactly keep their text (a quick scan finds them).
+    rawJson = exactNumberFields(text)
   } catch (error) {
     throw new ProviderError({
       kind: 'data',
@@ -643,7 +648,9 @@ export function messageToDocument(message: MessageData): DocumentData {
       message: `message ${JSON.stringify(message.id)} payload is not a JSON object`,
     })
   }
-  return { kind: 'document', id: message.id, content: content as JsonObject }
+  return rawJson
+    ? { kind: 'document', id: message.id, content: content as JsonObject, rawJson }
+    : { kind: 'document', id: message.id, content: content as JsonObject }
 }
 
 function jsonToSql(value: unknown): SqlValue {
