@@ -75,6 +75,8 @@ export interface MemoryWorld {
   }[]
   /** Tokens `check()` refuses with an auth error. */
   badTokens: Set<string>
+  /** `partition` calls (`partition` option). */
+  partitionCalls: number
 }
 
 export interface MemoryWorldOptions {
@@ -84,6 +86,8 @@ export interface MemoryWorldOptions {
   prepare?: boolean
   /** The sink commits `WriteOptions.offset` with its batch, atomically, and `readOffset` returns it. */
   offsets?: boolean
+  /** The source splits a stream into index ranges (`from` inclusive, `to` exclusive; the last open-ended). */
+  partition?: boolean
 }
 
 export function createMemoryWorld(id = 'memory', options: MemoryWorldOptions = {}): MemoryWorld {
@@ -99,9 +103,15 @@ export function createMemoryWorld(id = 'memory', options: MemoryWorldOptions = {
     schemas: new Map(),
     prepares: [],
     badTokens: new Set(),
+    partitionCalls: 0,
   }
   const StreamSchema = Type.Object(
-    { name: Type.String({ minLength: 1 }), kind: Type.Optional(KindSchema) },
+    {
+      name: Type.String({ minLength: 1 }),
+      kind: Type.Optional(KindSchema),
+      from: Type.Optional(Type.Integer({ minimum: 0 })),
+      to: Type.Optional(Type.Integer({ minimum: 0 })),
+    },
     { additionalProperties: false },
   )
   const SinkStreamSchema = Type.Object(
@@ -132,6 +142,7 @@ export function createMemoryWorld(id = 'memory', options: MemoryWorldOptions = {
       ),
       ordering: 'position in the list',
       describe: options.describe === true,
+      partition: options.partition === true,
       dataKindOf: (stream) => (stream.kind ?? 'record') as DataKind,
     },
     sink: {
@@ -198,11 +209,37 @@ export function createMemoryWorld(id = 'memory', options: MemoryWorldOptions = {
               },
             }
           : {}),
+        ...(options.partition
+          ? {
+              async partition(
+                stream: { name: string; from?: number; to?: number },
+                { count }: { count: number },
+              ) {
+                world.partitionCalls++
+                const from = stream.from ?? 0
+                const to = stream.to ?? (world.sources.get(stream.name) ?? []).length
+                const size = Math.max(0, to - from)
+                const parts = Math.max(1, Math.min(count, size))
+                return {
+                  partitions: Array.from({ length: parts }, (_, i) => ({
+                    ...stream,
+                    ...(i > 0 ? { from: from + Math.floor((i * size) / parts) } : {}),
+                    ...(i < parts - 1 ? { to: from + Math.floor(((i + 1) * size) / parts) } : {}),
+                  })),
+                  ...(parts < count ? { reason: `${size} items` } : {}),
+                }
+              },
+            }
+          : {}),
         async *read(stream, { after, signal }) {
           const items = world.sources.get(stream.name) ?? []
+          const end = stream.to ?? Number.POSITIVE_INFINITY
           for (
-            let index = after === undefined ? 0 : after.index + 1;
-            index < items.length;
+            let index =
+              after === undefined
+                ? (stream.from ?? 0)
+                : Math.max(after.index + 1, stream.from ?? 0);
+            index < items.length && index < end;
             index++
           ) {
             if (signal.aborted) return

@@ -10,6 +10,16 @@ export {
   listConversions,
 } from './convert.js'
 export { DEFAULTS, executePipeline, sinkSchema } from './execute.js'
+export {
+  executePartitioned,
+  type PartitionedRunEvent,
+  type PartitionedRunOptions,
+  type PartitionedRunSummary,
+  type PartitionLabel,
+  type PartitionSummary,
+  partitionPipelineId,
+  planKey,
+} from './partitioned.js'
 export { BoundedQueue } from './queue.js'
 export type {
   CheckpointStore,
