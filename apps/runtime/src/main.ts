@@ -5,6 +5,7 @@ import { dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import {
   type Logger,
+  MAX_PARTITIONS,
   type Provider,
   ProviderError,
   toProviderError,
@@ -29,7 +30,8 @@ import { credentialsFromEnv, describeAlternatives } from './credentials-env.js'
 import { type DiscoverFormat, discoverFormat, streamsTable } from './discover-output.js'
 import { checkPipeline } from './executor/check.js'
 import { executePipeline } from './executor/execute.js'
-import type { RunEvent } from './executor/types.js'
+import { executePartitioned } from './executor/partitioned.js'
+import type { ExecuteOptions, RunEvent } from './executor/types.js'
 import { validatePipeline } from './executor/validate.js'
 import { parseJsonText } from './json-text.js'
 import { createRuntimeKeys, defaultSeedPath, loadRuntimeSeed, writeSeedFile } from './keys.js'
@@ -55,7 +57,7 @@ export interface CliIo {
 const USAGE = `nvisy ${VERSION}: run Nvisy pipelines
 
 Usage:
-  nvisy run <pipeline.json> [--config nvisy.config.json] [--checkpoints .nvisy/checkpoints.json] [--no-resume] [--run-id id] [--store file]
+  nvisy run <pipeline.json> [--config nvisy.config.json] [--checkpoints .nvisy/checkpoints.json] [--no-resume] [--partitions N] [--run-id id] [--store file]
   nvisy validate <pipeline.json> [--check] [--config ...] [--store file]
   nvisy providers [--config ...]
   nvisy check <provider> (--connection conn.json | --connection-id uuid | --params '{json}'|file) [--credentials-env PREFIX] [--config ...] [--store file]
@@ -122,6 +124,11 @@ export const COMMAND_HELP: Record<string, string> = {
 Runs a pipeline in this process (no NATS). Resumes from its checkpoints unless --no-resume.
   --checkpoints file    checkpoint file (default .nvisy/checkpoints.json, created mode 0600)
   --no-resume           start from the beginning
+  --partitions N        split the (single) source's stream into up to N disjoint partitions (key
+                        ranges) read at once in this process, each with its own checkpoint; the
+                        plan is kept with the checkpoints: a resumed run resumes each partition
+                        where it stopped and does not read a completed one again. A source that
+                        cannot split runs as one. 1 to ${MAX_PARTITIONS}
   --run-id id           the run id (default a new UUID)
   --log-level level     debug, info, warn or error
 ${KEY_HELP}
@@ -475,12 +482,21 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
       ...commonOptions,
       checkpoints: { type: 'string', default: '.nvisy/checkpoints.json' },
       'no-resume': { type: 'boolean' },
+      partitions: { type: 'string' },
       'run-id': { type: 'string' },
       'log-level': { type: 'string' },
     },
     allowPositionals: true,
   })
   if (positionals.length !== 1) throw new UsageError('nvisy run takes exactly one pipeline file')
+  const partitions = values.partitions === undefined ? undefined : Number(values.partitions)
+  if (
+    partitions !== undefined &&
+    (!/^\d+$/.test(values.partitions!) || partitions < 1 || partitions > MAX_PARTITIONS)
+  )
+    throw new UsageError(
+      `--partitions must be an integer from 1 to ${MAX_PARTITIONS}, got ${JSON.stringify(values.partitions)}`,
+    )
   const { pipeline, file } = await loadPipeline(positionals[0], io)
   const registry = await registryFor(values, io, dirname(file))
   let store: LocalConnectionStore | undefined
@@ -503,7 +519,7 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
       printIssues(io, issues)
       return EXIT.usage
     }
-    return await executeRun(pipeline, registry, values, io, store)
+    return await executeRun(pipeline, registry, values, io, store, partitions)
   } finally {
     keyring?.destroy()
   }
@@ -520,6 +536,7 @@ async function executeRun(
   },
   io: CliIo,
   store: LocalConnectionStore | undefined,
+  partitions?: number | undefined,
 ): Promise<number> {
   const tty = io.stderr.isTTY === true
   const logger = createLogger(io.stderr, values['log-level'] ?? (tty ? 'warn' : 'info'))
@@ -538,7 +555,11 @@ async function executeRun(
     }
     if (!progress) logger.info({ event }, event.type)
   }
-  const summary = await executePipeline({
+  const run = (options: ExecuteOptions) =>
+    partitions === undefined
+      ? executePipeline(options)
+      : executePartitioned({ ...options, partitions })
+  const summary = await run({
     runId,
     pipeline,
     registry,
