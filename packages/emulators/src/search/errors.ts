@@ -32,7 +32,9 @@ export class SearchApiError extends Error {
 
   body(): Record<string, unknown> {
     const cause = { type: this.type, reason: this.reason, ...this.extra }
-    const error: Record<string, unknown> = { root_cause: [cause], ...cause }
+    // A root cause is shown without its own causes (an exception with `caused_by` in extra).
+    const { caused_by: _, ...root } = cause as Record<string, unknown>
+    const error: Record<string, unknown> = { root_cause: [root], ...cause }
     if (this.causedBy) {
       error.root_cause = [this.causedBy]
       error.caused_by = this.causedBy

@@ -1,6 +1,7 @@
 import { Client as EsClient, errors as esErrors } from '@elastic/elasticsearch'
 import { Client as OsClient } from '@opensearch-project/opensearch'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { findDuplicateKey } from './duplicate-keys.js'
 import { type SearchEmulator, startSearchEmulator } from './server.js'
 
 describe('search emulator with the Elasticsearch 8 client', () => {
@@ -192,6 +193,133 @@ describe('search emulator _source', () => {
       const text = await (await fetch(`${emulator.url}/raw/_search`)).text()
       expect(text).toContain(`"_source":${source}`)
       expect(JSON.parse(text).hits.hits[0]._source.f).toBe(1.5)
+    } finally {
+      await emulator.close()
+    }
+  })
+})
+
+describe('search emulator strict duplicate detection', () => {
+  const where = (column: number) =>
+    `\n at [Source: REDACTED (\`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION\` disabled); line: 1, column: ${column}]`
+
+  it('finds the first repeated key at any depth, where Jackson reports it (bytes of UTF-8)', () => {
+    const text = '{"é":1,"o":{"x":[1,{"k":2}],"x":3}}'
+    expect(findDuplicateKey(text, JSON.parse(text))).toEqual({
+      key: 'x',
+      at: { line: 1, column: 33 },
+      token: { line: 1, column: 28 },
+    })
+    // Equal values are repeated keys too; escapes name the same key.
+    const equal = '{"a":[],"\\u0061":[]}'
+    expect(findDuplicateKey(equal, JSON.parse(equal))?.key).toBe('a')
+    // Colons inside strings are not members; keys may repeat in different objects.
+    const clean = '{"t":"12:00:00","u":{"a":1},"v":{"a":"x:y"},"w":[{"a":1},{"a":2}]}'
+    expect(findDuplicateKey(clean, JSON.parse(clean))).toBeUndefined()
+  })
+
+  async function bulk(url: string, body: string, headers: Record<string, string> = {}) {
+    const response = await fetch(`${url}/_bulk?refresh=true`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson', ...headers },
+      body,
+    })
+    return { status: response.status, body: (await response.json()) as any }
+  }
+
+  it('Elasticsearch 8: a document that repeats a key fails alone with document_parsing_exception "Duplicate field"', async () => {
+    const emulator = await startSearchEmulator({ flavor: 'elasticsearch' })
+    try {
+      const result = await bulk(
+        emulator.url,
+        [
+          '{"index":{"_index":"dup","_id":"1"}}',
+          '{"a":1,"a":2}',
+          '{"index":{"_index":"dup","_id":"2"}}',
+          '{"o":{"x":1,"x":1}}',
+          '{"index":{"_index":"dup","_id":"3"}}',
+          '{"t":"12:00:00","a":1}',
+          '',
+        ].join('\n'),
+      )
+      expect(result.status).toBe(200)
+      expect(result.body.errors).toBe(true)
+      const [first, second, third] = result.body.items.map((item: any) => item.index)
+      expect(first.status).toBe(400)
+      expect(first.error.type).toBe('document_parsing_exception')
+      expect(first.error.reason).toBe(
+        `[1:6] failed to parse: [1:11] Duplicate field 'a'${where(11)}`,
+      )
+      expect(first.error.caused_by).toEqual({
+        type: 'x_content_parse_exception',
+        reason: `[1:11] Duplicate field 'a'${where(11)}`,
+        caused_by: { type: 'json_parse_exception', reason: `Duplicate field 'a'${where(11)}` },
+      })
+      expect(second.status).toBe(400)
+      expect(second.error.caused_by.caused_by.reason).toBe(`Duplicate field 'x'${where(16)}`)
+      expect(third.status).toBe(201)
+      // The index was created; only the clean document is in it.
+      const count = await (await fetch(`${emulator.url}/dup/_count`)).json()
+      expect(count.count).toBe(1)
+
+      // The single-document API answers 400 with the same error, caused_by and all.
+      const put = await fetch(`${emulator.url}/dup/_doc/4`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: '{"b":true,"b":false}',
+      })
+      expect(put.status).toBe(400)
+      const error = (await put.json()) as any
+      expect(error.error.root_cause).toEqual([
+        {
+          type: 'document_parsing_exception',
+          reason: `[1:6] failed to parse: [1:14] Duplicate field 'b'${where(14)}`,
+        },
+      ])
+      expect(error.error.caused_by.type).toBe('x_content_parse_exception')
+
+      // A request body that repeats a key fails the request.
+      const search = await fetch(`${emulator.url}/dup/_search`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"size":1,"size":2}',
+      })
+      expect(search.status).toBe(400)
+      expect(((await search.json()) as any).error).toMatchObject({
+        type: 'x_content_parse_exception',
+        reason: `[1:17] Duplicate field 'size'${where(17)}`,
+        caused_by: { type: 'json_parse_exception' },
+      })
+      const action = await bulk(emulator.url, '{"index":{"_index":"dup","_index":"x"}}\n{}\n')
+      expect(action.status).toBe(400)
+      expect(action.body.error.type).toBe('x_content_parse_exception')
+    } finally {
+      await emulator.close()
+    }
+  })
+
+  it('OpenSearch: mapper_parsing_exception "failed to parse" caused by json_parse_exception', async () => {
+    const emulator = await startSearchEmulator({ flavor: 'opensearch' })
+    try {
+      const result = await bulk(
+        emulator.url,
+        '{"create":{"_index":"dup","_id":"1"}}\n{"a":1,"a":2}\n{"create":{"_index":"dup","_id":"2"}}\n{"a":1}\n',
+      )
+      const [first, second] = result.body.items.map((item: any) => item.create)
+      expect(first.status).toBe(400)
+      expect(first.error).toMatchObject({
+        type: 'mapper_parsing_exception',
+        reason: 'failed to parse',
+        caused_by: { type: 'json_parse_exception', reason: `Duplicate field 'a'${where(11)}` },
+      })
+      expect(second.status).toBe(201)
+      const search = await fetch(`${emulator.url}/dup/_search`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"query":{"match_all":{}},"query":{"match_all":{}}}',
+      })
+      expect(search.status).toBe(400)
+      expect(((await search.json()) as any).error.type).toBe('json_parse_exception')
     } finally {
       await emulator.close()
     }

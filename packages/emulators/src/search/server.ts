@@ -3,12 +3,15 @@
 // version the clients check, index create/get/delete with mappings, _bulk with per-item
 // errors, _search with sort/search_after/slices over a point in time, _pit (Elasticsearch)
 // or _search/point_in_time (OpenSearch), _refresh, _count, and 401/403/404/429 bodies in
-// the servers' formats. One index is one shard; documents are visible at once.
+// the servers' formats. One index is one shard; documents are visible at once. JSON is read
+// with the servers' strict duplicate detection: a document that repeats a key fails alone
+// (400, "Duplicate field 'x'"), a request body that does fails the request (duplicate-keys.ts).
 
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { gunzipSync } from 'node:zlib'
+import { type DuplicateKey, duplicateFieldMessage, findDuplicateKey } from './duplicate-keys.js'
 import { SearchApiError } from './errors.js'
 import {
   compareSortValues,
@@ -515,16 +518,65 @@ export class SearchEmulatorServer {
 
   private json(text: string): JsonObject {
     if (text.trim() === '') return {}
+    let parsed: unknown
     try {
-      const parsed = JSON.parse(text)
+      parsed = JSON.parse(text)
       if (!isPlainObject(parsed)) throw new Error('not an object')
-      return parsed
     } catch {
       throw new SearchApiError(
         400,
         'x_content_parse_exception',
         '[1:1] Unexpected character: was expecting a JSON object',
       )
+    }
+    this.refuseDuplicateKey(text, parsed)
+    return parsed
+  }
+
+  /** Whether the server is Elasticsearch 8+, whose parser wraps Jackson's errors (XContentParseException). */
+  private wrapsParseErrors(): boolean {
+    return this.flavor === 'elasticsearch' && Number(this.version.split('.')[0]) >= 8
+  }
+
+  /**
+   * A request body (search, mapping, a bulk action line) that repeats a key fails the request
+   * with 400, as the servers' strict duplicate detection does: Elasticsearch 8
+   * x_content_parse_exception caused by json_parse_exception, OpenSearch json_parse_exception.
+   */
+  private refuseDuplicateKey(text: string, parsed: unknown): void {
+    const duplicate = findDuplicateKey(text, parsed)
+    if (!duplicate) return
+    const message = duplicateFieldMessage(duplicate)
+    if (this.wrapsParseErrors())
+      throw new SearchApiError(
+        400,
+        'x_content_parse_exception',
+        `[${duplicate.at.line}:${duplicate.at.column}] ${message}`,
+        { caused_by: { type: 'json_parse_exception', reason: message } },
+      )
+    throw new SearchApiError(400, 'json_parse_exception', message)
+  }
+
+  /**
+   * The per-item error for a document that repeats a key: Elasticsearch 8
+   * document_parsing_exception "[l:c] failed to parse: [l:c] Duplicate field 'x' ..." caused
+   * by x_content_parse_exception caused by json_parse_exception; OpenSearch (and
+   * Elasticsearch 7) mapper_parsing_exception "failed to parse" caused by json_parse_exception.
+   */
+  private duplicateKeyDocumentError(duplicate: DuplicateKey): {
+    type: string
+    reason: string
+    cause: JsonObject
+  } {
+    const message = duplicateFieldMessage(duplicate)
+    const jackson = { type: 'json_parse_exception', reason: message }
+    if (!this.wrapsParseErrors())
+      return { type: 'mapper_parsing_exception', reason: 'failed to parse', cause: jackson }
+    const parse = `[${duplicate.at.line}:${duplicate.at.column}] ${message}`
+    return {
+      type: 'document_parsing_exception',
+      reason: `[${duplicate.token.line}:${duplicate.token.column}] failed to parse: ${parse}`,
+      cause: { type: 'x_content_parse_exception', reason: parse, caused_by: jackson },
     }
   }
 
@@ -661,8 +713,13 @@ export class SearchEmulatorServer {
       }
       const item = result.items[0]![op]!
       if (item.error) {
-        const error = item.error as { type: string; reason: string }
-        throw new SearchApiError(Number(item.status), error.type, error.reason)
+        const error = item.error as { type: string; reason: string; caused_by?: JsonObject }
+        throw new SearchApiError(
+          Number(item.status),
+          error.type,
+          error.reason,
+          error.caused_by ? { caused_by: error.caused_by } : {},
+        )
       }
       return { status: Number(item.status), body: item }
     }
@@ -1025,6 +1082,7 @@ export class SearchEmulatorServer {
           `[1:1] Unexpected character in bulk action line ${i + 1}`,
         )
       }
+      this.refuseDuplicateKey(lines[i]!, action)
       const [op, meta] = Object.entries(action)[0] ?? []
       if (!op || !['index', 'create', 'update', 'delete'].includes(op) || !isPlainObject(meta))
         throw SearchApiError.illegal(
@@ -1032,6 +1090,7 @@ export class SearchEmulatorServer {
         )
       let source: JsonObject | undefined
       let rawSource: string | undefined
+      let duplicate: DuplicateKey | undefined
       if (op !== 'delete') {
         const line = lines[++i]
         rawSource = line?.trim()
@@ -1039,6 +1098,12 @@ export class SearchEmulatorServer {
           source = JSON.parse(line ?? '')
         } catch {
           source = undefined
+        }
+        if (source !== undefined) {
+          // An update body is parsed with the request, so a repeated key fails the request;
+          // a document is parsed on its shard, so it fails the item alone (below).
+          if (op === 'update') this.refuseDuplicateKey(line!, source)
+          else duplicate = findDuplicateKey(line!, source)
         }
       }
       const indexName = String(meta._index ?? defaultIndex ?? '')
@@ -1125,6 +1190,12 @@ export class SearchEmulatorServer {
             _primary_term: 1,
           })
         }
+        continue
+      }
+      if (duplicate) {
+        // Parsed on the shard, after the index exists and before any version check.
+        const error = this.duplicateKeyDocumentError(duplicate)
+        fail(400, error.type, error.reason, error.cause)
         continue
       }
       if (op === 'create' && existing) {
