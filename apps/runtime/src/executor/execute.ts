@@ -51,6 +51,9 @@ export const DEFAULTS = {
   maxFanOutBlobBytes: 64 * 1024 * 1024,
 } as const
 
+/** What a blob copied server-side weighs when a batch is closed by bytes (one request). */
+const COPY_REQUEST_BYTES = 1024
+
 /**
  * A streamed blob body that is read into memory on first use and then shared: by every sink
  * of the source, by a retry, by a conversion. The source loop only wraps the body; the sink
@@ -853,7 +856,7 @@ class PipelineRun {
         first = result.value
       }
       const batch = [first]
-      let bytes = first.size
+      let bytes = edge.serverSideCopy ? COPY_REQUEST_BYTES : first.size
       const deadline = Date.now() + maxAgeMs
       let timer: NodeJS.Timeout | undefined
       let timeout: Promise<typeof BATCH_TIMEOUT> | undefined
@@ -883,12 +886,14 @@ class PipelineRun {
             }
             item = result.value
           }
-          if (bytes + item.size > maxBytes) {
+          // A blob copied inside the store moves no bytes through here: it weighs a request.
+          const weight = edge.serverSideCopy ? COPY_REQUEST_BYTES : item.size
+          if (bytes + weight > maxBytes) {
             carry = item
             break
           }
           batch.push(item)
-          bytes += item.size
+          bytes += weight
         }
       } finally {
         if (timer !== undefined) clearTimeout(timer)

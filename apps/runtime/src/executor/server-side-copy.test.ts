@@ -25,6 +25,8 @@ interface Store {
   writes: { bucket: string; keys: string[]; serverSideCopy: boolean | undefined }[]
   /** Fail this many write calls with a transient error first. */
   failWrites: number
+  /** The size each listed object declares (its listing's size), when not its bytes'. */
+  declaredSize?: number
 }
 
 /** An object store in memory: buckets at an endpoint, copies by origin like S3's. */
@@ -59,8 +61,8 @@ function storeProvider(store: Store) {
             const data: BlobData = {
               kind: 'blob',
               key,
-              size: bytes.byteLength,
-              origin: { bucket: params.bucket, key, size: bytes.byteLength },
+              size: store.declaredSize ?? bytes.byteLength,
+              origin: { bucket: params.bucket, key, size: store.declaredSize ?? bytes.byteLength },
               body: {
                 async *[Symbol.asyncIterator]() {
                   store.opened.push(key)
@@ -164,6 +166,26 @@ describe('server-side copies in a pipeline', () => {
     const line = logger.lines.find((l) => /server-side/.test(l.message ?? ''))
     expect(line?.level).toBe('info')
     expect(JSON.stringify(logger.lines)).not.toContain('"k1"')
+  })
+
+  it('large objects copied server-side share batches (a copy weighs a request, not its bytes)', async () => {
+    const pipeline = {
+      id: 'copy',
+      nodes: [node('src', 'source', 'src'), node('dst', 'sink', 'dst')],
+      edges: [{ from: 'src', to: 'dst' }],
+    } as Pipeline
+    const store = { ...world(10), declaredSize: 64 * 1024 * 1024 }
+    const { summary } = await run(store, pipeline)
+    expect(summary.status).toBe('completed')
+    // maxItems 4: three copy requests' batches, not one object per batch by its 64 MiB.
+    expect(store.writes.map((w) => w.keys.length)).toEqual([4, 4, 2])
+    // Streamed, the same objects go one per batch (each is over the 8 MiB batch limit).
+    const far = { ...world(10), declaredSize: 64 * 1024 * 1024 }
+    await run(far, {
+      ...pipeline,
+      nodes: [node('src', 'source', 'src'), node('dst', 'sink', 'dst', 'http://far')],
+    } as Pipeline)
+    expect(far.writes.map((w) => w.keys.length)).toEqual(Array(10).fill(1))
   })
 
   it('other credentials, another endpoint: the same pipeline streams', async () => {
