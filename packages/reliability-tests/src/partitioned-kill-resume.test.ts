@@ -1,5 +1,5 @@
-// `nvisy run --partitions 4` copies a PostgreSQL table into another: SIGKILL it mid-run, add
-// rows, start it again with the same checkpoint file, and prove by PostgreSQL's own md5 that
+// `nvisy run --partitions 4` copies a PostgreSQL table into another: add rows while it runs,
+// SIGKILL it mid-run, add rows, start it again with the same checkpoint file, and prove by PostgreSQL's own md5 that
 // the destination holds exactly the source: each partition resumed from its own checkpoint,
 // none read twice, completed partitions not read again.
 import { readFileSync } from 'node:fs'
@@ -115,6 +115,8 @@ describe.skipIf(skip)(
         180_000,
         100,
       )
+      // Rows inserted while the partitions run, past the last key: the last partition's.
+      await db.seed('src', ROWS + 1, ROWS + 250)
       const killed = await kill9(first)
       expect(killed.signal).toBe('SIGKILL')
       const atKill = await db.count('dst')
@@ -173,7 +175,7 @@ describe.skipIf(skip)(
       }
 
       // Rows added while the run was down: past the last key, they belong to the last partition.
-      await db.seed('src', ROWS + 1, ROWS + 500)
+      await db.seed('src', ROWS + 251, ROWS + 500)
 
       // Second attempt: the same plan, each unfinished partition from its own checkpoint.
       const second = await runToEnd(file, checkpoints, { runId: 'pg-part-2', extraArgs: args })
