@@ -20,7 +20,9 @@ process.on('SIGTERM', onSignal)
 const args = process.argv.slice(2)
 let code: number
 try {
-  const ceiling = heapCeilingMb(args, process.env, process.execArgv)
+  // Run from source (tests through a TypeScript loader), a worker would not get the loader.
+  const fromSource = import.meta.url.endsWith('.ts')
+  const ceiling = fromSource ? undefined : heapCeilingMb(args, process.env, process.execArgv)
   if (ceiling === undefined) {
     const { main } = await import('./main.js')
     code = await main(args, {
