@@ -165,6 +165,18 @@ describe('requests (strict)', () => {
       '/resume',
       'type',
     )
+    for (const partitions of [1, 8, 1024, 'auto'])
+      expect(
+        validateMessage(RunsStartRequestSchema, { runId: 'r', pipeline: pipeline(), partitions })
+          .ok,
+      ).toBe(true)
+    for (const partitions of [0, 1025, 2.5, 'all'])
+      expect(
+        issuesOf(RunsStartRequestSchema, { runId: 'r', pipeline: pipeline(), partitions }).some(
+          (issue) => issue.path === '/partitions',
+        ),
+        `partitions ${JSON.stringify(partitions)}`,
+      ).toBe(true)
   })
 
   it('pipeline: ids, roles, limits and unknown fields', () => {

@@ -83,6 +83,12 @@ export const CapabilitiesSchema = Type.Object(
     discover: Type.Boolean(),
     incremental: Type.Boolean(),
     delete: Type.Boolean(),
+    partition: Type.Optional(
+      Type.Boolean({
+        description:
+          'the source splits a stream into disjoint partitions (provider-core `partition`); absent from runtimes that predate it',
+      }),
+    ),
     sourceData: Type.Array(DataKindSchema),
     sinkData: Type.Array(DataKindSchema),
   },
@@ -198,6 +204,12 @@ export const RunsStartRequestSchema = Type.Object(
     pipeline: PipelineSchema,
     resume: Type.Optional(
       Type.Boolean({ description: 'start each source after its stored checkpoint; default true' }),
+    ),
+    partitions: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: 1024 }), Type.Literal('auto')], {
+        description:
+          "Planned, not yet served by the dispatcher (a runtime refuses a runs.start that sets it): split the pipeline's single source into up to this many partitions read across the queue group, each with its own checkpoint. `nvisy run --partitions N` serves it in one process today.",
+      }),
     ),
   },
   strict,

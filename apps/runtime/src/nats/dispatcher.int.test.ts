@@ -418,6 +418,18 @@ describe.skipIf(skip)('NATS dispatcher (a test client plays the Rust server)', (
         ]),
       )
 
+      // In the protocol ahead of the dispatcher: refused, never run unpartitioned.
+      const partitioned = await request(subjects.runsStart, {
+        runId: 'r-partitioned',
+        pipeline: pipeline('partitioned-1'),
+        partitions: 4,
+      })
+      expect(partitioned.error).toMatchObject({
+        kind: 'validation',
+        issues: [{ path: '/partitions', rule: 'not served' }],
+      })
+      expect(partitioned.error.message).toContain('not served over NATS yet')
+
       const unknown = pipeline('unknown-1')
       unknown.nodes[1]!.provider = 'nope'
       const unknownReply = await request(subjects.runsStart, {

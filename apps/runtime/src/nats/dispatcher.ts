@@ -605,6 +605,14 @@ class DispatcherState {
     }
     const request: RunsStartRequest = this.#parse(RunsStartRequestSchema, msg, 'runs.start request')
     const { runId, pipeline } = request
+    if (request.partitions !== undefined) {
+      // In the protocol ahead of the dispatcher: refused rather than run unpartitioned.
+      const message =
+        'partitioned runs are not served over NATS yet (nvisy run --partitions serves them in one process)'
+      throw new RequestRejected('validation', message, [
+        { path: '/partitions', rule: 'not served', message },
+      ])
+    }
     if (this.#runs.has(runId)) {
       throw new RequestRejected('validation', `run ${runId} is already running on this instance`, [
         { path: '/runId', rule: 'unique', message: 'a run with this id is already running' },
