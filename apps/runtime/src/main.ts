@@ -42,6 +42,8 @@ import { ProgressLine } from './progress.js'
 import type { MapProviderRegistry } from './registry.js'
 import { VERSION } from './version.js'
 
+const LOG_FORMATS = ['auto', 'json', 'pretty']
+
 export const EXIT = { completed: 0, failed: 1, usage: 2, cancelled: 3 } as const
 
 /** What the CLI talks to: streams, environment, working directory, and a cancel signal. */
@@ -131,6 +133,8 @@ Runs a pipeline in this process (no NATS). Resumes from its checkpoints unless -
                         cannot split runs as one. 1 to ${MAX_PARTITIONS}
   --run-id id           the run id (default a new UUID)
   --log-level level     debug, info, warn or error
+  --log-format f        auto (default: a live progress line and a final table on a terminal,
+                        JSON lines otherwise), json, or pretty
 ${KEY_HELP}
 ${COMMON_HELP}
 Exit codes: 0 completed, 1 failed or partial, 2 usage or configuration error, 3 cancelled.
@@ -485,10 +489,16 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
       partitions: { type: 'string' },
       'run-id': { type: 'string' },
       'log-level': { type: 'string' },
+      'log-format': { type: 'string' },
     },
     allowPositionals: true,
   })
   if (positionals.length !== 1) throw new UsageError('nvisy run takes exactly one pipeline file')
+  const logFormat = values['log-format'] ?? 'auto'
+  if (!LOG_FORMATS.includes(logFormat))
+    throw new UsageError(
+      `--log-format must be one of ${LOG_FORMATS.join(', ')}, got ${JSON.stringify(logFormat)}`,
+    )
   const partitions = values.partitions === undefined ? undefined : Number(values.partitions)
   if (
     partitions !== undefined &&
@@ -533,12 +543,15 @@ async function executeRun(
     'no-resume'?: boolean | undefined
     'run-id'?: string | undefined
     'log-level'?: string | undefined
+    'log-format'?: string | undefined
   },
   io: CliIo,
   store: LocalConnectionStore | undefined,
   partitions?: number | undefined,
 ): Promise<number> {
-  const tty = io.stderr.isTTY === true
+  // A live progress line on a terminal, JSON log lines otherwise (or as --log-format says).
+  const format = values['log-format'] ?? 'auto'
+  const tty = format === 'auto' ? io.stderr.isTTY === true : format === 'pretty'
   const logger = createLogger(io.stderr, values['log-level'] ?? (tty ? 'warn' : 'info'))
   const progress = tty ? new ProgressLine((text) => io.stderr.write(text)) : undefined
   const runId = values['run-id'] ?? randomUUID()
