@@ -234,6 +234,11 @@ Joins NATS and serves the catalog, check, discover and runs.start requests of th
   --nats-creds file         NATS credentials file (or NVISY_NATS_TOKEN, NVISY_NATS_USER/PASSWORD)
   --nats-tls-ca/-cert/-key file
   --subject-prefix p, --events-stream s, --checkpoint-bucket b, --queue-group g
+  --nonce-bucket b          KV bucket of opened sealed-credential nonces, shared by the queue
+                            group (NVISY_NATS_NONCE_BUCKET, default nvisy-credential-nonces)
+  --credential-max-validity seconds
+                            the longest validity a sealed credential may have (and the nonce
+                            bucket's TTL when this instance creates it; default 900)
   --drain-grace seconds, --drain-timeout seconds
   --fs-root dir             a folder requests may use as a local path (the fs provider's root);
                             repeatable, plus NVISY_FS_ROOTS (colon-separated). With none, every
@@ -1069,6 +1074,8 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
       'events-stream': { type: 'string' },
       'checkpoint-bucket': { type: 'string' },
       'queue-group': { type: 'string' },
+      'nonce-bucket': { type: 'string' },
+      'credential-max-validity': { type: 'string' },
       'drain-grace': { type: 'string' },
       'drain-timeout': { type: 'string' },
       'fs-root': { type: 'string', multiple: true },
@@ -1087,6 +1094,8 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
   const { startDispatcher, natsConnectionOptions, dispatcherNaming, secondsFlag } = await import(
     './nats/index.js'
   )
+  const { credentialMaxValidityMs } = await import('./nats/serve-options.js')
+  const maxValidityMs = credentialMaxValidityMs(io.env, values)
   const { natsAuthenticated } = await import('./nats/serve-options.js')
   const { fsRootsFrom } = await import('./nats/local-paths.js')
   const servers = values.nats ?? io.env.NVISY_NATS_URL ?? 'nats://127.0.0.1:4222'
@@ -1111,6 +1120,7 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
     version: VERSION,
     natsOptions,
     naming: dispatcherNaming(io.env, values),
+    ...(maxValidityMs === undefined ? {} : { credentialMaxValidityMs: maxValidityMs }),
     localPathRoots,
     ...(drainGraceMs === undefined ? {} : { drainGraceMs }),
     ...(drainTimeoutMs === undefined ? {} : { drainTimeoutMs }),

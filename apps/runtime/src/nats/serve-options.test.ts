@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ProviderError } from '@nvisy/provider-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { dispatcherNaming, natsConnectionOptions, secondsFlag } from './serve-options.js'
+import {
+  credentialMaxValidityMs,
+  dispatcherNaming,
+  natsConnectionOptions,
+  secondsFlag,
+} from './serve-options.js'
 
 const SECRET = 'hunter2-canary-7f3a'
 const CREDS = `-----BEGIN NATS USER JWT-----
@@ -123,7 +128,17 @@ describe('dispatcherNaming', () => {
     })
   })
 
+  it('names the nonce bucket (flag over NVISY_NATS_NONCE_BUCKET)', () => {
+    expect(dispatcherNaming({ NVISY_NATS_NONCE_BUCKET: 'staging-nonces' }, {})).toEqual({
+      nonceBucket: 'staging-nonces',
+    })
+    expect(
+      dispatcherNaming({ NVISY_NATS_NONCE_BUCKET: 'staging-nonces' }, { 'nonce-bucket': 'prod-n' }),
+    ).toEqual({ nonceBucket: 'prod-n' })
+  })
+
   it.each([
+    ['nonce-bucket', 'a.b'],
     ['subject-prefix', 'nvisy.*.v1'],
     ['subject-prefix', 'nvisy..v1'],
     ['subject-prefix', 'has space'],
@@ -164,5 +179,30 @@ describe('natsAuthenticated', () => {
     expect(natsAuthenticated({ authenticator: () => ({ user: 'u' }) }, ['nats://h:1'])).toBe(true)
     expect(natsAuthenticated({}, ['nats://u:p@h:1'])).toBe(true)
     expect(natsAuthenticated({}, ['nats://tok@h:1'])).toBe(true)
+  })
+})
+
+describe('credentialMaxValidityMs', () => {
+  it('keeps the protocol default when unset; takes seconds from the flag over the environment', () => {
+    expect(credentialMaxValidityMs({}, {})).toBeUndefined()
+    expect(credentialMaxValidityMs({ NVISY_CREDENTIAL_MAX_VALIDITY: '300' }, {})).toBe(300_000)
+    expect(
+      credentialMaxValidityMs(
+        { NVISY_CREDENTIAL_MAX_VALIDITY: '300' },
+        { 'credential-max-validity': '60' },
+      ),
+    ).toBe(60_000)
+  })
+
+  it.each([
+    '0',
+    '-5',
+    'soon',
+    '86401',
+    ' ',
+  ])('refuses %j, naming the flag and the rule', (value) => {
+    expect(() => credentialMaxValidityMs({}, { 'credential-max-validity': value })).toThrow(
+      /--credential-max-validity \(NVISY_CREDENTIAL_MAX_VALIDITY\) must be a number of seconds from 1 to 86400/,
+    )
   })
 })

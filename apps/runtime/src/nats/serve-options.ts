@@ -23,6 +23,8 @@ export const SERVE_ENV = {
   eventsStream: 'NVISY_NATS_EVENTS_STREAM',
   checkpointBucket: 'NVISY_NATS_CHECKPOINT_BUCKET',
   queueGroup: 'NVISY_NATS_QUEUE_GROUP',
+  nonceBucket: 'NVISY_NATS_NONCE_BUCKET',
+  credentialMaxValidity: 'NVISY_CREDENTIAL_MAX_VALIDITY',
 } as const
 
 export interface ServeFlags {
@@ -34,6 +36,8 @@ export interface ServeFlags {
   'events-stream'?: string
   'checkpoint-bucket'?: string
   'queue-group'?: string
+  'nonce-bucket'?: string
+  'credential-max-validity'?: string
 }
 
 function config(message: string): ProviderError {
@@ -166,6 +170,13 @@ const NAMING_SETTINGS: readonly {
     rule: QUEUE_GROUP,
     ruleText: 'letters, digits, ".", "-" and "_"',
   },
+  {
+    key: 'nonceBucket',
+    flag: 'nonce-bucket',
+    variable: SERVE_ENV.nonceBucket,
+    rule: JETSTREAM_NAME,
+    ruleText: 'a KV bucket name: letters, digits, "-" and "_"',
+  },
 ]
 
 export function dispatcherNaming(
@@ -181,6 +192,25 @@ export function dispatcherNaming(
     naming[key] = value
   }
   return naming
+}
+
+/**
+ * How long a sealed credential may be valid at most (`--credential-max-validity` seconds or
+ * NVISY_CREDENTIAL_MAX_VALIDITY), as milliseconds; undefined keeps the protocol default. It is
+ * also the nonce bucket's TTL when this instance creates the bucket, so it must be positive.
+ */
+export function credentialMaxValidityMs(
+  env: NodeJS.ProcessEnv,
+  flags: ServeFlags,
+): number | undefined {
+  const value = flags['credential-max-validity'] ?? nonEmpty(env, SERVE_ENV.credentialMaxValidity)
+  if (value === undefined) return undefined
+  const seconds = Number(value)
+  if (value.trim() === '' || !Number.isFinite(seconds) || seconds < 1 || seconds > 86_400)
+    throw config(
+      `--credential-max-validity (${SERVE_ENV.credentialMaxValidity}) must be a number of seconds from 1 to 86400, got ${JSON.stringify(value)}`,
+    )
+  return Math.round(seconds * 1000)
 }
 
 /** A duration flag in seconds (decimals allowed), as milliseconds. */
