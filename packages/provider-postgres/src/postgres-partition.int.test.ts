@@ -106,6 +106,29 @@ describe.skipIf(skip)('postgres partitions against PostgreSQL', () => {
     expect(parts.flat()).toEqual(whole)
   }, 120_000)
 
+  it('plans a partitioned table from its leaves, sampled', async () => {
+    await admin.query(
+      `CREATE TABLE ${q(schema)}.parted (id int PRIMARY KEY, pad text NOT NULL) PARTITION BY RANGE (id)`,
+    )
+    await admin.query(
+      `CREATE TABLE ${q(schema)}.parted_low PARTITION OF ${q(schema)}.parted FOR VALUES FROM (0) TO (10000)`,
+    )
+    await admin.query(
+      `CREATE TABLE ${q(schema)}.parted_high PARTITION OF ${q(schema)}.parted FOR VALUES FROM (10000) TO (1000000)`,
+    )
+    await admin.query(
+      `INSERT INTO ${q(schema)}.parted SELECT g, repeat('p', 60) FROM generate_series(1, 120000) g`,
+    )
+    await admin.query(`ANALYZE ${q(schema)}.parted`)
+    const stream: PostgresStream = { table: 'parted', columns: ['id'], pageSize: 10_000 }
+    const { partitions } = await plan(stream, 4)
+    expect(partitions).toHaveLength(4)
+    const parts = await readPartitions(partitions)
+    expect(parts.map((p) => p.length)).not.toEqual([30_000, 30_000, 30_000, 30_000])
+    for (const part of parts) expect(Math.abs(part.length - 30_000)).toBeLessThan(9_000)
+    expect(parts.flat()).toEqual((await read(stream)).map((r) => r.key))
+  }, 60_000)
+
   it('plans from the table size when it was never analyzed', async () => {
     await admin.query(
       `CREATE TABLE ${q(schema)}.fresh (id int PRIMARY KEY, pad text NOT NULL) WITH (autovacuum_enabled = off)`,
