@@ -369,6 +369,19 @@ export function afterValue(path: string, value: unknown): Document {
   return later.length > 0 ? { $or: [greater, { [path]: { $type: later } }] } : greater
 }
 
+/**
+ * Documents whose `path` sorts at or before `value` in BSON order: `$lte` within the value's
+ * type bracket, and every type that sorts earlier (MinKey and null included) with `$type`.
+ */
+export function upToValue(path: string, value: unknown): Document {
+  const rank = rankOf(value)
+  const earlier = [[1, 'minKey'] as const, [2, 'null'] as const, ...TYPE_BRACKETS]
+    .filter(([r]) => r < rank)
+    .map(([, alias]) => alias)
+  const atOrBefore = rank === 2 ? { [path]: { $type: ['null'] } } : { [path]: { $lte: value } }
+  return earlier.length > 0 ? { $or: [atOrBefore, { [path]: { $type: earlier } }] } : atOrBefore
+}
+
 /** The filter that resumes after (cursor value, _id), in the read's sort order. */
 export function resumeFilter(id: unknown, cursorField?: string, cursorValue?: unknown): Document {
   if (cursorField === undefined) return afterValue('_id', id)

@@ -20,7 +20,7 @@ import {
   MongoStreamSchema,
 } from './mongodb-schemas.js'
 import { deleteDocuments, writeDocuments } from './mongodb-sink.js'
-import { readCollection } from './mongodb-source.js'
+import { partitionCollection, readCollection } from './mongodb-source.js'
 import { VERSION } from './version.js'
 
 export interface MongoProviderOptions {
@@ -64,6 +64,9 @@ function createConnection(client: MongoClient, database: string, owned: boolean)
     read(stream, { after, signal }) {
       return readCollection(dbFor(stream), stream, after, signal)
     },
+    partition(stream, { count, signal }) {
+      return partitionCollection(dbFor(stream), stream, count, signal)
+    },
     prepare(stream, options) {
       return prepareCollection(dbFor(stream), stream, options)
     },
@@ -98,6 +101,7 @@ export function createMongoProvider(options: MongoProviderOptions = {}) {
       stream: MongoStreamSchema,
       context: MongoContextSchema,
       incremental: true,
+      partition: true,
       ordering:
         '_id ascending in BSON order (or [cursorField, _id]); resumed with _id > last (and the types that sort after it)',
     },

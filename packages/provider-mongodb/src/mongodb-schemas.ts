@@ -149,6 +149,27 @@ export const MongoStreamSchema = Type.Object(
           'A field that only grows (updatedAt, a sequence): reads sort by [field, _id] and resume after the last (field, _id) pair',
       }),
     ),
+    range: Type.Optional(
+      Type.Object(
+        {
+          after: Type.Optional(
+            Type.Unknown({
+              description:
+                'Only documents whose _id sorts (in BSON order) after this one, in canonical Extended JSON: exclusive',
+            }),
+          ),
+          through: Type.Optional(
+            Type.Unknown({
+              description: 'Only documents whose _id sorts at or before this one: inclusive',
+            }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description: 'A range of _id values, as `partition` returns it; a missing bound is open',
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 )

@@ -1,6 +1,19 @@
-import { ProviderError, type ReadItem, raceAbort, throwIfAborted } from '@nvisy/provider-core'
+import {
+  type PartitionPlan,
+  ProviderError,
+  type ReadItem,
+  raceAbort,
+  throwIfAborted,
+} from '@nvisy/provider-core'
 import type { Db, Document, FindCursor } from 'mongodb'
-import { fromExtendedJson, resumeFilter, toCanonical, toDocumentData } from './mongodb-documents.js'
+import {
+  afterValue,
+  fromExtendedJson,
+  resumeFilter,
+  toCanonical,
+  toDocumentData,
+  upToValue,
+} from './mongodb-documents.js'
 import type { MongoContext, MongoStream } from './mongodb-schemas.js'
 
 export const DEFAULT_BATCH_SIZE = 1000
@@ -59,6 +72,124 @@ function valueAt(doc: Document, path: string): unknown {
   return current
 }
 
+/** The conditions of a stream's `_id` range (a partition). */
+function rangeFilters(stream: MongoStream): Document[] {
+  const range = stream.range
+  if (!range) return []
+  const filters: Document[] = []
+  for (const bound of ['after', 'through'] as const) {
+    if (range[bound] === undefined) continue
+    let value: unknown
+    try {
+      value = fromExtendedJson(range[bound])
+    } catch (error) {
+      throw new ProviderError({
+        kind: 'config',
+        message: `/stream/range/${bound} is not valid Extended JSON: ${(error as Error).message}`,
+        issues: [
+          {
+            path: `/stream/range/${bound}`,
+            rule: 'extended json',
+            message: 'not valid Extended JSON',
+          },
+        ],
+      })
+    }
+    filters.push(bound === 'after' ? afterValue('_id', value) : upToValue('_id', value))
+  }
+  return filters
+}
+
+/** Up to this many documents (counted) every `_id` is read: the boundaries are exact. */
+export const EXACT_DOCUMENTS = 50_000
+/** About this many sampled `_id`s place the boundaries of up to 1024 partitions well. */
+export const SAMPLE_DOCUMENTS = 30_000
+
+/**
+ * Split a collection read into at most `count` ranges of `_id` holding about as many
+ * documents: quantiles of the `_id`s in the server's sort order (BSON order, type brackets
+ * included), from every `_id` matching the stream's filter and range when there are at most
+ * `EXACT_DOCUMENTS`, else from a `$sample`. The first range keeps the stream's lower bound and
+ * the last its upper one (none: open-ended), so a document inserted during the run belongs to
+ * exactly one partition. A stream ordered by `cursorField` is not split (its order is not
+ * the `_id`'s).
+ */
+export async function partitionCollection(
+  db: Db,
+  stream: MongoStream,
+  count: number,
+  signal: AbortSignal,
+  limits: { exact: number; sample: number } = {
+    exact: EXACT_DOCUMENTS,
+    sample: SAMPLE_DOCUMENTS,
+  },
+): Promise<PartitionPlan<MongoStream>> {
+  if (stream.cursorField !== undefined)
+    return {
+      partitions: [stream],
+      reason: `partitions split by _id; a stream read in cursorField order (${stream.cursorField}) is read as one`,
+    }
+  const filters = [parseFilter(stream), ...rangeFilters(stream)].filter(
+    (f) => Object.keys(f).length > 0,
+  )
+  const filter = filters.length === 0 ? {} : filters.length === 1 ? filters[0]! : { $and: filters }
+  const collection = db.collection(stream.collection)
+  const total = await raceAbort(collection.countDocuments(filter), signal)
+  let ids: unknown[]
+  if (total <= limits.exact) {
+    const docs = await raceAbort(
+      collection.find(filter, { sort: { _id: 1 }, projection: { _id: 1 }, ...RAW_BSON }).toArray(),
+      signal,
+    )
+    ids = docs.map((doc) => doc._id)
+  } else {
+    const docs = await raceAbort(
+      collection
+        .aggregate(
+          [
+            { $match: filter },
+            { $sample: { size: limits.sample } },
+            { $project: { _id: 1 } },
+            { $sort: { _id: 1 } },
+          ],
+          { allowDiskUse: true, ...RAW_BSON },
+        )
+        .toArray(),
+      signal,
+    )
+    ids = docs.map((doc) => doc._id)
+  }
+  if (ids.length === 0)
+    return {
+      partitions: [stream],
+      reason: 'the stream has no documents: it is read as one partition',
+    }
+  const parts = Math.min(count, ids.length)
+  const bounds: unknown[] = []
+  for (let j = 1; j < parts; j++) {
+    const bound = toCanonical(ids[Math.floor((j * ids.length) / parts) - 1])
+    const previous = bounds[bounds.length - 1]
+    if (previous !== undefined && JSON.stringify(previous) === JSON.stringify(bound)) continue
+    bounds.push(bound)
+  }
+  const { range: outer = {}, ...rest } = stream
+  const partitions = Array.from({ length: bounds.length + 1 }, (_, j) => {
+    const range: { after?: unknown; through?: unknown } = {}
+    const after = j === 0 ? outer.after : bounds[j - 1]
+    const through = j === bounds.length ? outer.through : bounds[j]
+    if (after !== undefined) range.after = after
+    if (through !== undefined) range.through = through
+    return Object.keys(range).length === 0 ? { ...rest } : { ...rest, range }
+  })
+  const what = total <= limits.exact ? `${total} documents` : `a sample of ${ids.length} documents`
+  return partitions.length < count
+    ? {
+        partitions,
+        reason: `${what}: ${partitions.length} partition${partitions.length === 1 ? '' : 's'}`,
+      }
+    : { partitions }
+}
+
 /**
  * Read a collection in `_id` order (or `[cursorField, _id]`), resuming after the context's
  * position. One server-side cursor per read; documents arrive `batchSize` at a time.
@@ -71,7 +202,7 @@ export async function* readCollection(
 ): AsyncGenerator<ReadItem<MongoContext>> {
   const { cursorField } = stream
   const projection = readProjection(stream)
-  const filters = [parseFilter(stream)]
+  const filters = [parseFilter(stream), ...rangeFilters(stream)]
   if (after !== undefined) {
     let id: unknown
     let cursorValue: unknown
