@@ -148,7 +148,8 @@ describe('blob partitions', () => {
     expect(parts.flat()).toEqual(await keys(globbed))
     expect(parts.flat()).toHaveLength(50)
 
-    const [first] = (await plan({ kind: 'blob', prefix: 'mixed/' }, 2)).partitions
+    const mixed: FsBlobStream = { kind: 'blob', prefix: 'mixed/' }
+    const [first] = (await plan(mixed, 2)).partitions
     const sub = await plan(first!, 3)
     expect(sub.partitions[0]!.range?.after).toBeUndefined()
     expect(sub.partitions[2]!.range?.through).toBe(first!.range!.through)
