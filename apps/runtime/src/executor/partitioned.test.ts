@@ -215,6 +215,16 @@ describe('partitioned runs', () => {
     expect(cancelled[0]).toMatchObject({ reason: 'operator' })
   })
 
+  it('a cancel while the partitions are planned ends the run cancelled, with nothing read', async () => {
+    const w = world(100)
+    const controller = new AbortController()
+    controller.abort(new Error('operator'))
+    const { summary, events } = await run(w, simplePipeline(), { signal: controller.signal })
+    expect(summary.status).toBe('cancelled')
+    expect(events.map((e) => e.type)).toEqual(['cancelled'])
+    expect(w.readCount.get('in')).toBeUndefined()
+  })
+
   it('a source that cannot split runs as one ordinary run', async () => {
     const w = world(100, {})
     const { summary, checkpoints } = await run(w, simplePipeline())

@@ -198,6 +198,16 @@ export async function executePartitioned(
       await checkpoints.save(planKey(pipeline.id), source.id, plan, runId)
     }
   } catch (error) {
+    if (options.signal.aborted) {
+      // Cancelled while planning: nothing was read.
+      const reason = options.signal.reason
+      const message =
+        reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : undefined
+      emit({ type: 'cancelled', ...(message ? { reason: message } : {}), checkpoints: {} })
+      await events
+      const stats = { ...emptyStats(), durationMs: Date.now() - startedAt }
+      return { status: 'cancelled', stats, checkpoints: {} }
+    }
     return fail(toProviderError(error))
   }
   const count = plan.partitions.length
