@@ -560,3 +560,39 @@ describe('record -> embedding', () => {
     expect(index.get('3')).toEqual({ kind: 'embedding', id: '3', values: [1, 2, 3] })
   })
 })
+
+describe('JSONL blob -> documents and records: numbers JSON.parse changes', () => {
+  const line =
+    '{"id":9007199254740993,"n":12345678901234567890,"o":{"x":1e400,"y":[0.10000000000000000555]},"ok":2.5}\n'
+  const blob = {
+    kind: 'blob' as const,
+    key: 'rows.jsonl',
+    body: new TextEncoder().encode(line),
+  }
+  async function all(to: 'document' | 'record') {
+    const converter = converterFor('blob', to, 'jsonl')
+    if (!converter?.many) throw new Error('expected a one-to-many converter')
+    const out: unknown[] = []
+    for await (const item of converter.convert(blob, { index: 0 })) out.push(item)
+    return out
+  }
+
+  it('documents keep those fields as written (rawJson) and a number id as written', async () => {
+    const [document] = (await all('document')) as DocumentData[]
+    expect(document!.id).toBe('9007199254740993')
+    expect(document!.rawJson).toEqual({
+      id: '9007199254740993',
+      n: '12345678901234567890',
+      o: '{"x":1e400,"y":[0.10000000000000000555]}',
+    })
+    expect(document!.content.ok).toBe(2.5)
+  })
+
+  it('records get a decimal for such a number and JSON text for an object holding one', async () => {
+    const [record] = (await all('record')) as { values: Record<string, unknown> }[]
+    expect(record!.values.n).toEqual(tagged('decimal', '12345678901234567890'))
+    expect(record!.values.id).toEqual(tagged('decimal', '9007199254740993'))
+    expect(record!.values.o).toEqual(tagged('json', '{"x":1e400,"y":[0.10000000000000000555]}'))
+    expect(record!.values.ok).toBe(2.5)
+  })
+})

@@ -690,21 +690,37 @@ async function* parseBlob(
       continue
     }
     const object = row.value
+    const rawJson = row.rawJson
     if (to === 'document') {
+      // A number id JSON.parse would change is read as written.
+      const rawId = rawJson && Object.hasOwn(rawJson, 'id') ? rawJson.id : undefined
       yield {
         kind: 'document',
-        id: idOf(object.id) ?? `${blob.key}:${row.line}`,
+        id: rawId ?? idOf(object.id) ?? `${blob.key}:${row.line}`,
         content: object as JsonObject,
+        ...(rawJson ? { rawJson } : {}),
       }
     } else {
       const values: Record<string, SqlValue> = {}
-      for (const [key, value] of Object.entries(object)) values[key] = jsonToSql(value)
+      for (const [key, value] of Object.entries(object)) {
+        const raw = rawJson && Object.hasOwn(rawJson, key) ? rawJson[key] : undefined
+        // A number past a double's precision is a decimal as written; an object or array
+        // holding one is JSON text with the number as written.
+        values[key] =
+          raw === undefined
+            ? jsonToSql(value)
+            : typeof value === 'number'
+              ? tagged('decimal', raw)
+              : tagged('json', raw)
+      }
       yield { kind: 'record', values }
     }
   }
 }
 
-type Row = { line: number; value: Record<string, unknown> } | { line: number; error: string }
+type Row =
+  | { line: number; value: Record<string, unknown>; rawJson?: Record<string, string> | undefined }
+  | { line: number; error: string }
 
 async function* textLines(blob: BlobData): AsyncGenerator<{ line: number; text: string }> {
   const decoder = new TextDecoder('utf-8')
@@ -732,7 +748,8 @@ async function* jsonlRows(blob: BlobData): AsyncGenerator<Row> {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {
         yield { line, error: 'is not a JSON object' }
       } else {
-        yield { line, value }
+        // Numbers JSON.parse does not hold exactly keep their text (a quick scan finds them).
+        yield { line, value, rawJson: exactNumberFields(text) }
       }
     } catch (error) {
       yield { line, error: `invalid JSON: ${(error as Error).message}` }
