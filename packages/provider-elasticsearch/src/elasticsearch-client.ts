@@ -1,13 +1,16 @@
 import { readFile } from 'node:fs/promises'
-import { Client, type ClientOptions } from '@elastic/elasticsearch'
+import { Client, type ClientOptions, Serializer } from '@elastic/elasticsearch'
 import { ProviderError, raceAbort } from '@nvisy/provider-core'
 import type { ElasticsearchCredentials, ElasticsearchParams } from './elasticsearch-schemas.js'
+import { keepExactNumbers, RAW_SOURCE, serializeExact } from './exact-json.js'
 
 export interface SearchHit {
   _index: string
   _id: string
   _source?: Record<string, unknown>
   sort?: unknown[]
+  /** Its _source fields holding numbers JSON.parse changes, as exact JSON text. */
+  [RAW_SOURCE]?: Record<string, string>
 }
 
 export interface SearchResponse {
@@ -48,6 +51,28 @@ export interface SearchBackend {
   close(): Promise<void>
 }
 
+/**
+ * The client's serializer, keeping numbers JSON.parse changes: a search response's hits
+ * carry the exact text of such _source fields and such sort values as `{ number }`
+ * (`keepExactNumbers`), and a request body writes those numbers as their text.
+ */
+export class ExactSerializer extends Serializer {
+  override deserialize<T = unknown>(json: string): T {
+    return keepExactNumbers(json, super.deserialize(json)) as T
+  }
+
+  override serialize(object: Record<string, unknown>): string {
+    let text: string | undefined
+    try {
+      text = serializeExact(object)
+    } catch {
+      // The client's own error for a body it cannot write (a cycle, a BigInt).
+      return super.serialize(object)
+    }
+    return text ?? super.serialize(object)
+  }
+}
+
 function configError(message: string): ProviderError {
   return new ProviderError({ kind: 'config', operation: 'connect', message })
 }
@@ -83,6 +108,7 @@ export function clientOptions(
     // provider never keeps that metadata anyway; it reads the status, body and Retry-After).
     redaction: { type: 'replace' },
     name: 'nvisy',
+    Serializer: ExactSerializer,
   }
   if (credentials.apiKey !== undefined) options.auth = { apiKey: credentials.apiKey }
   else if (credentials.bearerToken !== undefined) options.auth = { bearer: credentials.bearerToken }

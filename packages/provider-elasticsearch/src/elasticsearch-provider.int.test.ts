@@ -411,6 +411,59 @@ describe.skipIf(skip)(`elasticsearch provider (${realUrl ? 'cluster' : 'emulator
     expect(missing.status).toBe(404)
   })
 
+  it('reads numbers JSON.parse changes exactly: rawJson per field, long sort values resume as written', async () => {
+    const name = index('exact')
+    const { credentials, params } = target.input() as {
+      credentials: Record<string, string>
+      params: { url: string }
+    }
+    const headers: Record<string, string> = { 'content-type': 'application/json' }
+    if (credentials.apiKey) headers.authorization = `ApiKey ${credentials.apiKey}`
+    else if (credentials.username)
+      headers.authorization = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`
+    const put = async (path: string, body: string) => {
+      const response = await fetch(`${params.url}/${path}`, { method: 'PUT', headers, body })
+      expect(response.status, await response.text()).toBeLessThan(300)
+    }
+    // Only seq is indexed: the other fields live in _source as sent (1e400 is no double).
+    await put(name, '{"mappings":{"dynamic":false,"properties":{"seq":{"type":"long"}}}}')
+    const raw =
+      '{"seq":9007199254740993,"big":9007199254740993,"huge":1e400,"n":{"x":12345678901234567890},"s":"12345678901234567890"}'
+    await put(`${name}/_doc/b1?refresh=true`, raw)
+    await put(`${name}/_doc/a1?refresh=true`, '{"seq":1,"small":1.5}')
+    await put(`${name}/_doc/c1?refresh=true`, '{"seq":9007199254740995}')
+    const items = await collect(connection, { index: name, sortField: 'seq' })
+    expect(items.map((item) => item.context.id)).toEqual(['a1', 'b1', 'c1'])
+    const [plain, exact] = items.map((item) => item.data as DocumentData)
+    expect(plain!.rawJson).toBeUndefined()
+    expect(plain!.content).toEqual({ seq: 1, small: 1.5 })
+    expect(exact!.rawJson).toEqual({
+      seq: '9007199254740993',
+      big: '9007199254740993',
+      huge: '1e400',
+      n: '{"x":12345678901234567890}',
+    })
+    expect(exact!.content).toEqual(JSON.parse(raw))
+    // A cluster returns the long sort value as written; JSON.parse would make it ...992.
+    if (realUrl) expect(items[1]!.context.key).toEqual({ number: '9007199254740993' })
+    const next = await collect(connection, { index: name, sortField: 'seq' }, items[1]!.context)
+    expect(next.map((item) => item.context.id)).toEqual(['c1'])
+    // A context's exact sort value goes out as that number: after ...993 comes ...995.
+    const resumed = await collect(
+      connection,
+      { index: name, sortField: 'seq' },
+      { id: 'b1', key: { number: '9007199254740993' } },
+    )
+    expect(resumed.map((item) => item.context.id)).toEqual(['c1'])
+    const error = await errorOf(
+      collect(connection, { index: name, sortField: 'seq' }, { id: 'b1', key: { number: '9x' } }),
+    )
+    expect(error.kind).toBe('config')
+    expect(error.message).toMatch(
+      /resume context key: \{"number": \.\.\.\} must hold the text of a JSON number/,
+    )
+  })
+
   it('create mode reports version conflicts per item; a mapping conflict is a data failure', async () => {
     const stream = { index: index('create'), action: 'create', refresh: 'true' }
     const batch = [

@@ -1,6 +1,7 @@
 export {
   type BulkResponse,
   clientOptions,
+  ExactSerializer,
   ElasticsearchBackend,
   type SearchBackend,
   type SearchHit,

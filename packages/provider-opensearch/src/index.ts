@@ -1,6 +1,7 @@
 export {
   type BulkResponse,
   clientOptions,
+  ExactSerializer,
   OpenSearchBackend,
   type SearchBackend,
   type SearchHit,

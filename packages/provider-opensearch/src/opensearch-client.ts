@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { ProviderError, raceAbort } from '@nvisy/provider-core'
-import { Client, type ClientOptions } from '@opensearch-project/opensearch'
+import { Client, type ClientOptions, Serializer } from '@opensearch-project/opensearch'
+import { keepExactNumbers, RAW_SOURCE, serializeExact } from './exact-json.js'
 import type { OpenSearchCredentials, OpenSearchParams } from './opensearch-schemas.js'
 
 export interface SearchHit {
@@ -8,6 +9,8 @@ export interface SearchHit {
   _id: string
   _source?: Record<string, unknown>
   sort?: unknown[]
+  /** Its _source fields holding numbers JSON.parse changes, as exact JSON text. */
+  [RAW_SOURCE]?: Record<string, string>
 }
 
 export interface SearchResponse {
@@ -48,6 +51,28 @@ export interface SearchBackend {
   close(): Promise<void>
 }
 
+/**
+ * The client's serializer, keeping numbers JSON.parse changes: a search response's hits
+ * carry the exact text of such _source fields and such sort values as `{ number }`
+ * (`keepExactNumbers`), and a request body writes those numbers as their text.
+ */
+export class ExactSerializer extends Serializer {
+  override deserialize(json: string): unknown {
+    return keepExactNumbers(json, super.deserialize(json))
+  }
+
+  override serialize(object: unknown): string {
+    let text: string | undefined
+    try {
+      text = serializeExact(object)
+    } catch {
+      // The client's own error for a body it cannot write (a cycle, a BigInt).
+      return super.serialize(object)
+    }
+    return text ?? super.serialize(object)
+  }
+}
+
 function configError(message: string): ProviderError {
   return new ProviderError({ kind: 'config', operation: 'connect', message })
 }
@@ -78,6 +103,7 @@ export function clientOptions(
     requestTimeout: params.requestTimeoutMs ?? 30_000,
     maxRetries: params.maxRetries ?? 3,
     name: 'nvisy',
+    Serializer: ExactSerializer,
   }
   if (credentials.bearerToken !== undefined)
     options.headers = { authorization: `Bearer ${credentials.bearerToken}` }

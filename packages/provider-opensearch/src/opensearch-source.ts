@@ -5,6 +5,7 @@ import {
   type ReadItem,
   throwIfAborted,
 } from '@nvisy/provider-core'
+import { RAW_SOURCE, requestValue } from './exact-json.js'
 import type { SearchBackend, SearchHit } from './opensearch-client.js'
 import type { OpenSearchContext, OpenSearchStream } from './opensearch-schemas.js'
 
@@ -16,7 +17,8 @@ function configError(message: string): ProviderError {
 export function hitToData(hit: SearchHit, stream: OpenSearchStream): Data {
   const source = (hit._source ?? {}) as JsonObject
   if ((stream.data ?? 'document') === 'document') {
-    return { kind: 'document', id: hit._id, content: source }
+    const rawJson = hit[RAW_SOURCE]
+    return { kind: 'document', id: hit._id, content: source, ...(rawJson ? { rawJson } : {}) }
   }
   const field = stream.vectorField!
   const { [field]: values, ...metadata } = source
@@ -76,8 +78,10 @@ export async function* readIndex(
         throw configError(
           'resume context has no sortField value: it came from a read without stream.sortField',
         )
+      // A sort value JSON.parse would change is kept as { number: "<text>" }: sent as written.
+      const key = requestValue(after.key, 'resume context key')
       if (tiebreakField === undefined) {
-        filters.push({ range: { [sortField]: { gt: after.key } } })
+        filters.push({ range: { [sortField]: { gt: key } } })
       } else {
         if (after.tie === undefined || after.tie === null)
           throw configError(
@@ -87,12 +91,16 @@ export async function* readIndex(
         filters.push({
           bool: {
             should: [
-              { range: { [sortField]: { gt: after.key } } },
+              { range: { [sortField]: { gt: key } } },
               {
                 bool: {
                   filter: [
-                    { term: { [sortField]: after.key } },
-                    { range: { [tiebreakField]: { gt: after.tie } } },
+                    { term: { [sortField]: key } },
+                    {
+                      range: {
+                        [tiebreakField]: { gt: requestValue(after.tie, 'resume context tie') },
+                      },
+                    },
                   ],
                 },
               },
@@ -151,7 +159,10 @@ export async function* readIndex(
         track_total_hits: false,
       }
       if (query !== undefined) body.query = query
-      if (searchAfter !== undefined) body.search_after = searchAfter
+      if (searchAfter !== undefined)
+        body.search_after = searchAfter.map((value, i) =>
+          requestValue(value, `resume context after[${i}]`),
+        )
       if (stream.slice) body.slice = { id: stream.slice.id, max: stream.slice.max }
       if (sourceFilter) body._source = sourceFilter
       let response: Awaited<ReturnType<SearchBackend['search']>>
