@@ -25,6 +25,7 @@ export {
   type ValidationIssue,
 } from './errors.js'
 export { exactNumberFields, jsonNumberParsesExactly } from './json-numbers.js'
+export { type KeyRange, partitionPlan, quantileBounds, splitAtBounds } from './key-ranges.js'
 export { type Logger, memoryLogger, redactingLogger, silentLogger } from './logger.js'
 export { itemsFromPages, type Page } from './paged-items.js'
 export {

@@ -1,8 +1,8 @@
 export {
   type BulkResponse,
   clientOptions,
-  ExactSerializer,
   ElasticsearchBackend,
+  ExactSerializer,
   type SearchBackend,
   type SearchHit,
   type SearchResponse,

@@ -1,14 +1,19 @@
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
-import { type Logger, type PartitionPlan, throwIfAborted } from '@nvisy/provider-core'
+import {
+  type Logger,
+  type PartitionPlan,
+  partitionPlan,
+  quantileBounds,
+  splitAtBounds,
+  throwIfAborted,
+} from '@nvisy/provider-core'
 import { readBlobs } from './fs-blob-source.js'
 import type { FsDocumentRange } from './fs-document-source.js'
 import type { FsBlobStream, FsDocumentStream } from './fs-schemas.js'
 
 /** The most keys held while planning: beyond it every other one is dropped (they arrive sorted). */
 export const MAX_KEYS = 100_000
-
-type BlobRange = NonNullable<FsBlobStream['range']>
 
 /**
  * Split a blob stream into at most `count` key ranges holding about as many files: the keys
@@ -41,15 +46,11 @@ export async function partitionBlobs(
       partitions: [stream],
       reason: 'no file matches the stream: it is read as one partition',
     }
-  const bounds = quantiles(keys, count)
-  const outer: BlobRange = stream.range ?? {}
-  const partitions = rangesBetween(bounds, outer, (range) => withRange(stream, range))
-  return partitions.length < count
-    ? {
-        partitions,
-        reason: `${files} file${files === 1 ? '' : 's'}: ${partitions.length} partition${partitions.length === 1 ? '' : 's'}`,
-      }
-    : { partitions }
+  return partitionPlan(
+    splitAtBounds(stream, quantileBounds(keys, count)),
+    count,
+    `${files} file${files === 1 ? '' : 's'}`,
+  )
 }
 
 /**
@@ -102,43 +103,9 @@ export async function partitionJsonl(
   } finally {
     file.destroy()
   }
-  const partitions = rangesBetween(bounds, outer, (range) => withRange(stream, range))
-  return partitions.length < count
-    ? {
-        partitions,
-        reason: `${lines} line${lines === 1 ? '' : 's'}: ${partitions.length} partition${partitions.length === 1 ? '' : 's'}`,
-      }
-    : { partitions }
-}
-
-/** The last key of each of `count` equal shares of sorted keys (fewer when there are fewer keys). */
-function quantiles(keys: readonly string[], count: number): string[] {
-  const parts = Math.min(count, keys.length)
-  const bounds: string[] = []
-  for (let j = 1; j < parts; j++) {
-    const bound = keys[Math.floor((j * keys.length) / parts) - 1]!
-    if (bounds[bounds.length - 1] !== bound) bounds.push(bound)
-  }
-  return bounds
-}
-
-/** Ranges from one boundary to the next: (outer.after, b0], (b0, b1], ..., (bn, outer.through]. */
-function rangesBetween<TBound, TStream>(
-  bounds: readonly TBound[],
-  outer: { after?: TBound | undefined; through?: TBound | undefined },
-  make: (range: { after?: TBound; through?: TBound }) => TStream,
-): TStream[] {
-  return Array.from({ length: bounds.length + 1 }, (_, j) => {
-    const range: { after?: TBound; through?: TBound } = {}
-    const after = j === 0 ? outer.after : bounds[j - 1]
-    const through = j === bounds.length ? outer.through : bounds[j]
-    if (after !== undefined) range.after = after
-    if (through !== undefined) range.through = through
-    return make(range)
-  })
-}
-
-function withRange<T extends { range?: unknown }>(stream: T, range: object): T {
-  const { range: _outer, ...rest } = stream
-  return (Object.keys(range).length === 0 ? rest : { ...rest, range }) as T
+  return partitionPlan(
+    splitAtBounds(stream, bounds),
+    count,
+    `${lines} line${lines === 1 ? '' : 's'}`,
+  )
 }

@@ -1,8 +1,11 @@
 import {
   type PartitionPlan,
   ProviderError,
+  partitionPlan,
+  quantileBounds,
   type ReadItem,
   raceAbort,
+  splitAtBounds,
   throwIfAborted,
 } from '@nvisy/provider-core'
 import type { Db, Document, FindCursor } from 'mongodb'
@@ -164,30 +167,10 @@ export async function partitionCollection(
       partitions: [stream],
       reason: 'the stream has no documents: it is read as one partition',
     }
-  const parts = Math.min(count, ids.length)
-  const bounds: unknown[] = []
-  for (let j = 1; j < parts; j++) {
-    const bound = toCanonical(ids[Math.floor((j * ids.length) / parts) - 1])
-    const previous = bounds[bounds.length - 1]
-    if (previous !== undefined && JSON.stringify(previous) === JSON.stringify(bound)) continue
-    bounds.push(bound)
-  }
-  const { range: outer = {}, ...rest } = stream
-  const partitions = Array.from({ length: bounds.length + 1 }, (_, j) => {
-    const range: { after?: unknown; through?: unknown } = {}
-    const after = j === 0 ? outer.after : bounds[j - 1]
-    const through = j === bounds.length ? outer.through : bounds[j]
-    if (after !== undefined) range.after = after
-    if (through !== undefined) range.through = through
-    return Object.keys(range).length === 0 ? { ...rest } : { ...rest, range }
-  })
+  // Boundaries compared in their canonical (Extended JSON) form, as contexts hold them.
+  const bounds = quantileBounds(ids.map(toCanonical), count)
   const what = total <= limits.exact ? `${total} documents` : `a sample of ${ids.length} documents`
-  return partitions.length < count
-    ? {
-        partitions,
-        reason: `${what}: ${partitions.length} partition${partitions.length === 1 ? '' : 's'}`,
-      }
-    : { partitions }
+  return partitionPlan(splitAtBounds(stream, bounds), count, what)
 }
 
 /**

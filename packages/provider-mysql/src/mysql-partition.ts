@@ -1,7 +1,14 @@
 import { addAbortSignal, type Readable } from 'node:stream'
-import { type PartitionPlan, ProviderError, throwIfAborted } from '@nvisy/provider-core'
+import {
+  type PartitionPlan,
+  ProviderError,
+  partitionPlan,
+  quantileBounds,
+  splitAtBounds,
+  throwIfAborted,
+} from '@nvisy/provider-core'
 import type { MysqlClient } from './mysql-client.js'
-import type { MysqlRange, MysqlStream } from './mysql-schemas.js'
+import type { MysqlStream } from './mysql-schemas.js'
 import { compileItemBuilder, planRead } from './mysql-source.js'
 import { quoteString } from './mysql-values.js'
 
@@ -147,27 +154,5 @@ function rangesFromKeys(
           ? `${what}: one partition`
           : 'the stream has no rows: it is read as one partition',
     }
-  const parts = Math.min(count, keys.length)
-  const bounds: KeyTuple[] = []
-  for (let j = 1; j < parts; j++) {
-    const bound = keys[Math.floor((j * keys.length) / parts) - 1]!
-    const previous = bounds[bounds.length - 1]
-    if (previous && JSON.stringify(previous) === JSON.stringify(bound)) continue
-    bounds.push(bound)
-  }
-  const { range: outer = {}, ...rest } = stream
-  const partitions = Array.from({ length: bounds.length + 1 }, (_, j) => {
-    const range: MysqlRange = {}
-    const after = j === 0 ? outer.after : bounds[j - 1]
-    const through = j === bounds.length ? outer.through : bounds[j]
-    if (after !== undefined) range.after = after
-    if (through !== undefined) range.through = through
-    return Object.keys(range).length === 0 ? { ...rest } : { ...rest, range }
-  })
-  return partitions.length < count
-    ? {
-        partitions,
-        reason: `${what}: ${partitions.length} partition${partitions.length === 1 ? '' : 's'}`,
-      }
-    : { partitions }
+  return partitionPlan(splitAtBounds(stream, quantileBounds(keys, count)), count, what)
 }

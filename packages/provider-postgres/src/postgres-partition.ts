@@ -1,4 +1,10 @@
-import { type PartitionPlan, raceAbort } from '@nvisy/provider-core'
+import {
+  type PartitionPlan,
+  partitionPlan,
+  quantileBounds,
+  raceAbort,
+  splitAtBounds,
+} from '@nvisy/provider-core'
 import type { PoolClient } from 'pg'
 import Cursor from 'pg-cursor'
 import { describeTable, qualifiedName, quoteIdent, tableNotFound } from './postgres-catalog.js'
@@ -194,28 +200,5 @@ export function rangesFromKeys<TStream extends { range?: PostgresRange | undefin
           ? `${what}: one partition`
           : 'the stream has no rows: it is read as one partition',
     }
-  const parts = Math.min(count, keys.length)
-  const bounds: CursorTuple[] = []
-  for (let j = 1; j < parts; j++) {
-    const bound = keys[Math.floor((j * keys.length) / parts) - 1]!
-    const previous = bounds[bounds.length - 1]
-    if (previous && JSON.stringify(previous) === JSON.stringify(bound)) continue
-    bounds.push(bound)
-  }
-  const outer = stream.range ?? {}
-  const partitions = Array.from({ length: bounds.length + 1 }, (_, j) => {
-    const after = j === 0 ? outer.after : bounds[j - 1]
-    const through = j === bounds.length ? outer.through : bounds[j]
-    const range: PostgresRange = {}
-    if (after !== undefined) range.after = after
-    if (through !== undefined) range.through = through
-    const { range: _outer, ...rest } = stream
-    return (Object.keys(range).length === 0 ? rest : { ...rest, range }) as TStream
-  })
-  return partitions.length < count
-    ? {
-        partitions,
-        reason: `${what}: ${partitions.length} partition${partitions.length === 1 ? '' : 's'}`,
-      }
-    : { partitions }
+  return partitionPlan(splitAtBounds(stream, quantileBounds(keys, count)), count, what)
 }

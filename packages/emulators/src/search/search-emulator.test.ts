@@ -259,7 +259,7 @@ describe('search emulator strict duplicate detection', () => {
       expect(second.error.caused_by.caused_by.reason).toBe(`Duplicate field 'x'${where(16)}`)
       expect(third.status).toBe(201)
       // The index was created; only the clean document is in it.
-      const count = await (await fetch(`${emulator.url}/dup/_count`)).json()
+      const count = (await (await fetch(`${emulator.url}/dup/_count`)).json()) as { count: number }
       expect(count.count).toBe(1)
 
       // The single-document API answers 400 with the same error, caused_by and all.
