@@ -2,6 +2,7 @@
 // throwaway databases on the local PostgreSQL and MySQL/MariaDB servers.
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -12,8 +13,18 @@ import pg from 'pg'
 
 /** This folder: the example pipelines, their nvisy.config.json and node_modules. */
 export const EXAMPLES = dirname(dirname(fileURLToPath(import.meta.url)))
-/** What `npx nvisy` runs here: the runtime's bin as installed in this folder. */
-export const NVISY = join(EXAMPLES, 'node_modules', '.bin', 'nvisy')
+/**
+ * What `npx nvisy` runs here: the `nvisy` bin of the runtime installed in this folder, run with
+ * this Node as the bin's shim does. Read from the package's `bin` field, not from
+ * `node_modules/.bin`: in a fresh clone pnpm cannot link a workspace bin whose file is built
+ * only after the install.
+ */
+const runtimeDir = join(EXAMPLES, 'node_modules', '@nvisy', 'runtime')
+export const NVISY = join(
+  runtimeDir,
+  (JSON.parse(readFileSync(join(runtimeDir, 'package.json'), 'utf8')) as { bin: { nvisy: string } })
+    .bin.nvisy,
+)
 
 export const POSTGRES_URL =
   process.env.NVISY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -57,7 +68,7 @@ export async function runExample(
   checkpoints: string,
   timeoutMs = 240_000,
 ): Promise<CliRun> {
-  const child = spawn(NVISY, ['run', file, '--checkpoints', checkpoints], {
+  const child = spawn(process.execPath, [NVISY, 'run', file, '--checkpoints', checkpoints], {
     cwd: EXAMPLES,
     env: { PATH: process.env.PATH ?? '', HOME: dirname(checkpoints), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -71,7 +82,10 @@ export async function runExample(
     stderr = (stderr + chunk).slice(-200_000)
   })
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)))
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('exit', (c) => resolve(c))
+    child.once('error', reject)
+  })
   clearTimeout(timer)
   let summary: RunSummary | undefined
   try {
