@@ -63,13 +63,7 @@ const SDKS = {
   s3: ['@aws-sdk/client-s3', '@aws-sdk/lib-storage'],
 }
 // Dependencies that providers may share: not an SDK of anyone.
-const SHARED = new Set([
-  '@nvisy/provider-core',
-  '@sinclair/typebox',
-  'picomatch',
-  'mime-types',
-  'lossless-json',
-])
+const SHARED = new Set(['@nvisy/provider-core', '@sinclair/typebox', 'picomatch', 'mime-types'])
 
 // ---------------------------------------------------------------------------------------
 // Options

@@ -76,6 +76,14 @@ export {
   toIssues,
   validateValue,
 } from './schema.js'
+export {
+  type ExactNumber,
+  exactNumberValue,
+  HIT_RAW_JSON,
+  isExactNumber,
+  keepExactHitNumbers,
+  stringifyExact,
+} from './search-hits.js'
 export { type BlobOrigin, type CopyEnd, canCopyServerSide } from './server-side-copy.js'
 export { VERSION } from './version.js'
 export { itemDataError, writeEachConcurrently } from './write-each.js'

@@ -1,8 +1,13 @@
 import { readFile } from 'node:fs/promises'
 import { Client, type ClientOptions, Serializer } from '@elastic/elasticsearch'
-import { ProviderError, raceAbort } from '@nvisy/provider-core'
+import {
+  HIT_RAW_JSON,
+  keepExactHitNumbers,
+  ProviderError,
+  raceAbort,
+  stringifyExact,
+} from '@nvisy/provider-core'
 import type { ElasticsearchCredentials, ElasticsearchParams } from './elasticsearch-schemas.js'
-import { keepExactNumbers, RAW_SOURCE, serializeExact } from './exact-json.js'
 
 export interface SearchHit {
   _index: string
@@ -10,7 +15,7 @@ export interface SearchHit {
   _source?: Record<string, unknown>
   sort?: unknown[]
   /** Its _source fields holding numbers JSON.parse changes, as exact JSON text. */
-  [RAW_SOURCE]?: Record<string, string>
+  [HIT_RAW_JSON]?: Record<string, string>
 }
 
 export interface SearchResponse {
@@ -54,17 +59,17 @@ export interface SearchBackend {
 /**
  * The client's serializer, keeping numbers JSON.parse changes: a search response's hits
  * carry the exact text of such _source fields and such sort values as `{ number }`
- * (`keepExactNumbers`), and a request body writes those numbers as their text.
+ * (`keepExactHitNumbers`), and a request body writes those numbers as their text.
  */
 export class ExactSerializer extends Serializer {
   override deserialize<T = unknown>(json: string): T {
-    return keepExactNumbers(json, super.deserialize(json)) as T
+    return keepExactHitNumbers(json, super.deserialize(json)) as T
   }
 
   override serialize(object: Record<string, unknown>): string {
     let text: string | undefined
     try {
-      text = serializeExact(object)
+      text = stringifyExact(object)
     } catch {
       // The client's own error for a body it cannot write (a cycle, a BigInt).
       return super.serialize(object)

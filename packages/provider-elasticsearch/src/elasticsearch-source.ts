@@ -1,5 +1,7 @@
 import {
   type Data,
+  exactNumberValue,
+  HIT_RAW_JSON,
   type JsonObject,
   ProviderError,
   type ReadItem,
@@ -7,7 +9,6 @@ import {
 } from '@nvisy/provider-core'
 import type { SearchBackend, SearchHit } from './elasticsearch-client.js'
 import type { ElasticsearchContext, ElasticsearchStream } from './elasticsearch-schemas.js'
-import { RAW_SOURCE, requestValue } from './exact-json.js'
 
 function configError(message: string): ProviderError {
   return new ProviderError({ kind: 'config', operation: 'read', message })
@@ -17,7 +18,7 @@ function configError(message: string): ProviderError {
 export function hitToData(hit: SearchHit, stream: ElasticsearchStream): Data {
   const source = (hit._source ?? {}) as JsonObject
   if ((stream.data ?? 'document') === 'document') {
-    const rawJson = hit[RAW_SOURCE]
+    const rawJson = hit[HIT_RAW_JSON]
     return { kind: 'document', id: hit._id, content: source, ...(rawJson ? { rawJson } : {}) }
   }
   const field = stream.vectorField!
@@ -79,7 +80,7 @@ export async function* readIndex(
           'resume context has no sortField value: it came from a read without stream.sortField',
         )
       // A sort value JSON.parse would change is kept as { number: "<text>" }: sent as written.
-      const key = requestValue(after.key, 'resume context key')
+      const key = exactNumberValue(after.key, 'resume context key')
       if (tiebreakField === undefined) {
         filters.push({ range: { [sortField]: { gt: key } } })
       } else {
@@ -98,7 +99,7 @@ export async function* readIndex(
                     { term: { [sortField]: key } },
                     {
                       range: {
-                        [tiebreakField]: { gt: requestValue(after.tie, 'resume context tie') },
+                        [tiebreakField]: { gt: exactNumberValue(after.tie, 'resume context tie') },
                       },
                     },
                   ],
@@ -161,7 +162,7 @@ export async function* readIndex(
       if (query !== undefined) body.query = query
       if (searchAfter !== undefined)
         body.search_after = searchAfter.map((value, i) =>
-          requestValue(value, `resume context after[${i}]`),
+          exactNumberValue(value, `resume context after[${i}]`),
         )
       if (stream.slice) body.slice = { id: stream.slice.id, max: stream.slice.max }
       if (sourceFilter) body._source = sourceFilter

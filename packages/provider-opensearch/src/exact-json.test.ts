@@ -1,5 +1,5 @@
+import { exactNumberValue, HIT_RAW_JSON } from '@nvisy/provider-core'
 import { describe, expect, it } from 'vitest'
-import { RAW_SOURCE, requestValue } from './exact-json.js'
 import { ExactSerializer, type SearchResponse } from './opensearch-client.js'
 
 describe('ExactSerializer', () => {
@@ -13,14 +13,14 @@ describe('ExactSerializer', () => {
     const body = serializer.deserialize(text) as SearchResponse
     const [a, b] = body.hits.hits
     expect(a!.sort).toEqual([1, 0])
-    expect(a![RAW_SOURCE]).toBeUndefined()
+    expect(a![HIT_RAW_JSON]).toBeUndefined()
     expect(b!.sort).toEqual([{ number: '1700000000123456789' }, 4294967297])
-    expect(b![RAW_SOURCE]).toEqual({ seq: '1700000000123456789' })
+    expect(b![HIT_RAW_JSON]).toEqual({ seq: '1700000000123456789' })
     expect(b!._source).toEqual({ seq: 1700000000123456800, t: 'x' })
     // The raw text stays off the hit's enumerable fields.
     expect(Object.keys(b!)).toEqual(['_index', '_id', '_source', 'sort'])
     const request = serializer.serialize({
-      search_after: b!.sort!.map((value) => requestValue(value, 'after')),
+      search_after: b!.sort!.map((value) => exactNumberValue(value, 'after')),
       size: 2,
     })
     expect(request).toBe('{"search_after":[1700000000123456789,4294967297],"size":2}')

@@ -1,7 +1,12 @@
 import { readFile } from 'node:fs/promises'
-import { ProviderError, raceAbort } from '@nvisy/provider-core'
+import {
+  HIT_RAW_JSON,
+  keepExactHitNumbers,
+  ProviderError,
+  raceAbort,
+  stringifyExact,
+} from '@nvisy/provider-core'
 import { Client, type ClientOptions, Serializer } from '@opensearch-project/opensearch'
-import { keepExactNumbers, RAW_SOURCE, serializeExact } from './exact-json.js'
 import type { OpenSearchCredentials, OpenSearchParams } from './opensearch-schemas.js'
 
 export interface SearchHit {
@@ -10,7 +15,7 @@ export interface SearchHit {
   _source?: Record<string, unknown>
   sort?: unknown[]
   /** Its _source fields holding numbers JSON.parse changes, as exact JSON text. */
-  [RAW_SOURCE]?: Record<string, string>
+  [HIT_RAW_JSON]?: Record<string, string>
 }
 
 export interface SearchResponse {
@@ -54,17 +59,17 @@ export interface SearchBackend {
 /**
  * The client's serializer, keeping numbers JSON.parse changes: a search response's hits
  * carry the exact text of such _source fields and such sort values as `{ number }`
- * (`keepExactNumbers`), and a request body writes those numbers as their text.
+ * (`keepExactHitNumbers`), and a request body writes those numbers as their text.
  */
 export class ExactSerializer extends Serializer {
   override deserialize(json: string): unknown {
-    return keepExactNumbers(json, super.deserialize(json))
+    return keepExactHitNumbers(json, super.deserialize(json))
   }
 
   override serialize(object: unknown): string {
     let text: string | undefined
     try {
-      text = serializeExact(object)
+      text = stringifyExact(object)
     } catch {
       // The client's own error for a body it cannot write (a cycle, a BigInt).
       return super.serialize(object)

@@ -1,19 +1,21 @@
-import { exactNumberFields, jsonNumberParsesExactly, ProviderError } from '@nvisy/provider-core'
 import { isLosslessNumber, LosslessNumber, parse, stringify } from 'lossless-json'
+import { ProviderError } from './errors.js'
+import { exactNumberFields, jsonNumberParsesExactly } from './json-numbers.js'
 
 // ---------------------------------------------------------------------------------------
-// Numbers in search responses that JSON.parse does not hold exactly.
+// Numbers in search responses (Elasticsearch, OpenSearch: `hits.hits[]` with `_source` and
+// `sort`) that JSON.parse does not hold exactly. Both search providers use this.
 //
 // The client parses a response with JSON.parse, so a long past 2^53 (9007199254740993), a
 // 1e400 or a 20-digit decimal in a document's _source, or a long sort value (a date_nanos
-// field, a big sequence), comes out as another number. `deserializeExact` keeps them: a
-// hit's `RAW_SOURCE` holds the exact text of its _source fields that hold such numbers
+// field, a big sequence), comes out as another number. `keepExactHitNumbers` keeps them: a
+// hit's `HIT_RAW_JSON` holds the exact text of its _source fields that hold such numbers
 // (`DocumentData.rawJson`), and such a sort value becomes `{ number: "<its text>" }`, which
 // a resume context stores as JSON and a request sends back as that number token.
 // ---------------------------------------------------------------------------------------
 
 /** On a hit whose _source holds numbers JSON.parse changes: those fields' exact JSON text. */
-export const RAW_SOURCE: unique symbol = Symbol('nvisy.rawSource')
+export const HIT_RAW_JSON: unique symbol = Symbol('nvisy.hitRawJson')
 
 /** A sort value JSON.parse does not hold exactly, as its JSON number text. */
 export interface ExactNumber {
@@ -40,16 +42,16 @@ function holdsInexact(value: unknown): boolean {
 interface Hit {
   _source?: unknown
   sort?: unknown[]
-  [RAW_SOURCE]?: Record<string, string>
+  [HIT_RAW_JSON]?: Record<string, string>
 }
 
 /**
  * After JSON.parse gave `body` for the response `text`: when it is a search response whose
- * hits hold numbers JSON.parse changes, set each such hit's `RAW_SOURCE` and turn its
+ * hits hold numbers JSON.parse changes, set each such hit's `HIT_RAW_JSON` and turn its
  * inexact sort values into `ExactNumber`s. Most responses have none: a quick scan of the
  * text (`exactNumberFields`) answers without parsing again.
  */
-export function keepExactNumbers(text: string, body: unknown): unknown {
+export function keepExactHitNumbers(text: string, body: unknown): unknown {
   const hits = (body as { hits?: { hits?: unknown } } | null)?.hits?.hits
   if (!Array.isArray(hits) || hits.length === 0) return body
   // The exact text of the response's `hits` field, only when it holds such numbers.
@@ -68,7 +70,7 @@ export function keepExactNumbers(text: string, body: unknown): unknown {
     if (holdsInexact(exactHit._source)) {
       const fields = exactNumberFields(stringify(exactHit._source) ?? '')
       if (fields !== undefined)
-        Object.defineProperty(hit, RAW_SOURCE, { value: fields, enumerable: false })
+        Object.defineProperty(hit, HIT_RAW_JSON, { value: fields, enumerable: false })
     }
     if (Array.isArray(exactHit.sort) && Array.isArray(hit.sort)) {
       exactHit.sort.forEach((value, j) => {
@@ -81,10 +83,10 @@ export function keepExactNumbers(text: string, body: unknown): unknown {
 
 /**
  * A value from a resume context or a hit's sort values for a request body: an
- * `ExactNumber` becomes a number that `serializeExact` writes as its text; `field` names it
+ * `ExactNumber` becomes a number that `stringifyExact` writes as its text; `field` names it
  * in the error for text that is not a JSON number.
  */
-export function requestValue(value: unknown, field: string): unknown {
+export function exactNumberValue(value: unknown, field: string): unknown {
   if (!isExactNumber(value)) return value
   try {
     return new LosslessNumber(value.number)
@@ -97,8 +99,8 @@ export function requestValue(value: unknown, field: string): unknown {
   }
 }
 
-/** JSON text of a request body: as JSON.stringify, with `requestValue`'s numbers as written. */
-export function serializeExact(object: unknown): string | undefined {
+/** JSON text of a request body: as JSON.stringify, with `exactNumberValue`'s numbers as written. */
+export function stringifyExact(object: unknown): string | undefined {
   let exact = false
   const text = JSON.stringify(object, (_key, value) => {
     if (isLosslessNumber(value)) exact = true
