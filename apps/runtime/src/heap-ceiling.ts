@@ -73,8 +73,7 @@ export async function runUnderHeapCeiling(
   const worker = new Worker(new URL('./cli-worker.js', import.meta.url), {
     workerData: data,
     // A young generation of 64 MB: per-row objects die young, and a larger nursery lets them
-    // die there instead of being promoted into the capped old space (on a 1M-row MySQL ->
-    // PostgreSQL copy: 0.86 -> 1.01 of pgloader's speed, peak RSS 185 -> 220 MB).
+    // die there instead of being promoted into the capped old space.
     resourceLimits: {
       maxOldGenerationSizeMb: ceilingMb,
       maxYoungGenerationSizeMb: YOUNG_GENERATION_MB,
