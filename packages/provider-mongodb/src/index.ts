@@ -1,4 +1,5 @@
 export { clientSettings } from './mongodb-client.js'
+export { MongoConnection } from './mongodb-connection.js'
 export {
   afterValue,
   fromExtendedJson,
@@ -10,7 +11,6 @@ export {
 export { classifyMongoError } from './mongodb-errors.js'
 export {
   createMongoProvider,
-  type MongoConnection,
   type MongoProvider,
   type MongoProviderOptions,
   mongoProvider,

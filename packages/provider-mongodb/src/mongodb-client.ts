@@ -1,5 +1,5 @@
-import { ProviderError, raceAbort } from '@nvisy/provider-core'
-import { MongoClient, type MongoClientOptions } from 'mongodb'
+import { ProviderError } from '@nvisy/provider-core'
+import type { MongoClientOptions } from 'mongodb'
 import type { MongoCredentials, MongoParams } from './mongodb-schemas.js'
 
 function configError(message: string): ProviderError {
@@ -53,31 +53,4 @@ export function clientSettings(
   if (params.replicaSet !== undefined) options.replicaSet = params.replicaSet
   if (params.directConnection !== undefined) options.directConnection = params.directConnection
   return { url, options }
-}
-
-/** Build and connect a client; it is closed again when connecting fails or aborts. */
-export async function openClient(
-  credentials: MongoCredentials,
-  params: MongoParams,
-  signal: AbortSignal,
-): Promise<MongoClient> {
-  const { url, options } = clientSettings(credentials, params)
-  let client: MongoClient
-  try {
-    client = new MongoClient(url, options)
-  } catch (error) {
-    const name = (error as { name?: string }).name ?? 'Error'
-    throw new ProviderError({
-      kind: 'config',
-      operation: 'connect',
-      message: `MongoDB could not use the connection settings (${name}); the connection string is not repeated here because it may hold a password`,
-    })
-  }
-  try {
-    await raceAbort(client.connect(), signal)
-  } catch (error) {
-    await client.close().catch(() => {})
-    throw error
-  }
-  return client
 }
