@@ -27,6 +27,18 @@ export {
 export { exactNumberFields, jsonNumberParsesExactly } from './json-numbers.js'
 export { type KeyRange, partitionPlan, quantileBounds, splitAtBounds } from './key-ranges.js'
 export { type Logger, memoryLogger, redactingLogger, silentLogger } from './logger.js'
+export {
+  compareObjectKeys,
+  laterObjectKey,
+  MAX_PARTITION_KEYS,
+  type ObjectKeyRange,
+  ObjectKeyRangeSchema,
+  type ObjectListing,
+  type ObjectListingStream,
+  objectKeyRangeProblem,
+  objectListing,
+  partitionObjectKeys,
+} from './object-store.js'
 export { itemsFromPages, type Page } from './paged-items.js'
 export {
   canonicalJson,
