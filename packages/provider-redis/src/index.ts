@@ -1,8 +1,8 @@
 export type { RedisClient } from './redis-client.js'
+export { RedisConnection } from './redis-connection.js'
 export { classifyRedisError } from './redis-errors.js'
 export {
   createRedisProvider,
-  type RedisConnection,
   type RedisProvider,
   type RedisProviderOptions,
   redisProvider,

@@ -1,33 +1,15 @@
-import {
-  type Connection,
-  defineProvider,
-  errorMessage,
-  type Logger,
-  ProviderError,
-  raceAbort,
-  SPECIFICATION_VERSION,
-  type StreamInfo,
-} from '@nvisy/provider-core'
-import {
-  createRedisClient,
-  openRedisClient,
-  type RedisClient,
-  scanTargets,
-} from './redis-client.js'
+import { defineProvider, SPECIFICATION_VERSION } from '@nvisy/provider-core'
+import type { RedisClient } from './redis-client.js'
+import { RedisConnection } from './redis-connection.js'
 import { classifyRedisError } from './redis-errors.js'
 import {
   dataKindOf,
-  type RedisContext,
   RedisContextSchema,
   RedisCredentialsSchema,
   RedisParamsSchema,
-  type RedisSinkStream,
   RedisSinkStreamSchema,
-  type RedisStream,
   RedisStreamSchema,
 } from './redis-schemas.js'
-import { deleteDocuments, writeDocuments, writeMessages } from './redis-sink.js'
-import { readDocuments, readMessages } from './redis-source.js'
 import { VERSION } from './version.js'
 
 export interface RedisProviderOptions {
@@ -37,93 +19,6 @@ export interface RedisProviderOptions {
    * connected is connected by `connect`. Give it `enableOfflineQueue: false` for fast failures.
    */
   client?: RedisClient
-}
-
-const MAX_DISCOVERED = 1000
-
-export type RedisConnection = Connection<RedisStream, RedisContext, RedisSinkStream>
-
-function createConnection(client: RedisClient, owned: boolean, logger: Logger): RedisConnection {
-  let lastLogged = ''
-  const onError = (error: unknown) => {
-    const message = errorMessage(error)
-    if (message === lastLogged) return
-    lastLogged = message
-    logger.warn({ error: message }, 'redis connection error')
-  }
-  client.on('error', onError)
-  client.on('ready', () => {
-    lastLogged = ''
-  })
-  return {
-    async check() {
-      const reply = await client.ping()
-      if (reply !== 'PONG') {
-        throw new ProviderError({
-          kind: 'internal',
-          message: `Redis answered PING with ${JSON.stringify(reply)}`,
-        })
-      }
-    },
-    async discover({ signal }) {
-      const streams: StreamInfo[] = []
-      for (const { redis } of scanTargets(client)) {
-        let cursor = '0'
-        do {
-          const [next, keys] = await raceAbort(
-            redis.scan(cursor, 'COUNT', 1000, 'TYPE', 'stream'),
-            signal,
-          )
-          cursor = next
-          for (const key of [...new Set(keys)].sort()) {
-            if (streams.length >= MAX_DISCOVERED) return streams
-            streams.push({
-              name: key,
-              type: 'stream',
-              data: 'message',
-              stream: { kind: 'stream', key },
-            })
-          }
-        } while (cursor !== '0')
-      }
-      return streams
-    },
-    read(stream, { after, signal }) {
-      return stream.kind === 'stream'
-        ? readMessages(client, stream, after, signal)
-        : readDocuments(client, stream, after, signal)
-    },
-    write(stream, batch, { signal }) {
-      return stream.kind === 'stream'
-        ? writeMessages(client, stream, batch, signal)
-        : writeDocuments(client, stream, batch, signal)
-    },
-    async delete(stream, ids, { signal }) {
-      if (stream.kind !== 'document') {
-        throw new ProviderError({
-          kind: 'config',
-          message:
-            'delete is supported for document streams only; stream entries are not addressed by message id',
-        })
-      }
-      return deleteDocuments(client, stream, ids, signal)
-    },
-    async close() {
-      client.off('error', onError)
-      if (!owned) return
-      // Keep a listener: a late socket error after close must not become an unhandled event.
-      client.on('error', () => {})
-      try {
-        await Promise.race([
-          client.quit(),
-          new Promise((resolve) => setTimeout(resolve, 2000).unref()),
-        ])
-      } catch {
-        // The connection is already gone: nothing left to close gracefully.
-      }
-      client.disconnect()
-    },
-  }
 }
 
 /**
@@ -162,16 +57,8 @@ export function createRedisProvider(options: RedisProviderOptions = {}) {
     discover: true,
     classifyError: classifyRedisError,
     async connect({ credentials, params }, { signal, logger }) {
-      if (options.client) {
-        const client = options.client
-        if (client.status === 'wait')
-          await openRedisClient(client, signal, params.connectTimeoutMs ?? 10_000)
-        return createConnection(client, false, logger)
-      }
-      const { client, markEstablished } = createRedisClient(credentials, params)
-      await openRedisClient(client, signal, params.connectTimeoutMs ?? 10_000)
-      markEstablished()
-      return createConnection(client, true, logger)
+      if (options.client) return RedisConnection.borrow(options.client, params, signal, logger)
+      return RedisConnection.open(credentials, params, signal, logger)
     },
   })
 }
