@@ -1,5 +1,4 @@
-import { readFile } from 'node:fs/promises'
-import { Client, type ClientOptions, Serializer } from '@elastic/elasticsearch'
+import { type Client, type ClientOptions, Serializer } from '@elastic/elasticsearch'
 import {
   HIT_RAW_JSON,
   keepExactHitNumbers,
@@ -78,7 +77,7 @@ export class ExactSerializer extends Serializer {
   }
 }
 
-function configError(message: string): ProviderError {
+export function configError(message: string): ProviderError {
   return new ProviderError({ kind: 'config', operation: 'connect', message })
 }
 
@@ -209,30 +208,5 @@ export class ElasticsearchBackend implements SearchBackend {
 
   async close() {
     if (this.owned) await this.client.close()
-  }
-}
-
-/** Build a client from validated input; a CA file that cannot be read is a config error. */
-export async function openBackend(
-  credentials: ElasticsearchCredentials,
-  params: ElasticsearchParams,
-): Promise<ElasticsearchBackend> {
-  let ca: string | undefined
-  if (params.caFile !== undefined) {
-    try {
-      ca = await readFile(params.caFile, 'utf8')
-    } catch (error) {
-      throw configError(
-        `params.caFile could not be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-      )
-    }
-  }
-  const options = clientOptions(credentials, params, ca)
-  try {
-    return new ElasticsearchBackend(new Client(options), true)
-  } catch (error) {
-    throw configError(
-      `Elasticsearch could not use the connection settings (${(error as Error).name}): check params.url / params.nodes and the TLS settings`,
-    )
   }
 }

@@ -7,18 +7,18 @@ export {
   type SearchHit,
   type SearchResponse,
 } from './elasticsearch-client.js'
-export { classifyElasticsearchError } from './elasticsearch-errors.js'
 export {
   checkCluster,
-  columnTypeOf,
+  ElasticsearchConnection,
+  SUPPORTED_MAJORS,
+} from './elasticsearch-connection.js'
+export { classifyElasticsearchError } from './elasticsearch-errors.js'
+export { columnTypeOf, mappingColumns, mappingFields } from './elasticsearch-mapping.js'
+export {
   createElasticsearchProvider,
-  type ElasticsearchConnection,
   type ElasticsearchProvider,
   type ElasticsearchProviderOptions,
   elasticsearchProvider,
-  mappingColumns,
-  mappingFields,
-  SUPPORTED_MAJORS,
 } from './elasticsearch-provider.js'
 export {
   type ElasticsearchContext,
