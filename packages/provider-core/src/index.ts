@@ -8,7 +8,32 @@ export {
   mapConcurrent,
 } from './batcher.js'
 export type { ColumnInfo, ColumnType, PrepareResult, StreamSchema } from './columns.js'
+export {
+  type Capabilities,
+  type ConnectContext,
+  type ConnectInput,
+  type Connection,
+  type GuardedConnection,
+  MAX_PARTITIONS,
+  type PartitionOptions,
+  type PartitionPlan,
+  type PrepareOptions,
+  type Provider,
+  type ProviderDefinition,
+  type ProviderDescription,
+  type ReadItem,
+  type ReadOptions,
+  type SinkDefinition,
+  type SourceDefinition,
+  SPECIFICATION_VERSION,
+  type SpecificationVersion,
+  type StreamInfo,
+  type WriteFailure,
+  type WriteOptions,
+  type WriteResult,
+} from './contract.js'
 export * from './data.js'
+export { defineProvider } from './define-provider.js'
 export {
   ERROR_KINDS,
   type ErrorKind,
@@ -51,31 +76,6 @@ export {
   LocalPath,
   localPathParams,
 } from './param-marks.js'
-export {
-  type Capabilities,
-  type ConnectContext,
-  type ConnectInput,
-  type Connection,
-  defineProvider,
-  type GuardedConnection,
-  MAX_PARTITIONS,
-  type PartitionOptions,
-  type PartitionPlan,
-  type PrepareOptions,
-  type Provider,
-  type ProviderDefinition,
-  type ProviderDescription,
-  type ReadItem,
-  type ReadOptions,
-  type SinkDefinition,
-  type SourceDefinition,
-  SPECIFICATION_VERSION,
-  type SpecificationVersion,
-  type StreamInfo,
-  type WriteFailure,
-  type WriteOptions,
-  type WriteResult,
-} from './provider.js'
 export { collectMarked, collectSecrets, REDACTED, Redactor, redactObject } from './redact.js'
 export { backoffDelay, type RetryOptions, retry } from './retry.js'
 export {
@@ -97,5 +97,12 @@ export {
   stringifyExact,
 } from './search-hits.js'
 export { type BlobOrigin, type CopyEnd, canCopyServerSide } from './server-side-copy.js'
+export {
+  type TlsConnectOptions,
+  type TlsMode,
+  TlsSchema,
+  type TlsSettings,
+  tlsConnectOptions,
+} from './tls.js'
 export { VERSION } from './version.js'
 export { itemDataError, writeEachConcurrently } from './write-each.js'

@@ -2,7 +2,7 @@
 // ordering key: boundaries at equal shares of a sorted list of keys (every key, or a sample),
 // then one range from each boundary to the next, the first and last open-ended or bounded by
 // the stream's own range.
-import type { PartitionPlan } from './provider.js'
+import type { PartitionPlan } from './contract.js'
 
 /** A key range: keys after `after` up to and including `through`; a missing side is open. */
 export interface KeyRange<TKey> {

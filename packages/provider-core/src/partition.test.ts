@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox'
 import { describe, expect, it } from 'vitest'
+import { MAX_PARTITIONS, type PartitionPlan } from './contract.js'
+import { defineProvider } from './define-provider.js'
 import { ProviderError } from './errors.js'
-import { defineProvider, MAX_PARTITIONS, type PartitionPlan } from './provider.js'
 import { Secret } from './schema.js'
 import { VERSION } from './version.js'
 

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import { describe, expect, it } from 'vitest'
-import { defineProvider, SPECIFICATION_VERSION } from './provider.js'
+import { SPECIFICATION_VERSION } from './contract.js'
+import { defineProvider } from './define-provider.js'
 import { Secret } from './schema.js'
 import { canCopyServerSide } from './server-side-copy.js'
 

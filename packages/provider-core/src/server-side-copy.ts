@@ -10,7 +10,7 @@
 //   streams the body when the store refuses the copy.
 // The runtime sets `serverSideCopy` only where `canCopyServerSide` says yes.
 import { isDeepStrictEqual } from 'node:util'
-import type { ConnectInput, Provider } from './provider.js'
+import type { ConnectInput, Provider } from './contract.js'
 
 /**
  * Where a source read a blob, in the store's own terms, so a sink of the same provider can

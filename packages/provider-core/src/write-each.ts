@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events'
 import { mapConcurrent } from './batcher.js'
+import type { WriteFailure, WriteResult } from './contract.js'
 import { ProviderError } from './errors.js'
-import type { WriteFailure, WriteResult } from './provider.js'
 
 /**
  * Write a batch item by item, `concurrency` at a time, for sinks whose service takes one
