@@ -1,8 +1,12 @@
-export { classifyNatsError } from './nats-errors.js'
 export {
   buildConnectionOptions,
-  createNatsProvider,
+  NatsConnection,
   NatsProviderConnection,
+} from './nats-connection.js'
+export { classifyNatsError } from './nats-errors.js'
+export {
+  createNatsProvider,
+  type NatsProvider,
   type NatsProviderOptions,
   natsProvider,
 } from './nats-provider.js'
@@ -15,7 +19,9 @@ export {
   type NatsParams,
   NatsParamsSchema,
   type NatsSinkSettings,
+  type NatsSinkStream,
   NatsSinkStreamSchema,
+  type NatsStream,
   NatsStreamSchema,
   type NatsStreamSettings,
   type NatsTls,

@@ -1,7 +1,8 @@
 import { headers } from '@nats-io/nats-core'
 import { ProviderError } from '@nvisy/provider-core'
 import { describe, expect, it } from 'vitest'
-import { buildConnectionOptions, natsProvider } from './nats-provider.js'
+import { buildConnectionOptions } from './nats-connection.js'
+import { natsProvider } from './nats-provider.js'
 import { toMessageData } from './nats-source.js'
 
 function configError(fn: () => unknown): ProviderError {

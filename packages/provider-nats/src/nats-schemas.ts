@@ -107,7 +107,9 @@ export const NatsStreamSchema = Type.Object(
   },
   { additionalProperties: false },
 )
-export type NatsStreamSettings = Static<typeof NatsStreamSchema>
+export type NatsStream = Static<typeof NatsStreamSchema>
+/** @deprecated use NatsStream */
+export type NatsStreamSettings = NatsStream
 
 /** Resume context: the stream sequence of the last message read. */
 export const NatsContextSchema = Type.Object(
@@ -146,4 +148,6 @@ export const NatsSinkStreamSchema = Type.Object(
   },
   { additionalProperties: false },
 )
-export type NatsSinkSettings = Static<typeof NatsSinkStreamSchema>
+export type NatsSinkStream = Static<typeof NatsSinkStreamSchema>
+/** @deprecated use NatsSinkStream */
+export type NatsSinkSettings = NatsSinkStream

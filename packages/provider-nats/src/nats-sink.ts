@@ -10,7 +10,7 @@ import {
   type WriteResult,
 } from '@nvisy/provider-core'
 import { classifyNatsError, isNoResponders } from './nats-errors.js'
-import { DEFAULT_MAX_IN_FLIGHT, type NatsSinkSettings } from './nats-schemas.js'
+import { DEFAULT_MAX_IN_FLIGHT, type NatsSinkStream } from './nats-schemas.js'
 import { isInternalHeader } from './nats-source.js'
 
 const MESSAGE_KINDS = new Set<ErrorKind>(['data', 'config', 'not_found'])
@@ -18,7 +18,7 @@ const MESSAGE_KINDS = new Set<ErrorKind>(['data', 'config', 'not_found'])
 export interface WriteMessagesOptions {
   js: JetStreamClient
   jsm: () => Promise<JetStreamManager>
-  settings: NatsSinkSettings
+  settings: NatsSinkStream
   batch: readonly MessageData[]
   signal: AbortSignal
   /** The connection's window for `settings.maxInFlight`: shared by concurrent writes. */
