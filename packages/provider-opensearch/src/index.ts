@@ -7,18 +7,14 @@ export {
   type SearchHit,
   type SearchResponse,
 } from './opensearch-client.js'
+export { checkCluster, OpenSearchConnection, SUPPORTED_MAJORS } from './opensearch-connection.js'
 export { classifyOpenSearchError } from './opensearch-errors.js'
+export { columnTypeOf, mappingColumns, mappingFields } from './opensearch-mapping.js'
 export {
-  checkCluster,
-  columnTypeOf,
   createOpenSearchProvider,
-  mappingColumns,
-  mappingFields,
-  type OpenSearchConnection,
   type OpenSearchProvider,
   type OpenSearchProviderOptions,
   opensearchProvider,
-  SUPPORTED_MAJORS,
 } from './opensearch-provider.js'
 export {
   type OpenSearchContext,

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises'
 import {
   HIT_RAW_JSON,
   keepExactHitNumbers,
@@ -6,7 +5,7 @@ import {
   raceAbort,
   stringifyExact,
 } from '@nvisy/provider-core'
-import { Client, type ClientOptions, Serializer } from '@opensearch-project/opensearch'
+import { type Client, type ClientOptions, Serializer } from '@opensearch-project/opensearch'
 import type { OpenSearchCredentials, OpenSearchParams } from './opensearch-schemas.js'
 
 export interface SearchHit {
@@ -78,7 +77,7 @@ export class ExactSerializer extends Serializer {
   }
 }
 
-function configError(message: string): ProviderError {
+export function configError(message: string): ProviderError {
   return new ProviderError({ kind: 'config', operation: 'connect', message })
 }
 
@@ -244,30 +243,5 @@ export class OpenSearchBackend implements SearchBackend {
 
   async close() {
     if (this.owned) await this.client.close()
-  }
-}
-
-/** Build a client from validated input; a CA file that cannot be read is a config error. */
-export async function openBackend(
-  credentials: OpenSearchCredentials,
-  params: OpenSearchParams,
-): Promise<OpenSearchBackend> {
-  let ca: string | undefined
-  if (params.caFile !== undefined) {
-    try {
-      ca = await readFile(params.caFile, 'utf8')
-    } catch (error) {
-      throw configError(
-        `params.caFile could not be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-      )
-    }
-  }
-  const options = clientOptions(credentials, params, ca)
-  try {
-    return new OpenSearchBackend(new Client(options), true)
-  } catch (error) {
-    throw configError(
-      `OpenSearch could not use the connection settings (${(error as Error).name}): check params.url / params.nodes and the TLS settings`,
-    )
   }
 }
