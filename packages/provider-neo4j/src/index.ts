@@ -1,3 +1,4 @@
+export { Neo4jConnection } from './neo4j-connection.js'
 export { classifyNeo4jError } from './neo4j-errors.js'
 export {
   createNeo4jProvider,
