@@ -13,12 +13,8 @@ import {
   type WriteFailure,
   type WriteResult,
 } from '@nvisy/provider-core'
-import { removeStaleTemps, writeBlob } from './fs-blob-sink.js'
-import { readBlobs, validateBlobStream } from './fs-blob-source.js'
 import { type ConfinedDir, openConfinedDir } from './fs-confined.js'
 import { ensureDirectory } from './fs-directories.js'
-import { appendDocuments, type IdIndex } from './fs-document-sink.js'
-import { readJsonl } from './fs-document-source.js'
 import { classifyFsError, configError, dataError } from './fs-errors.js'
 import { partitionBlobs, partitionJsonl } from './fs-partition.js'
 import { isWithin, relativePathProblem } from './fs-paths.js'
@@ -30,6 +26,8 @@ import type {
   FsSinkStream,
   FsStream,
 } from './fs-schemas.js'
+import { appendDocuments, type IdIndex, removeStaleTemps, writeBlob } from './fs-sink.js'
+import { readBlobs, readJsonl, validateBlobStream } from './fs-source.js'
 
 export interface FsConnectionOptions {
   /** The root directory, absolute. */

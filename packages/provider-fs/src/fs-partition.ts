@@ -8,9 +8,8 @@ import {
   splitAtBounds,
   throwIfAborted,
 } from '@nvisy/provider-core'
-import { readBlobs } from './fs-blob-source.js'
-import type { FsDocumentRange } from './fs-document-source.js'
 import type { FsBlobStream, FsDocumentStream } from './fs-schemas.js'
+import { type FsDocumentRange, readBlobs } from './fs-source.js'
 
 /** The most keys held while planning: beyond it every other one is dropped (they arrive sorted). */
 export const MAX_KEYS = 100_000
