@@ -1,3 +1,4 @@
+export { PineconeConnection } from './pinecone-connection.js'
 export {
   classifyPineconeError,
   PineconeHttpError,
@@ -5,7 +6,6 @@ export {
 } from './pinecone-errors.js'
 export {
   createPineconeProvider,
-  type PineconeConnection,
   type PineconeProvider,
   type PineconeProviderOptions,
   pineconeProvider,

@@ -1,31 +1,14 @@
-import {
-  type Connection,
-  defineProvider,
-  raceAbort,
-  SPECIFICATION_VERSION,
-  type StreamInfo,
-} from '@nvisy/provider-core'
-import type { Index, Pinecone } from '@pinecone-database/pinecone'
-import {
-  createPineconeClient,
-  type IndexInfo,
-  requireIndexOrHost,
-  resolveIndex,
-} from './pinecone-client.js'
+import { defineProvider, SPECIFICATION_VERSION } from '@nvisy/provider-core'
+import type { Pinecone } from '@pinecone-database/pinecone'
+import { PineconeConnection } from './pinecone-connection.js'
 import { classifyPineconeError } from './pinecone-errors.js'
 import {
-  type PineconeContext,
   PineconeContextSchema,
   PineconeCredentialsSchema,
-  type PineconeParams,
   PineconeParamsSchema,
-  type PineconeSinkStream,
   PineconeSinkStreamSchema,
-  type PineconeStream,
   PineconeStreamSchema,
 } from './pinecone-schemas.js'
-import { deleteVectors, type SinkTarget, writeVectors } from './pinecone-sink.js'
-import { readVectors } from './pinecone-source.js'
 import { VERSION } from './version.js'
 
 export interface PineconeProviderOptions {
@@ -35,93 +18,6 @@ export interface PineconeProviderOptions {
    * classified from the SDK's error classes (a 403 or 429 is recognised by its message).
    */
   client?: Pinecone
-}
-
-export type PineconeConnection = Connection<PineconeStream, PineconeContext, PineconeSinkStream>
-
-const MAX_DISCOVERED = 1000
-
-function createConnection(client: Pinecone, params: PineconeParams): PineconeConnection {
-  let resolved: Promise<IndexInfo> | undefined
-  const info = () => {
-    resolved ??= resolveIndex(client, params)
-    // A failed lookup is retried by the next call, not cached.
-    resolved.catch(() => {
-      resolved = undefined
-    })
-    return resolved
-  }
-  const indexes = new Map<string, Index>()
-  let host: string | undefined
-  const indexFor = (namespace: string): Index => {
-    let index = indexes.get(namespace)
-    if (!index) {
-      index = client.index({ host: host!, namespace })
-      indexes.set(namespace, index)
-    }
-    return index
-  }
-  const ready = async (signal?: AbortSignal) => {
-    const resolvedInfo = await raceAbort(info(), signal)
-    host = resolvedInfo.host
-    return resolvedInfo
-  }
-  const defaultNamespace = params.namespace ?? ''
-  const target: SinkTarget = {
-    info: () => ready(),
-    index: indexFor,
-    namespace: (stream) => stream.namespace ?? defaultNamespace,
-    dimensionChecked: false,
-  }
-  return {
-    async check() {
-      await ready()
-      // The control plane accepted the key; prove the data plane does too.
-      await indexFor(defaultNamespace).describeIndexStats()
-    },
-    async discover({ signal }) {
-      const resolvedInfo = await ready(signal)
-      const streams: StreamInfo[] = []
-      let token: string | undefined
-      do {
-        const page = await raceAbort(
-          indexFor(defaultNamespace).listNamespaces({
-            limit: 100,
-            ...(token ? { paginationToken: token } : {}),
-          }),
-          signal,
-        )
-        for (const namespace of page.namespaces ?? []) {
-          if (streams.length >= MAX_DISCOVERED) return streams
-          const name = namespace.name ?? ''
-          streams.push({
-            name: name === '' ? '(default namespace)' : name,
-            type: 'namespace',
-            data: 'embedding',
-            stream: { namespace: name },
-            description: `${namespace.recordCount ?? 0} vectors${resolvedInfo.dimension ? `, dimension ${resolvedInfo.dimension}` : ''}`,
-          })
-        }
-        token = page.pagination?.next
-      } while (token)
-      return streams
-    },
-    async *read(stream, { after, signal }) {
-      await ready(signal)
-      yield* readVectors(indexFor(stream.namespace ?? defaultNamespace), stream, after, signal)
-    },
-    async write(stream, batch, { signal }) {
-      await ready(signal)
-      return writeVectors(target, stream, batch, signal)
-    },
-    async delete(stream, ids, { signal }) {
-      await ready(signal)
-      return deleteVectors(target, stream, ids, signal)
-    },
-    async close() {
-      indexes.clear()
-    },
-  }
 }
 
 /** Create the Pinecone provider. Without options it builds its own client per connection. */
@@ -150,9 +46,7 @@ export function createPineconeProvider(options: PineconeProviderOptions = {}) {
     discover: true,
     classifyError: classifyPineconeError,
     async connect({ credentials, params }) {
-      requireIndexOrHost(params)
-      const client = options.client ?? createPineconeClient(credentials, params)
-      return createConnection(client, params)
+      return PineconeConnection.open(credentials, params, options.client)
     },
   })
 }
