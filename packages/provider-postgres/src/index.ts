@@ -1,11 +1,12 @@
+export { PostgresConnection, poolConfig, SESSION_SETTINGS } from './postgres-connection.js'
 export { classifyPostgresError, kindOfSqlState } from './postgres-errors.js'
 export {
   createPostgresProvider,
+  type PostgresProvider,
+  type PostgresProviderOptions,
   type PostgresProviderSettings,
-  poolConfig,
   postgresProvider as default,
   postgresProvider,
-  SESSION_SETTINGS,
 } from './postgres-provider.js'
 export {
   FILTER_OPERATORS,

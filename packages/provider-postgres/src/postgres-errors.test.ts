@@ -72,6 +72,14 @@ describe('postgres connection settings', () => {
     expect(poolConfig({ user: 'u' }, params({ tls: { mode: 'require' } })).ssl).toEqual({
       rejectUnauthorized: false,
     })
+    expect(
+      poolConfig({ user: 'u' }, params({ tls: { mode: 'verify', servername: 'db.internal' } })).ssl,
+    ).toEqual({ rejectUnauthorized: true, servername: 'db.internal' })
+    // Plain TCP is said explicitly, unless a URL (whose sslmode decides) is given.
+    expect(poolConfig({ user: 'u' }, params({ tls: {} })).ssl).toBe(false)
+    expect(poolConfig({ user: 'u' }, params()).ssl).toBe(false)
+    expect(poolConfig({ url: 'postgres://u@h/d?sslmode=require' }, params()).ssl).toBeUndefined()
+    expect(() => params({ tls: { mode: 'on' } })).toThrow(/\/params\/tls\/mode/)
   })
   it('refuses missing fields with their path, and bad values through the schema', () => {
     expect(() => poolConfig({ password: 'p' }, params())).toThrow(/\/credentials\/user/)

@@ -1,4 +1,4 @@
-import { Destination, Secret, type Static, Type } from '@nvisy/provider-core'
+import { Destination, Secret, type Static, TlsSchema, Type } from '@nvisy/provider-core'
 
 const Identifier = Type.String({ minLength: 1, maxLength: 63 })
 
@@ -19,25 +19,6 @@ export const PostgresCredentialsSchema = Type.Object(
   { additionalProperties: false },
 )
 export type PostgresCredentials = Static<typeof PostgresCredentialsSchema>
-
-export const PostgresTlsSchema = Type.Object(
-  {
-    mode: Type.Optional(
-      Type.Union([Type.Literal('off'), Type.Literal('require'), Type.Literal('verify')], {
-        default: 'off',
-        description:
-          'off: plain TCP; require: TLS without checking the certificate; verify: TLS checked against `ca` (or the system CAs)',
-      }),
-    ),
-    ca: Type.Optional(
-      Type.String({ minLength: 1, description: 'PEM CA certificate(s) for mode verify' }),
-    ),
-    servername: Type.Optional(
-      Type.String({ minLength: 1, description: 'Host name to verify, when it differs from host' }),
-    ),
-  },
-  { additionalProperties: false },
-)
 
 export const PostgresParamsSchema = Type.Object(
   {
@@ -70,7 +51,7 @@ export const PostgresParamsSchema = Type.Object(
         description: 'Default schema for tables',
       }),
     ),
-    tls: Destination(Type.Optional(PostgresTlsSchema)),
+    tls: Destination(Type.Optional(TlsSchema)),
     poolSize: Type.Optional(
       Type.Integer({
         minimum: 1,

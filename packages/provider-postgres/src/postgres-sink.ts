@@ -2,6 +2,8 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import {
   type Data,
+  type PrepareOptions,
+  type PrepareResult,
   ProviderError,
   type SqlValue,
   throwIfAborted,
@@ -10,7 +12,8 @@ import {
 } from '@nvisy/provider-core'
 import type { PoolClient } from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
-import { qualifiedName, quoteIdent, type TableInfo } from './postgres-catalog.js'
+import { describeTable, qualifiedName, quoteIdent, type TableInfo } from './postgres-catalog.js'
+import { addColumnsStatement, checkIdentifier, createTableStatement } from './postgres-ddl.js'
 import { type Encoder, encodersFor, ValueRefused } from './postgres-encode.js'
 import { classifyPostgresError, hasSqlState, isRowDataError } from './postgres-errors.js'
 import type { PostgresSinkStream } from './postgres-schemas.js'
@@ -490,5 +493,76 @@ export async function writeBatch(
     throw error
   } finally {
     client.release(destroy ? true : undefined)
+  }
+}
+
+/**
+ * Create the table (create: ifMissing) or add the columns it lacks (evolve: addColumns), or
+ * say what is missing; with dryRun, only say what would be done. A caller caching the table's
+ * metadata drops it when actions ran.
+ */
+export async function prepareTable(
+  client: PoolClient,
+  schema: string,
+  stream: PostgresSinkStream,
+  options: PrepareOptions,
+): Promise<PrepareResult> {
+  for (let attempt = 0; ; attempt++) {
+    const info = await describeTable(client, schema, stream.table)
+    const actions: string[] = []
+    if (!info) {
+      if ((stream.create ?? 'never') === 'never') {
+        throw new ProviderError({
+          kind: 'not_found',
+          code: '42P01',
+          message: `table ${JSON.stringify(schema)}.${JSON.stringify(stream.table)} does not exist and stream.create is "never" (set create: "ifMissing" to create it)`,
+        })
+      }
+      if (!options.schema) {
+        throw new ProviderError({
+          kind: 'config',
+          message: `table ${JSON.stringify(schema)}.${JSON.stringify(stream.table)} does not exist and the source did not describe its columns: nothing to create it from`,
+        })
+      }
+      checkIdentifier(stream.table, 'table')
+      const namespace = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [
+        schema,
+      ])
+      if (namespace.rowCount === 0) {
+        checkIdentifier(schema, 'schema')
+        actions.push(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`)
+      }
+      actions.push(createTableStatement(schema, stream.table, options.schema))
+    } else if (options.schema) {
+      const missing = options.schema.columns.filter((c) => !info.byName.has(c.name))
+      if (missing.length > 0) {
+        if ((stream.evolve ?? 'none') === 'none') {
+          const names = missing.map((c) => JSON.stringify(c.name)).join(', ')
+          throw new ProviderError({
+            kind: 'config',
+            message: `table ${JSON.stringify(schema)}.${JSON.stringify(stream.table)} lacks column(s) ${names} and stream.evolve is "none" (set evolve: "addColumns" to add them)`,
+            issues: missing.map((c) => ({
+              path: '/stream/evolve',
+              rule: 'column exists',
+              message: `column ${JSON.stringify(c.name)} is missing`,
+            })),
+          })
+        }
+        actions.push(addColumnsStatement(schema, stream.table, missing, options.schema.system))
+      }
+    }
+    if (options.dryRun || actions.length === 0) return { existed: info !== undefined, actions }
+    try {
+      await client.query('BEGIN')
+      for (const action of actions) await client.query(action)
+      await client.query('COMMIT')
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined)
+      // Created by someone else meanwhile: look again (once).
+      const code = (error as { code?: string }).code
+      if (attempt === 0 && (code === '42P07' || code === '42701')) continue
+      throw error
+    }
+    return { existed: info !== undefined, actions }
   }
 }
