@@ -14,7 +14,7 @@ import { S3Copier, sameS3Place } from './s3-copy.js'
 import { classifyS3Error } from './s3-errors.js'
 import { S3Context, S3Credentials, S3Params, S3SinkStream, S3Stream } from './s3-schemas.js'
 import { writeS3 } from './s3-sink.js'
-import { readS3 } from './s3-source.js'
+import { partitionS3, readS3 } from './s3-source.js'
 import { VERSION } from './version.js'
 
 export interface S3ProviderOptions {
@@ -68,6 +68,7 @@ export function createS3Provider(options: S3ProviderOptions = {}) {
       context: S3Context,
       incremental: true,
       ordering: 'object key (UTF-8 binary order)',
+      partition: true,
     },
     sink: { data: 'blob', stream: S3SinkStream, idempotentBy: 'object key' },
     discover: true,
@@ -134,6 +135,8 @@ export function createS3Provider(options: S3ProviderOptions = {}) {
           return streams
         },
         read: (stream, { after, signal }) => readS3(client, bucket, stream, after, signal),
+        partition: (stream, { count, signal }) =>
+          partitionS3(client, bucket, stream, count, signal),
         write: (stream, batch, options) => writeS3(client, bucket, stream, batch, options, copier),
         async close() {
           if (owned) client.destroy()

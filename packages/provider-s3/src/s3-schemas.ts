@@ -1,4 +1,4 @@
-import { Destination, Secret, type Static, Type } from '@nvisy/provider-core'
+import { Destination, ObjectKeyRangeSchema, Secret, type Static, Type } from '@nvisy/provider-core'
 
 export const S3Credentials = Type.Object(
   {
@@ -71,6 +71,7 @@ export const S3Stream = Type.Object(
     ),
     suffix: Type.Optional(Type.String({ minLength: 1, description: 'Only keys ending with this' })),
     startAfter: Type.Optional(Type.String({ description: 'Only keys after this one' })),
+    range: Type.Optional(ObjectKeyRangeSchema),
     modifiedSince: Type.Optional(
       Type.String({
         format: 'date-time',

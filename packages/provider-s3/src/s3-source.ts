@@ -6,7 +6,15 @@ import {
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3'
-import { type BlobData, ProviderError, type ReadItem, toProviderError } from '@nvisy/provider-core'
+import {
+  type BlobData,
+  objectListing,
+  type PartitionPlan,
+  ProviderError,
+  partitionObjectKeys,
+  type ReadItem,
+  toProviderError,
+} from '@nvisy/provider-core'
 import picomatch from 'picomatch'
 import { classifyS3Error } from './s3-errors.js'
 import { decodeMetadata } from './s3-metadata.js'
@@ -16,12 +24,6 @@ import type { S3Context, S3Stream } from './s3-schemas.js'
 const HEAD_PREFETCH = 8
 
 const BODY_LISTENERS = 1000
-
-function maxKey(a: string | undefined, b: string | undefined): string | undefined {
-  if (a === undefined) return b
-  if (b === undefined) return a
-  return a > b ? a : b
-}
 
 function toError(error: unknown, key: string) {
   return toProviderError(error, { classify: classifyS3Error, cursor: { key } })
@@ -71,10 +73,64 @@ function lazyBody(
   }
 }
 
+type ListedObject = _Object & { Key: string }
+
 /**
- * List a bucket in key order (ListObjectsV2 is always in UTF-8 binary key order) and yield
- * each object as a blob whose context is its key. A resumed read lists from StartAfter =
- * the context's key, so it yields exactly the keys after it.
+ * The stream's objects page by page, in key order (ListObjectsV2 is always in UTF-8 binary
+ * key order), filtered by the stream's settings. The listing starts after the latest of
+ * `startAfter`, the key range's lower bound and the resume key (StartAfter), and ends after
+ * the range's upper bound.
+ */
+async function* listS3Pages(
+  client: S3Client,
+  bucket: string,
+  stream: S3Stream,
+  after: S3Context | undefined,
+  signal: AbortSignal,
+): AsyncGenerator<ListedObject[]> {
+  const prefix = stream.prefix ?? ''
+  const matches = stream.glob ? picomatch(stream.glob, { dot: true }) : undefined
+  const listing = objectListing(stream, after?.key, 's3', matches)
+  let token: string | undefined
+  let first = true
+  do {
+    const page = await client
+      .send(
+        new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: prefix || undefined,
+          StartAfter: first ? listing.startAfter : undefined,
+          ContinuationToken: token,
+          MaxKeys: stream.pageSize,
+        }),
+        { abortSignal: signal },
+      )
+      .catch((error: unknown) => {
+        throw toProviderError(error, { classify: classifyS3Error, cursor: after })
+      })
+    first = false
+    const objects: ListedObject[] = []
+    let past = false
+    for (const object of page.Contents ?? []) {
+      const key = object.Key
+      if (key === undefined) continue
+      // Keys come in order: the first one past the range's upper bound ends the listing.
+      if (listing.isPast(key)) {
+        past = true
+        break
+      }
+      if (listing.includes(key, object.LastModified)) objects.push(object as ListedObject)
+    }
+    if (objects.length > 0) yield objects
+    if (past) return
+    token = page.IsTruncated ? page.NextContinuationToken : undefined
+  } while (token)
+}
+
+/**
+ * List a bucket in key order and yield each object as a blob whose context is its key. A
+ * resumed read lists from StartAfter = the context's key (or the range's lower bound, if
+ * later), so it yields exactly the keys after it; a key range stops after its upper bound.
  */
 export async function* readS3(
   client: S3Client,
@@ -86,43 +142,13 @@ export async function* readS3(
   // Each blob body being read listens on the read's signal; a sink reading many bodies at
   // once is expected, not a leak.
   if (getMaxListeners(signal) < BODY_LISTENERS) setMaxListeners(BODY_LISTENERS, signal)
-  const prefix = stream.prefix ?? ''
-  const matches = stream.glob ? picomatch(stream.glob, { dot: true }) : undefined
-  const since = stream.modifiedSince ? Date.parse(stream.modifiedSince) : undefined
-  const startAfter = maxKey(stream.startAfter, after?.key)
-  let token: string | undefined
-  let first = true
-  do {
-    const page = await client
-      .send(
-        new ListObjectsV2Command({
-          Bucket: bucket,
-          Prefix: prefix || undefined,
-          StartAfter: first ? startAfter : undefined,
-          ContinuationToken: token,
-          MaxKeys: stream.pageSize,
-        }),
-        { abortSignal: signal },
-      )
-      .catch((error: unknown) => {
-        throw toProviderError(error, { classify: classifyS3Error, cursor: after })
-      })
-    first = false
-    const objects = (page.Contents ?? []).filter((object): object is _Object & { Key: string } => {
-      const key = object.Key
-      if (key === undefined) return false
-      if (stream.suffix && !key.endsWith(stream.suffix)) return false
-      if (matches && !matches(key.slice(prefix.length))) return false
-      if (since !== undefined && object.LastModified && object.LastModified.getTime() < since)
-        return false
-      return true
-    })
+  for await (const objects of listS3Pages(client, bucket, stream, after, signal)) {
     // Prefetch HeadObject a few objects ahead; each item still waits for its own answer.
     const heads: Promise<{
       contentType?: string | undefined
       metadata?: Record<string, string> | undefined
     }>[] = []
-    const head = (object: _Object & { Key: string }) =>
+    const head = (object: ListedObject) =>
       client
         .send(new HeadObjectCommand({ Bucket: bucket, Key: object.Key, IfMatch: object.ETag }), {
           abortSignal: signal,
@@ -157,6 +183,23 @@ export async function* readS3(
       }
       yield { data, context: { key: object.Key } }
     }
-    token = page.IsTruncated ? page.NextContinuationToken : undefined
-  } while (token)
+  }
+}
+
+/**
+ * Split a stream into at most `count` key ranges holding about as many objects, from its
+ * listing (keys only: no HeadObject, no body); see `partitionObjectKeys`.
+ */
+export async function partitionS3(
+  client: S3Client,
+  bucket: string,
+  stream: S3Stream,
+  count: number,
+  signal: AbortSignal,
+): Promise<PartitionPlan<S3Stream>> {
+  async function* keys() {
+    for await (const objects of listS3Pages(client, bucket, stream, undefined, signal))
+      for (const object of objects) yield object.Key
+  }
+  return partitionObjectKeys(stream, keys(), count)
 }
