@@ -8,7 +8,7 @@ import {
 import { classifyGcsError } from './gcs-errors.js'
 import { GcsContext, GcsCredentials, GcsParams, GcsSinkStream, GcsStream } from './gcs-schemas.js'
 import { writeGcs } from './gcs-sink.js'
-import { readGcs } from './gcs-source.js'
+import { partitionGcs, readGcs } from './gcs-source.js'
 import { VERSION } from './version.js'
 
 export interface GcsProviderOptions {
@@ -88,6 +88,7 @@ export function createGcsProvider(options: GcsProviderOptions = {}) {
       context: GcsContext,
       incremental: true,
       ordering: 'object name (UTF-8 binary order)',
+      partition: true,
     },
     sink: { data: 'blob', stream: GcsSinkStream, idempotentBy: 'object name' },
     discover: true,
@@ -136,6 +137,7 @@ export function createGcsProvider(options: GcsProviderOptions = {}) {
           return streams
         },
         read: (stream, { after, signal }) => readGcs(bucket, stream, after, signal),
+        partition: (stream, { count, signal }) => partitionGcs(bucket, stream, count, signal),
         write: (stream, batch, { signal }) => writeGcs(bucket, stream, batch, signal),
         async close() {},
       }

@@ -1,4 +1,4 @@
-import { Destination, Secret, type Static, Type } from '@nvisy/provider-core'
+import { Destination, ObjectKeyRangeSchema, Secret, type Static, Type } from '@nvisy/provider-core'
 
 export const GcsCredentials = Type.Object(
   {
@@ -57,6 +57,7 @@ export const GcsStream = Type.Object(
       Type.String({ minLength: 1, description: 'Only names ending with this' }),
     ),
     startAfter: Type.Optional(Type.String({ description: 'Only names after this one' })),
+    range: Type.Optional(ObjectKeyRangeSchema),
     modifiedSince: Type.Optional(
       Type.String({
         format: 'date-time',

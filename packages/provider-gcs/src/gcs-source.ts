@@ -1,17 +1,19 @@
 import { getMaxListeners, setMaxListeners } from 'node:events'
 import type { Bucket, File } from '@google-cloud/storage'
-import { type BlobData, ProviderError, type ReadItem, toProviderError } from '@nvisy/provider-core'
+import {
+  type BlobData,
+  objectListing,
+  type PartitionPlan,
+  ProviderError,
+  partitionObjectKeys,
+  type ReadItem,
+  toProviderError,
+} from '@nvisy/provider-core'
 import picomatch from 'picomatch'
 import { classifyGcsError, gcsStatus } from './gcs-errors.js'
 import type { GcsContext, GcsStream } from './gcs-schemas.js'
 
 const BODY_LISTENERS = 1000
-
-function maxKey(a: string | undefined, b: string | undefined): string | undefined {
-  if (a === undefined) return b
-  if (b === undefined) return a
-  return a > b ? a : b
-}
 
 /** The object body, opened only when the consumer iterates it, pinned to the listed generation. */
 function lazyBody(
@@ -49,9 +51,58 @@ function lazyBody(
 }
 
 /**
- * List a bucket page by page in name order (GCS lists in lexicographic UTF-8 order) and
- * yield each object as a blob whose context is its name. A resumed read lists from
- * `startOffset` = that name and drops the name itself, so it yields exactly what follows.
+ * The stream's objects page by page, in name order (GCS lists in lexicographic UTF-8 order),
+ * filtered by the stream's settings. The listing starts at `startOffset` = the latest of
+ * `startAfter`, the key range's lower bound and the resume name, dropping that name itself,
+ * and ends after the range's upper bound.
+ */
+async function* listGcsPages(
+  bucket: Bucket,
+  stream: GcsStream,
+  after: GcsContext | undefined,
+  signal: AbortSignal,
+): AsyncGenerator<File[]> {
+  const prefix = stream.prefix ?? ''
+  const matches = stream.glob ? picomatch(stream.glob, { dot: true }) : undefined
+  const listing = objectListing(stream, after?.key, 'gcs', matches)
+  let pageToken: string | undefined
+  do {
+    if (signal.aborted) throw signal.reason
+    let files: File[]
+    let next: { pageToken?: string } | null
+    try {
+      ;[files, next] = (await bucket.getFiles({
+        prefix: prefix || undefined,
+        startOffset: listing.startAfter,
+        maxResults: stream.pageSize,
+        autoPaginate: false,
+        pageToken,
+      })) as unknown as [File[], { pageToken?: string } | null]
+    } catch (error) {
+      throw toProviderError(error, { classify: classifyGcsError, cursor: after })
+    }
+    const kept: File[] = []
+    let past = false
+    for (const file of files) {
+      // Names come in order: the first one past the range's upper bound ends the listing.
+      if (listing.isPast(file.name)) {
+        past = true
+        break
+      }
+      const updated = file.metadata.updated ? new Date(file.metadata.updated) : undefined
+      if (listing.includes(file.name, updated)) kept.push(file)
+    }
+    if (kept.length > 0) yield kept
+    if (past) return
+    pageToken = next?.pageToken
+  } while (pageToken)
+}
+
+/**
+ * List a bucket in name order and yield each object as a blob whose context is its name. A
+ * resumed read lists from `startOffset` = that name (or the range's lower bound, if later)
+ * and drops the name itself, so it yields exactly what follows; a key range stops after its
+ * upper bound.
  */
 export async function* readGcs(
   bucket: Bucket,
@@ -62,34 +113,11 @@ export async function* readGcs(
   // Each blob body being read listens on the read's signal; a sink reading many bodies at
   // once is expected, not a leak.
   if (getMaxListeners(signal) < BODY_LISTENERS) setMaxListeners(BODY_LISTENERS, signal)
-  const prefix = stream.prefix ?? ''
-  const matches = stream.glob ? picomatch(stream.glob, { dot: true }) : undefined
-  const since = stream.modifiedSince ? Date.parse(stream.modifiedSince) : undefined
-  const startAfter = maxKey(stream.startAfter, after?.key)
-  let pageToken: string | undefined
-  do {
-    if (signal.aborted) throw signal.reason
-    let files: File[]
-    let next: { pageToken?: string } | null
-    try {
-      ;[files, next] = (await bucket.getFiles({
-        prefix: prefix || undefined,
-        startOffset: startAfter,
-        maxResults: stream.pageSize,
-        autoPaginate: false,
-        pageToken,
-      })) as unknown as [File[], { pageToken?: string } | null]
-    } catch (error) {
-      throw toProviderError(error, { classify: classifyGcsError, cursor: after })
-    }
+  for await (const files of listGcsPages(bucket, stream, after, signal)) {
     for (const file of files) {
       const name = file.name
-      if (startAfter !== undefined && name <= startAfter) continue
-      if (stream.suffix && !name.endsWith(stream.suffix)) continue
-      if (matches && !matches(name.slice(prefix.length))) continue
       const meta = file.metadata
       const updated = meta.updated ? new Date(meta.updated) : undefined
-      if (since !== undefined && updated && updated.getTime() < since) continue
       const userMetadata = meta.metadata
         ? Object.fromEntries(
             Object.entries(meta.metadata)
@@ -108,6 +136,22 @@ export async function* readGcs(
       }
       yield { data, context: { key: name } }
     }
-    pageToken = next?.pageToken
-  } while (pageToken)
+  }
+}
+
+/**
+ * Split a stream into at most `count` name ranges holding about as many objects, from its
+ * listing (names only: no body is opened); see `partitionObjectKeys`.
+ */
+export async function partitionGcs(
+  bucket: Bucket,
+  stream: GcsStream,
+  count: number,
+  signal: AbortSignal,
+): Promise<PartitionPlan<GcsStream>> {
+  async function* names() {
+    for await (const files of listGcsPages(bucket, stream, undefined, signal))
+      for (const file of files) yield file.name
+  }
+  return partitionObjectKeys(stream, names(), count)
 }
