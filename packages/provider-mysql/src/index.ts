@@ -1,11 +1,11 @@
 export { EXACT_VALUE_OPTIONS, SESSION_SQL_MODE } from './mysql-client.js'
+export { MysqlConnection, poolOptions } from './mysql-connection.js'
 export { classifyMysqlError, mysqlErrorKind } from './mysql-errors.js'
 export {
   createMysqlProvider,
-  type MysqlConnection,
+  type MysqlProvider,
   type MysqlProviderOptions,
   mysqlProvider,
-  poolOptions,
 } from './mysql-provider.js'
 export {
   type MysqlContext,

@@ -1,6 +1,7 @@
 import { ProviderError } from '@nvisy/provider-core'
 import { describe, expect, it } from 'vitest'
-import { mysqlProvider, poolOptions } from './mysql-provider.js'
+import { poolOptions } from './mysql-connection.js'
+import { mysqlProvider } from './mysql-provider.js'
 
 const validate = (input: { credentials: unknown; params: unknown }) =>
   mysqlProvider.validateInput(input)
@@ -35,6 +36,11 @@ describe('settings', () => {
       rejectUnauthorized: true,
       ca: 'PEM',
     })
+    expect(
+      poolOptions({ user: 'u' }, { ...params, tls: { mode: 'verify', servername: 'db.internal' } })
+        .ssl,
+    ).toEqual({ rejectUnauthorized: true, servername: 'db.internal' })
+    expect(poolOptions({ user: 'u' }, { ...params, tls: {} }).ssl).toBeUndefined()
   })
 
   it('reads user, password, host, port and database from a URL; params win', () => {

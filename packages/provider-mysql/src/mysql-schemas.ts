@@ -1,4 +1,4 @@
-import { Destination, Secret, type Static, Type } from '@nvisy/provider-core'
+import { Destination, Secret, type Static, TlsSchema, Type } from '@nvisy/provider-core'
 
 const PasswordCredentials = Type.Object(
   {
@@ -24,25 +24,6 @@ const UrlCredentials = Type.Object(
 export const MysqlCredentialsSchema = Type.Union([PasswordCredentials, UrlCredentials])
 export type MysqlCredentials = Static<typeof MysqlCredentialsSchema>
 
-export const MysqlTlsSchema = Type.Object(
-  {
-    mode: Type.Optional(
-      Type.Union([Type.Literal('off'), Type.Literal('require'), Type.Literal('verify')], {
-        default: 'off',
-        description:
-          'off: plain TCP; require: TLS without certificate checks; verify: TLS checked against `ca` (or the system roots)',
-      }),
-    ),
-    ca: Type.Optional(
-      Type.String({ minLength: 1, description: 'PEM CA certificate(s) for mode verify' }),
-    ),
-    servername: Type.Optional(
-      Type.String({ minLength: 1, description: 'Host name to verify, when it differs from host' }),
-    ),
-  },
-  { additionalProperties: false },
-)
-
 export const MysqlParamsSchema = Type.Object(
   {
     host: Destination(
@@ -67,7 +48,7 @@ export const MysqlParamsSchema = Type.Object(
         }),
       ),
     ),
-    tls: Destination(Type.Optional(MysqlTlsSchema)),
+    tls: Destination(Type.Optional(TlsSchema)),
     poolSize: Type.Optional(
       Type.Integer({
         minimum: 1,

@@ -6,6 +6,7 @@ import {
   type ReadItem,
   type ReadOptions,
   type SqlValue,
+  type StreamInfo,
   throwIfAborted,
 } from '@nvisy/provider-core'
 import { findColumn, type MysqlClient, type TableInfo } from './mysql-client.js'
@@ -20,6 +21,7 @@ import {
   type DecoderOptions,
   decoderFor,
   quoteId,
+  quoteString,
   quoteTable,
   selectExpression,
   toCursorValue,
@@ -421,4 +423,38 @@ async function* readPages(
     // The next page starts after the last row of this one.
     position = buildItem(last!).context.values
   }
+}
+
+/** Every table and view of the default database, with its columns. */
+export async function discoverTables(
+  client: MysqlClient,
+  signal: AbortSignal,
+): Promise<StreamInfo[]> {
+  const database = client.database(undefined)
+  const tables = await client.withConnection(signal, async (connection) => {
+    const [rows] = await connection.query({
+      sql: `SELECT TABLE_NAME, TABLE_TYPE, TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${quoteString(database)} ORDER BY TABLE_NAME`,
+      rowsAsArray: true,
+    })
+    return rows as string[][]
+  })
+  const found: StreamInfo[] = []
+  for (const [name, type, comment] of tables) {
+    const info = await client.tableInfo(database, String(name), signal, true)
+    const entry: StreamInfo = {
+      name: String(name),
+      type: type === 'VIEW' || type === 'SYSTEM VIEW' ? 'view' : 'table',
+      data: 'record',
+      stream: { table: String(name), database },
+      fields: info.columns.map((c) => ({
+        name: c.name,
+        type: c.json ? 'json' : c.columnType,
+        nullable: c.nullable,
+        primaryKey: c.primaryKeyPosition > 0,
+      })),
+    }
+    if (comment) entry.description = String(comment)
+    found.push(entry)
+  }
+  return found
 }
