@@ -1,7 +1,9 @@
+export { openDatabase, SqliteConnection } from './sqlite-connection.js'
 export { classifySqliteError, kindOfSqliteError } from './sqlite-errors.js'
 export {
   createSqliteProvider,
-  openDatabase,
+  type SqliteProvider,
+  type SqliteProviderOptions,
   type SqliteProviderSettings,
   sqliteProvider as default,
   sqliteProvider,
