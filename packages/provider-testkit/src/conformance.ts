@@ -8,6 +8,7 @@ import {
   type ReadItem,
 } from '@nvisy/provider-core'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { readAll } from './read-all.js'
 import { servicesRequired } from './services.js'
 import type { ConformanceOptions } from './types.js'
 
@@ -16,20 +17,6 @@ const ABORT_DEADLINE_MS = 2_000
 /** A JSON round trip: contexts are stored as JSON (checkpoints, NATS), so resume must work from one. */
 function viaJson<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T
-}
-
-async function collect(
-  connection: GuardedConnection,
-  stream: unknown,
-  options: { after?: unknown; limit?: number; signal?: AbortSignal } = {},
-): Promise<ReadItem[]> {
-  const items: ReadItem[] = []
-  const signal = options.signal ?? new AbortController().signal
-  for await (const item of connection.read(stream, { after: options.after, signal })) {
-    items.push(item)
-    if (options.limit !== undefined && items.length >= options.limit) break
-  }
-  return items
 }
 
 function range(from: number, count: number): number[] {
@@ -170,7 +157,7 @@ export function runProviderConformance<TStream, TSinkStream>(
           const pathErrors: unknown[] = []
           if (connection && provider.capabilities.read) {
             pathErrors.push(
-              await collect(connection, fixture.stream, { limit: 1 }).catch((e: unknown) => e),
+              await readAll(connection, fixture.stream, { limit: 1 }).catch((e: unknown) => e),
             )
           }
           if (connection && provider.capabilities.write && fixture.sink) {
@@ -238,7 +225,7 @@ export function runProviderConformance<TStream, TSinkStream>(
         async () => {
           await fixture.seed(0, seedCount)
           const connection = await connect()
-          const items = await collect(connection, fixture.stream)
+          const items = await readAll(connection, fixture.stream)
           expect(sorted(await itemNumbers(items))).toEqual(range(0, seedCount))
           for (const item of items)
             expect(item.context, 'every item carries a context').not.toBeUndefined()
@@ -251,15 +238,15 @@ export function runProviderConformance<TStream, TSinkStream>(
         async () => {
           await fixture.seed(0, seedCount)
           const connection = await connect()
-          const all = await collect(connection, fixture.stream)
+          const all = await readAll(connection, fixture.stream)
           const order = await itemNumbers(all)
           expect(order.length).toBe(seedCount)
           const positions = [...new Set([0, 1, Math.floor(seedCount / 2), seedCount - 2])]
           for (const k of positions) {
             // Stop after k + 1 items, as a crashed run would, then resume from the last one's context.
-            const head = await collect(connection, fixture.stream, { limit: k + 1 })
+            const head = await readAll(connection, fixture.stream, { limit: k + 1 })
             expect(await itemNumbers(head)).toEqual(order.slice(0, k + 1))
-            const rest = await collect(connection, fixture.stream, {
+            const rest = await readAll(connection, fixture.stream, {
               after: viaJson(head[k]!.context),
             })
             expect(await itemNumbers(rest), `resume after item at position ${k}`).toEqual(
@@ -275,8 +262,8 @@ export function runProviderConformance<TStream, TSinkStream>(
         async () => {
           await fixture.seed(0, seedCount)
           const connection = await connect()
-          const all = await collect(connection, fixture.stream)
-          const rest = await collect(connection, fixture.stream, {
+          const all = await readAll(connection, fixture.stream)
+          const rest = await readAll(connection, fixture.stream, {
             after: viaJson(all[all.length - 1]!.context),
           })
           expect(await itemNumbers(rest)).toEqual([])
@@ -293,10 +280,10 @@ export function runProviderConformance<TStream, TSinkStream>(
           async () => {
             await fixture.seed(0, seedCount)
             const connection = await connect()
-            const all = await collect(connection, fixture.stream)
+            const all = await readAll(connection, fixture.stream)
             const last = viaJson(all[all.length - 1]!.context)
             await fixture.seed(seedCount, 5)
-            const fresh = await collect(connection, fixture.stream, { after: last })
+            const fresh = await readAll(connection, fixture.stream, { after: last })
             expect(sorted(await itemNumbers(fresh))).toEqual(range(seedCount, 5))
           },
           timeout,
@@ -314,7 +301,7 @@ export function runProviderConformance<TStream, TSinkStream>(
         const readPartitions = async (connection: GuardedConnection, partitions: unknown[]) => {
           const parts: number[][] = []
           for (const partition of partitions)
-            parts.push(await itemNumbers(await collect(connection, viaJson(partition))))
+            parts.push(await itemNumbers(await readAll(connection, viaJson(partition))))
           return parts
         }
         const expectExactCover = (parts: number[][], expected: number[]) => {
@@ -339,7 +326,7 @@ export function runProviderConformance<TStream, TSinkStream>(
           async () => {
             await fixture.seed(0, seedCount)
             const connection = await connect()
-            const whole = await itemNumbers(await collect(connection, fixture.stream))
+            const whole = await itemNumbers(await readAll(connection, fixture.stream))
             expect(sorted(whole)).toEqual(range(0, seedCount))
             for (const count of [2, 3, 4]) {
               const { partitions } = await plan(connection, count)
@@ -361,13 +348,13 @@ export function runProviderConformance<TStream, TSinkStream>(
             const { partitions } = await plan(connection, 3)
             for (const [p, raw] of partitions.entries()) {
               const partition = viaJson(raw)
-              const all = await collect(connection, partition)
+              const all = await readAll(connection, partition)
               const order = await itemNumbers(all)
               const positions = [...new Set([0, Math.floor(order.length / 2), order.length - 1])]
               for (const k of positions.filter((k) => k >= 0 && k < order.length)) {
-                const head = await collect(connection, partition, { limit: k + 1 })
+                const head = await readAll(connection, partition, { limit: k + 1 })
                 expect(await itemNumbers(head)).toEqual(order.slice(0, k + 1))
-                const rest = await collect(connection, partition, {
+                const rest = await readAll(connection, partition, {
                   after: viaJson(head[k]!.context),
                 })
                 expect(
@@ -442,7 +429,7 @@ export function runProviderConformance<TStream, TSinkStream>(
           } else {
             await expect(iterator.next()).rejects.toMatchObject({ name: 'AbortError' })
           }
-          const afterAbort = await collect(connection, fixture.stream, { limit: 1 })
+          const afterAbort = await readAll(connection, fixture.stream, { limit: 1 })
           expect(afterAbort.length, 'the connection still reads after an aborted read').toBe(1)
         },
         timeout,

@@ -9,6 +9,7 @@ export {
   memoryStores,
   seedMemoryStore,
 } from './memory-provider.js'
+export { collect, type ReadAllOptions, readAll } from './read-all.js'
 export {
   freePort,
   hostPort,
