@@ -1,6 +1,6 @@
 import { Destination, ObjectKeyRangeSchema, Secret, type Static, Type } from '@nvisy/provider-core'
 
-export const S3Credentials = Type.Object(
+export const S3CredentialsSchema = Type.Object(
   {
     accessKeyId: Type.Optional(
       Type.String({
@@ -26,9 +26,11 @@ export const S3Credentials = Type.Object(
       'Static keys, or nothing for the default AWS credential chain (environment, profile, instance role)',
   },
 )
-export type S3Credentials = Static<typeof S3Credentials>
+export type S3Credentials = Static<typeof S3CredentialsSchema>
+/** @deprecated use S3CredentialsSchema */
+export const S3Credentials = S3CredentialsSchema
 
-export const S3Params = Type.Object(
+export const S3ParamsSchema = Type.Object(
   {
     bucket: Destination(Type.String({ minLength: 3, maxLength: 255, description: 'Bucket name' })),
     region: Destination(Type.String({ minLength: 1, default: 'us-east-1' })),
@@ -58,9 +60,11 @@ export const S3Params = Type.Object(
   },
   { additionalProperties: false },
 )
-export type S3Params = Static<typeof S3Params>
+export type S3Params = Static<typeof S3ParamsSchema>
+/** @deprecated use S3ParamsSchema */
+export const S3Params = S3ParamsSchema
 
-export const S3Stream = Type.Object(
+export const S3StreamSchema = Type.Object(
   {
     prefix: Type.String({ default: '', description: 'Only keys under this prefix' }),
     glob: Type.Optional(
@@ -86,15 +90,19 @@ export const S3Stream = Type.Object(
   },
   { additionalProperties: false },
 )
-export type S3Stream = Static<typeof S3Stream>
+export type S3Stream = Static<typeof S3StreamSchema>
+/** @deprecated use S3StreamSchema */
+export const S3Stream = S3StreamSchema
 
-export const S3Context = Type.Object(
+export const S3ContextSchema = Type.Object(
   { key: Type.String({ description: 'The last key delivered; a resumed read starts after it' }) },
   { additionalProperties: false },
 )
-export type S3Context = Static<typeof S3Context>
+export type S3Context = Static<typeof S3ContextSchema>
+/** @deprecated use S3ContextSchema */
+export const S3Context = S3ContextSchema
 
-export const S3SinkStream = Type.Object(
+export const S3SinkStreamSchema = Type.Object(
   {
     prefix: Type.String({ default: '', description: 'Prepended to every blob key' }),
     createOnly: Type.Boolean({
@@ -130,4 +138,6 @@ export const S3SinkStream = Type.Object(
   },
   { additionalProperties: false },
 )
-export type S3SinkStream = Static<typeof S3SinkStream>
+export type S3SinkStream = Static<typeof S3SinkStreamSchema>
+/** @deprecated use S3SinkStreamSchema */
+export const S3SinkStream = S3SinkStreamSchema
