@@ -1,6 +1,6 @@
 import { Destination, ObjectKeyRangeSchema, Secret, type Static, Type } from '@nvisy/provider-core'
 
-export const GcsCredentials = Type.Object(
+export const GcsCredentialsSchema = Type.Object(
   {
     serviceAccountJson: Type.Optional(
       Secret(
@@ -14,9 +14,11 @@ export const GcsCredentials = Type.Object(
   },
   { additionalProperties: false },
 )
-export type GcsCredentials = Static<typeof GcsCredentials>
+export type GcsCredentials = Static<typeof GcsCredentialsSchema>
+/** @deprecated use GcsCredentialsSchema */
+export const GcsCredentials = GcsCredentialsSchema
 
-export const GcsParams = Type.Object(
+export const GcsParamsSchema = Type.Object(
   {
     bucket: Destination(Type.String({ minLength: 3, maxLength: 222, description: 'Bucket name' })),
     projectId: Destination(
@@ -42,9 +44,11 @@ export const GcsParams = Type.Object(
   },
   { additionalProperties: false },
 )
-export type GcsParams = Static<typeof GcsParams>
+export type GcsParams = Static<typeof GcsParamsSchema>
+/** @deprecated use GcsParamsSchema */
+export const GcsParams = GcsParamsSchema
 
-export const GcsStream = Type.Object(
+export const GcsStreamSchema = Type.Object(
   {
     prefix: Type.String({ default: '', description: 'Only objects under this prefix' }),
     glob: Type.Optional(
@@ -68,9 +72,11 @@ export const GcsStream = Type.Object(
   },
   { additionalProperties: false },
 )
-export type GcsStream = Static<typeof GcsStream>
+export type GcsStream = Static<typeof GcsStreamSchema>
+/** @deprecated use GcsStreamSchema */
+export const GcsStream = GcsStreamSchema
 
-export const GcsContext = Type.Object(
+export const GcsContextSchema = Type.Object(
   {
     key: Type.String({
       description: 'The last object name delivered; a resumed read starts after it',
@@ -78,9 +84,11 @@ export const GcsContext = Type.Object(
   },
   { additionalProperties: false },
 )
-export type GcsContext = Static<typeof GcsContext>
+export type GcsContext = Static<typeof GcsContextSchema>
+/** @deprecated use GcsContextSchema */
+export const GcsContext = GcsContextSchema
 
-export const GcsSinkStream = Type.Object(
+export const GcsSinkStreamSchema = Type.Object(
   {
     prefix: Type.String({ default: '', description: 'Prepended to every blob key' }),
     createOnly: Type.Boolean({
@@ -102,4 +110,6 @@ export const GcsSinkStream = Type.Object(
   },
   { additionalProperties: false },
 )
-export type GcsSinkStream = Static<typeof GcsSinkStream>
+export type GcsSinkStream = Static<typeof GcsSinkStreamSchema>
+/** @deprecated use GcsSinkStreamSchema */
+export const GcsSinkStream = GcsSinkStreamSchema

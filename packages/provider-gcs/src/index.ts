@@ -1,11 +1,23 @@
+export { createGcsStorageOptions, GcsConnection } from './gcs-connection.js'
 export { classifyGcsError } from './gcs-errors.js'
 export {
   createGcsProvider,
-  createGcsStorageOptions,
+  type GcsProvider,
   type GcsProviderOptions,
   gcsProvider,
 } from './gcs-provider.js'
-export { GcsContext, GcsCredentials, GcsParams, GcsSinkStream, GcsStream } from './gcs-schemas.js'
+export {
+  GcsContext,
+  GcsContextSchema,
+  GcsCredentials,
+  GcsCredentialsSchema,
+  GcsParams,
+  GcsParamsSchema,
+  GcsSinkStream,
+  GcsSinkStreamSchema,
+  GcsStream,
+  GcsStreamSchema,
+} from './gcs-schemas.js'
 export { VERSION } from './version.js'
 
 import { gcsProvider } from './gcs-provider.js'
