@@ -8,6 +8,7 @@ import {
   type SqlValue,
   tagged,
 } from '@nvisy/provider-core'
+import { readAll } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createTestDatabase,
@@ -127,10 +128,8 @@ const TRAP_ROWS = `INSERT INTO src (id, f, d, i8, u8, i24, i32, u32, i64, u64, d
  (7, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`
 
-async function collect(connection: GuardedConnection, stream: unknown) {
-  const items: Data[] = []
-  for await (const item of connection.read(stream, { signal: signal() })) items.push(item.data)
-  return items
+async function collect(connection: GuardedConnection, stream: unknown): Promise<Data[]> {
+  return (await readAll(connection, stream)).map((item) => item.data)
 }
 
 async function copyInBatches(

@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto'
 import {
   type Data,
+  type GuardedConnection,
   isProviderError,
   type ProviderError,
   type RecordData,
   type SqlValue,
   tagged,
 } from '@nvisy/provider-core'
+import { readAll } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createTestDatabase,
@@ -19,11 +21,11 @@ import type { MysqlContext } from './mysql-schemas.js'
 const skip = await mysqlSkipReason()
 const signal = () => new AbortController().signal
 
-async function collect(connection: any, stream: unknown, after?: MysqlContext) {
-  const items: { data: RecordData; context: MysqlContext }[] = []
-  for await (const item of connection.read(stream, { signal: signal(), after })) items.push(item)
-  return items
-}
+/** A read's items; every MySQL stream yields records. */
+const collect = (connection: GuardedConnection, stream: unknown, after?: MysqlContext) =>
+  readAll<MysqlContext>(connection, stream, { after }) as Promise<
+    { data: RecordData; context: MysqlContext }[]
+  >
 
 const ALL_TYPES_DDL = (name: string) => `CREATE TABLE \`${name}\` (
   id INT NOT NULL PRIMARY KEY,
