@@ -1,4 +1,5 @@
 import { ProviderError, type RecordData } from '@nvisy/provider-core'
+import { readAll } from '@nvisy/provider-testkit'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -26,11 +27,10 @@ async function collect(
   stream: unknown,
   after?: unknown,
 ) {
-  const out: { values: RecordData['values']; context: unknown }[] = []
-  for await (const item of connection.read(stream as any, { after: after as any, signal })) {
-    out.push({ values: (item.data as RecordData).values, context: item.context })
-  }
-  return out
+  return (await readAll(connection, stream, { after })).map((item) => ({
+    values: (item.data as RecordData).values,
+    context: item.context,
+  }))
 }
 
 async function failure(promise: Promise<unknown>): Promise<ProviderError> {

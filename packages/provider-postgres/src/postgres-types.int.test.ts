@@ -1,4 +1,5 @@
 import type { RecordData, SqlValue } from '@nvisy/provider-core'
+import { readAll as readItems } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { adminPool, skipReason, testInput, uniqueSchema } from './__fixtures__/postgres.js'
 import { postgresProvider } from './index.js'
@@ -70,10 +71,7 @@ describe.skipIf(skip)('postgres type mapping and exact copy', () => {
   async function readAll(table: string): Promise<RecordData[]> {
     const connection = await postgresProvider.connect(testInput(schema))
     try {
-      const out: RecordData[] = []
-      for await (const item of connection.read({ table }, { signal }))
-        out.push(item.data as RecordData)
-      return out
+      return (await readItems(connection, { table })).map((item) => item.data as RecordData)
     } finally {
       await connection.close()
     }
