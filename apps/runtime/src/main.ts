@@ -239,6 +239,16 @@ Joins NATS and serves the catalog, check, discover and runs.start requests of th
   --credential-max-validity seconds
                             the longest validity a sealed credential may have (and the nonce
                             bucket's TTL when this instance creates it; default 900)
+  --partition-concurrency n partitions of partitioned runs (runs.start "partitions") this
+                            instance runs at once (NVISY_PARTITION_CONCURRENCY, default 2)
+  --partition-ack-wait seconds
+                            how long a partition's work item may go without a sign of life
+                            from its instance before another takes it and resumes it from its
+                            checkpoint (NVISY_PARTITION_ACK_WAIT, default 30)
+  --work-stream s, --runs-bucket b
+                            the partition work-queue stream and partitioned-runs bucket
+                            (NVISY_NATS_WORK_STREAM, default NVISY_PARTITION_WORK;
+                            NVISY_NATS_RUNS_BUCKET, default nvisy-partitioned-runs)
   --drain-grace seconds, --drain-timeout seconds
   --fs-root dir             a folder requests may use as a local path (the fs provider's root);
                             repeatable, plus NVISY_FS_ROOTS (colon-separated). With none, every
@@ -1075,6 +1085,10 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
       'checkpoint-bucket': { type: 'string' },
       'queue-group': { type: 'string' },
       'nonce-bucket': { type: 'string' },
+      'work-stream': { type: 'string' },
+      'runs-bucket': { type: 'string' },
+      'partition-concurrency': { type: 'string' },
+      'partition-ack-wait': { type: 'string' },
       'credential-max-validity': { type: 'string' },
       'drain-grace': { type: 'string' },
       'drain-timeout': { type: 'string' },
@@ -1096,7 +1110,8 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
   )
   const { credentialMaxValidityMs } = await import('./nats/serve-options.js')
   const maxValidityMs = credentialMaxValidityMs(io.env, values)
-  const { natsAuthenticated } = await import('./nats/serve-options.js')
+  const { natsAuthenticated, partitionSettings } = await import('./nats/serve-options.js')
+  const partitioning = partitionSettings(io.env, values)
   const { fsRootsFrom } = await import('./nats/local-paths.js')
   const servers = values.nats ?? io.env.NVISY_NATS_URL ?? 'nats://127.0.0.1:4222'
   const drainGraceMs = secondsFlag('drain-grace', values['drain-grace'])
@@ -1124,6 +1139,7 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
     localPathRoots,
     ...(drainGraceMs === undefined ? {} : { drainGraceMs }),
     ...(drainTimeoutMs === undefined ? {} : { drainTimeoutMs }),
+    ...partitioning,
   })
   logger.info(
     {

@@ -14,14 +14,53 @@ export const RUN_EVENT_TYPES = [
   'partial',
   'failed',
   'cancelled',
+  'partition_ended',
 ] as const
 export type RunEventType = (typeof RUN_EVENT_TYPES)[number]
+
+/** The largest partition count of a partitioned run (provider-core `MAX_PARTITIONS`). */
+const MAX_PARTITIONS = 1024
+
+/** Which partition of how many: on every event one partition of a partitioned run publishes. */
+export const PartitionLabelSchema = Type.Object(
+  {
+    index: Type.Integer({ minimum: 0, maximum: MAX_PARTITIONS - 1 }),
+    count: Type.Integer({ minimum: 1, maximum: MAX_PARTITIONS }),
+  },
+  { additionalProperties: true },
+)
+export type PartitionLabel = Static<typeof PartitionLabelSchema>
+
+/** How a run or one partition of it ended. */
+export const PartitionStatusSchema = Type.Union([
+  Type.Literal('completed'),
+  Type.Literal('partial'),
+  Type.Literal('failed'),
+  Type.Literal('cancelled'),
+])
+export type PartitionStatus = Static<typeof PartitionStatusSchema>
 
 const envelope = {
   runId: RunIdSchema,
   pipelineId: PipelineIdSchema,
   at: Type.String({ format: 'date-time' }),
-  seq: Type.Integer({ minimum: 0, description: 'the event number within the run, from 0' }),
+  seq: Type.Integer({
+    minimum: 0,
+    description:
+      'the event number within the run, from 0; in a partitioned run, within what one instance published for the run or one delivery of a partition (order by the stream sequence)',
+  }),
+  /** Set on the events of one partition of a partitioned run; absent on the run's own events. */
+}
+
+/** Set on the events of one partition of a partitioned run; absent on the run's own events. */
+const partitionField = {
+  partition: Type.Optional(
+    Type.Unsafe<PartitionLabel>({
+      ...PartitionLabelSchema,
+      description:
+        'which partition of a partitioned run published this event; absent on the run-level events',
+    }),
+  ),
 }
 
 function eventSchema<K extends RunEventType, P extends TProperties>(type: K, properties: P) {
@@ -47,12 +86,17 @@ const NodeStatsMap = Type.Unsafe<Record<string, Static<typeof NodeStatsSchema>>>
 })
 
 export const RunStartedEventSchema = eventSchema('started', {})
-export const RunProgressEventSchema = eventSchema('progress', { nodes: NodeStatsMap })
+export const RunProgressEventSchema = eventSchema('progress', {
+  nodes: NodeStatsMap,
+  ...partitionField,
+})
 export const RunCheckpointEventSchema = eventSchema('checkpoint', {
+  ...partitionField,
   nodeId: NodeIdSchema,
   context: Type.Unknown({ description: 'the resume context saved for this source node' }),
 })
 export const RunItemFailedEventSchema = eventSchema('item_failed', {
+  ...partitionField,
   nodeId: NodeIdSchema,
   index: Type.Optional(Type.Integer({ minimum: 0 })),
   item: Type.String({
@@ -62,6 +106,7 @@ export const RunItemFailedEventSchema = eventSchema('item_failed', {
   error: SerializedErrorSchema,
 })
 export const RunPreparedEventSchema = eventSchema('prepared', {
+  ...partitionField,
   nodeId: NodeIdSchema,
   existed: Type.Boolean({ description: 'whether the destination existed before the run' }),
   actions: Type.Array(Type.String({ maxLength: 65_536 }), {
@@ -107,6 +152,20 @@ export const RunCancelledEventSchema = eventSchema('cancelled', {
   }),
 })
 
+/**
+ * One partition of a partitioned run ended (its `partition` label says which): how, where, with
+ * what counts. The run's own `completed`, `partial`, `failed` or `cancelled` follows once every
+ * partition has ended.
+ */
+export const RunPartitionEndedEventSchema = eventSchema('partition_ended', {
+  partition: PartitionLabelSchema,
+  status: PartitionStatusSchema,
+  instanceId: Type.String({ minLength: 1, description: 'the runtime instance that ran it' }),
+  stats: Type.Optional(RunStatsSchema),
+  error: Type.Optional(SerializedErrorSchema),
+  checkpoint: Type.Optional(Type.Unknown({ description: "the partition's last saved context" })),
+})
+
 /** One schema per event type, for validating an event of a known type. */
 export const runEventSchemas = {
   started: RunStartedEventSchema,
@@ -118,6 +177,7 @@ export const runEventSchemas = {
   partial: RunPartialEventSchema,
   failed: RunFailedEventSchema,
   cancelled: RunCancelledEventSchema,
+  partition_ended: RunPartitionEndedEventSchema,
 } as const satisfies Record<RunEventType, TSchema>
 
 /** A run event: published on `nvisy.runtime.v1.events.<runId>`, discriminated by `type`. */
@@ -131,6 +191,7 @@ export const RunEventSchema = Type.Union([
   RunPartialEventSchema,
   RunFailedEventSchema,
   RunCancelledEventSchema,
+  RunPartitionEndedEventSchema,
 ])
 
 export type RunStartedEvent = Static<typeof RunStartedEventSchema>
@@ -143,6 +204,7 @@ export type RunPartialEvent = Static<typeof RunPartialEventSchema>
 export type RunStats = Static<typeof RunStatsSchema>
 export type RunFailedEvent = Static<typeof RunFailedEventSchema>
 export type RunCancelledEvent = Static<typeof RunCancelledEventSchema>
+export type RunPartitionEndedEvent = Static<typeof RunPartitionEndedEventSchema>
 export type RunEvent =
   | RunStartedEvent
   | RunProgressEvent
@@ -153,6 +215,7 @@ export type RunEvent =
   | RunPartialEvent
   | RunFailedEvent
   | RunCancelledEvent
+  | RunPartitionEndedEvent
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 /** A run event without its envelope: what the executor emits, before runId, at and seq are added. */

@@ -1,5 +1,9 @@
 export {
   NodeStatsSchema,
+  type PartitionLabel,
+  PartitionLabelSchema,
+  type PartitionStatus,
+  PartitionStatusSchema,
   RUN_EVENT_TYPES,
   type RunCancelledEvent,
   RunCancelledEventSchema,
@@ -17,6 +21,8 @@ export {
   RunItemFailedEventSchema,
   type RunPartialEvent,
   RunPartialEventSchema,
+  type RunPartitionEndedEvent,
+  RunPartitionEndedEventSchema,
   type RunPreparedEvent,
   RunPreparedEventSchema,
   type RunProgressEvent,
@@ -75,6 +81,21 @@ export {
   StreamInfoSchema,
   ValidationIssueSchema,
 } from './messages.js'
+export {
+  AUTO_PARTITIONS,
+  MAX_RUN_PARTITIONS,
+  PARTITION_WORK_CONSUMER,
+  PARTITION_WORK_STREAM,
+  PARTITIONED_RUNS_BUCKET,
+  type PartitionedRunRecord,
+  PartitionedRunRecordSchema,
+  type PartitionRecord,
+  PartitionRecordSchema,
+  type PartitionWorkItem,
+  PartitionWorkItemSchema,
+  PlanIdSchema,
+  partitionRecordKey,
+} from './partitions.js'
 export {
   BatchLimitsSchema,
   ColumnTypeSchema,

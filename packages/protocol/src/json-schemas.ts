@@ -15,6 +15,14 @@ import {
   RunsStartRequestSchema,
   SealedCredentialsPlaintextSchema,
 } from './messages.js'
+import {
+  PARTITION_WORK_CONSUMER,
+  PARTITION_WORK_STREAM,
+  PARTITIONED_RUNS_BUCKET,
+  PartitionedRunRecordSchema,
+  PartitionRecordSchema,
+  PartitionWorkItemSchema,
+} from './partitions.js'
 import { PipelineSchema } from './pipeline.js'
 import {
   CHECKPOINT_BUCKET,
@@ -145,6 +153,30 @@ export const messageDefinitions: readonly MessageDefinition[] = [
     description: 'A checkpoint, under key `<pipelineId>.<sourceNodeId>`.',
   },
   {
+    name: 'partitions.work',
+    schema: PartitionWorkItemSchema,
+    subject: subjects.partitionWork,
+    stream: PARTITION_WORK_STREAM,
+    direction: 'value',
+    description:
+      'One partition of a partitioned run to read, on the work-queue stream: taken by any instance of the queue group, acknowledged only when the partition ended. Runtime to runtime; its credentials are sealed by the runtime key to itself.',
+  },
+  {
+    name: 'partitions.run',
+    schema: PartitionedRunRecordSchema,
+    bucket: PARTITIONED_RUNS_BUCKET,
+    direction: 'value',
+    description:
+      'A partitioned run, under key `<runId>`: its plan, which partitions it reads, whether the sinks are prepared, and whether it is running, stopping (cancelled or failed) or ended.',
+  },
+  {
+    name: 'partitions.partition',
+    schema: PartitionRecordSchema,
+    bucket: PARTITIONED_RUNS_BUCKET,
+    direction: 'value',
+    description: 'How one partition of a partitioned run ended, under key `<runId>.<index>`.',
+  },
+  {
     name: 'credentials.sealed',
     schema: SealedCredentialsPlaintextSchema,
     direction: 'embedded',
@@ -183,6 +215,16 @@ export function jsonSchemaFiles(): Record<string, object> {
     queueGroup: QUEUE_GROUP,
     eventsStream: { name: RUN_EVENTS_STREAM, subjects: [subjects.eventsAll] },
     checkpointBucket: { name: CHECKPOINT_BUCKET, key: '<pipelineId>.<sourceNodeId>' },
+    partitionWork: {
+      stream: PARTITION_WORK_STREAM,
+      retention: 'workqueue',
+      subjects: [subjects.partitionWork],
+      consumer: PARTITION_WORK_CONSUMER,
+    },
+    partitionedRunsBucket: {
+      name: PARTITIONED_RUNS_BUCKET,
+      keys: ['<runId>', '<runId>.<partitionIndex>'],
+    },
     messages: messageDefinitions.map((message) => {
       const entry: Record<string, unknown> = {
         name: message.name,

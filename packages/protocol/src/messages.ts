@@ -208,7 +208,7 @@ export const RunsStartRequestSchema = Type.Object(
     partitions: Type.Optional(
       Type.Union([Type.Integer({ minimum: 1, maximum: 1024 }), Type.Literal('auto')], {
         description:
-          "Planned, not yet served by the dispatcher (a runtime refuses a runs.start that sets it): split the pipeline's single source into up to this many partitions read across the queue group, each with its own checkpoint. `nvisy run --partitions N` serves it in one process today.",
+          'split the pipeline\'s single source into up to this many partitions ("auto": 16; the source may return fewer, and one when it cannot split), read across every instance of the queue group from a JetStream work queue, each with its own checkpoint; a resumed run resumes the stored plan',
       }),
     ),
   },
@@ -217,7 +217,31 @@ export const RunsStartRequestSchema = Type.Object(
 export type RunsStartRequest = Static<typeof RunsStartRequestSchema>
 
 export const RunsStartReplySchema = Type.Object(
-  { accepted: Type.Literal(true), runId: RunIdSchema, instanceId: Type.String({ minLength: 1 }) },
+  {
+    accepted: Type.Literal(true),
+    runId: RunIdSchema,
+    instanceId: Type.String({ minLength: 1 }),
+    plan: Type.Optional(
+      Type.Object(
+        {
+          planId: Type.Optional(
+            Type.String({
+              pattern: '^[0-9a-f]{8}$',
+              description: 'absent when the source cannot split: the run is read as one',
+            }),
+          ),
+          requested: Type.Integer({ minimum: 1, maximum: 1024 }),
+          count: Type.Integer({ minimum: 1, maximum: 1024 }),
+          pending: Type.Integer({ minimum: 0, description: 'partitions put on the work queue' }),
+          reason: Type.Optional(
+            Type.String({ description: 'why fewer partitions than asked for' }),
+          ),
+          resumed: Type.Boolean({ description: 'a stored plan is resumed' }),
+        },
+        { additionalProperties: true, description: 'a partitioned run: the plan' },
+      ),
+    ),
+  },
   open,
 )
 export type RunsStartReply = Static<typeof RunsStartReplySchema>

@@ -38,6 +38,8 @@ export interface Subjects {
   readonly runsCancelAll: string
   /** Wildcard over every run's events subject: the subjects of the events stream. */
   readonly eventsAll: string
+  /** The work items of partitioned runs: the subject of the partition work-queue stream. */
+  readonly partitionWork: string
   /** `<prefix>.runs.<runId>.cancel` */
   runCancel(runId: string): string
   /** `<prefix>.events.<runId>` */
@@ -62,6 +64,7 @@ export function createSubjects(prefix: string = SUBJECT_PREFIX): Subjects {
     runsStart: `${prefix}.runs.start`,
     runsCancelAll: `${prefix}.runs.*.cancel`,
     eventsAll: `${prefix}.events.>`,
+    partitionWork: `${prefix}.partitions.work`,
     runCancel(runId: string) {
       assertToken(runId, runIdRegExp, 'run id')
       return `${prefix}.runs.${runId}.cancel`

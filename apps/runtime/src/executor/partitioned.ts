@@ -63,7 +63,7 @@ export interface PartitionedRunSummary extends RunSummary {
 }
 
 /** The plan as stored next to the checkpoints (the "context" of the plan key). */
-interface StoredPlan {
+export interface StoredPlan {
   version: 1
   id: string
   /** sha256 of the canonical JSON of the source node's validated stream settings: a changed source is not resumed with an old plan. */
@@ -168,35 +168,10 @@ export async function executePartitioned(
     )
     return executePipeline({ ...options, onEvent: (event) => options.onEvent(event) })
   }
-  const stream = provider.validateStream(structuredClone(source.stream))
-  const digest = sourceDigest(stream)
-  const resume = options.resume !== false
-
   let plan: StoredPlan
   let resumed = false
   try {
-    const stored = resume ? await checkpoints.load(planKey(pipeline.id), source.id) : undefined
-    if (stored !== undefined) {
-      plan = checkStoredPlan(stored, provider, digest, pipeline, source)
-      resumed = true
-      if (plan.requested !== options.partitions)
-        logger.warn(
-          { stored: plan.partitions.length, requested: options.partitions },
-          `resuming the stored plan of ${plan.partitions.length} partition(s) of source ${source.id}; a different partition count takes effect with --no-resume`,
-        )
-      if (plan.partitions.every((p) => p.done)) {
-        // The last partitioned run completed: this one reads on from each partition's checkpoint.
-        for (const partition of plan.partitions) partition.done = false
-        await checkpoints.save(planKey(pipeline.id), source.id, plan, runId)
-      }
-    } else {
-      if (resume && (await checkpoints.load(pipeline.id, source.id)) !== undefined)
-        throw configError(
-          `source node ${source.id} has a checkpoint of an unpartitioned run: it cannot be split into partitions where it stopped; run without --partitions to resume it, or with --no-resume to read the stream again in partitions`,
-        )
-      plan = await makePlan(options, provider, source, stream, digest, logger)
-      await checkpoints.save(planKey(pipeline.id), source.id, plan, runId)
-    }
+    ;({ plan, resumed } = await loadOrMakePlan(options, source, provider, logger))
   } catch (error) {
     if (options.signal.aborted) {
       // Cancelled while planning: nothing was read.
@@ -433,9 +408,83 @@ export async function executePartitioned(
   return summary
 }
 
+/** What `loadOrMakePlan` needs of a run's options. */
+export type PlanOptions = Pick<
+  ExecuteOptions,
+  | 'pipeline'
+  | 'checkpoints'
+  | 'runId'
+  | 'resume'
+  | 'signal'
+  | 'resolveConnection'
+  | 'retryBaseDelayMs'
+> & { partitions: number }
+
+/**
+ * The plan of a partitioned run: the stored one when the run resumes (checked against the
+ * source's settings and the provider; a completed plan is read on from each partition's
+ * checkpoint), else a new one from the source's `partition`, saved before anything is read.
+ */
+export async function loadOrMakePlan(
+  options: PlanOptions,
+  source: PipelineNode,
+  provider: Provider,
+  logger: Logger,
+): Promise<{ plan: StoredPlan; resumed: boolean }> {
+  const { pipeline, checkpoints, runId } = options
+  const stream = provider.validateStream(structuredClone(source.stream))
+  const digest = sourceDigest(stream)
+  const resume = options.resume !== false
+  const stored = resume ? await checkpoints.load(planKey(pipeline.id), source.id) : undefined
+  if (stored !== undefined) {
+    const plan = checkStoredPlan(stored, provider, digest, pipeline, source)
+    if (plan.requested !== options.partitions)
+      logger.warn(
+        { stored: plan.partitions.length, requested: options.partitions },
+        `resuming the stored plan of ${plan.partitions.length} partition(s) of source ${source.id}; a different partition count takes effect with --no-resume`,
+      )
+    if (plan.partitions.every((p) => p.done)) {
+      // The last partitioned run completed: this one reads on from each partition's checkpoint.
+      for (const partition of plan.partitions) partition.done = false
+      await checkpoints.save(planKey(pipeline.id), source.id, plan, runId)
+    }
+    return { plan, resumed: true }
+  }
+  if (resume && (await checkpoints.load(pipeline.id, source.id)) !== undefined)
+    throw configError(
+      `source node ${source.id} has a checkpoint of an unpartitioned run: it cannot be split into partitions where it stopped; run without --partitions to resume it, or with --no-resume to read the stream again in partitions`,
+    )
+  const plan = await makePlan(options, provider, source, stream, digest, logger)
+  await checkpoints.save(planKey(pipeline.id), source.id, plan, runId)
+  return { plan, resumed: false }
+}
+
+/**
+ * Mark partitions of the stored plan `planId` as completed, so a resumed run does not read them
+ * again. Does nothing when another plan has replaced it since.
+ */
+export async function markPartitionsDone(
+  checkpoints: ExecuteOptions['checkpoints'],
+  pipelineId: string,
+  sourceNodeId: string,
+  planId: string,
+  indices: readonly number[],
+  runId: string,
+): Promise<void> {
+  const stored = (await checkpoints.load(planKey(pipelineId), sourceNodeId)) as
+    | StoredPlan
+    | undefined
+  if (!stored || stored.id !== planId || !Array.isArray(stored.partitions)) return
+  for (const index of indices) {
+    const partition = stored.partitions[index]
+    if (partition) partition.done = true
+  }
+  await checkpoints.save(planKey(pipelineId), sourceNodeId, stored, runId)
+}
+
 /** Ask the source for partitions (with the run's retries) and describe them as a plan to store. */
 async function makePlan(
-  options: PartitionedRunOptions,
+  options: PlanOptions,
   provider: Provider,
   source: PipelineNode,
   stream: unknown,

@@ -11,6 +11,7 @@ import {
   type Subscription,
 } from '@nats-io/transport-node'
 import {
+  AUTO_PARTITIONS,
   CancelRequestSchema,
   CHECKPOINT_BUCKET,
   CheckRequestSchema,
@@ -22,6 +23,9 @@ import {
   DiscoverRequestSchema,
   type ErrorReply,
   errorReply,
+  PARTITION_WORK_CONSUMER,
+  PARTITION_WORK_STREAM,
+  PARTITIONED_RUNS_BUCKET,
   type Pipeline,
   type ProtocolErrorKind,
   ProvidersRequestSchema,
@@ -62,6 +66,13 @@ import {
 import { LocalPathPolicy } from './local-paths.js'
 import { RefusalLog, secretSafeLogger } from './logging.js'
 import { KvNonceStore, type NonceStore } from './nonce-store.js'
+import {
+  DEFAULT_PARTITION_ACK_WAIT_MS,
+  DEFAULT_PARTITION_GRANT_VALIDITY_MS,
+  ensurePartitionWork,
+  PartitionWork,
+  PlanRejected,
+} from './partition-work.js'
 import { RunEventPublisher } from './run-events.js'
 
 /** Subject prefix, stream, bucket and queue group. Override only in tests: the defaults are the protocol's. */
@@ -72,6 +83,12 @@ export interface DispatcherNaming {
   queueGroup: string
   /** KV bucket of opened sealed-credentials nonces (replay protection across the group). */
   nonceBucket?: string
+  /** The work-queue stream of partitioned runs' work items. */
+  workStream?: string
+  /** Its durable consumer, shared by the group. */
+  workConsumer?: string
+  /** KV bucket of partitioned runs and how each partition ended. */
+  runsBucket?: string
 }
 
 export interface DispatcherOptions {
@@ -119,6 +136,18 @@ export interface DispatcherOptions {
    * empty: every request with a local path is refused. `nvisy serve --fs-root`.
    */
   localPathRoots?: readonly string[]
+  /** Partitions of partitioned runs this instance runs at once. Default 2. */
+  partitionConcurrency?: number
+  /**
+   * How long a partition's work item may go without a sign of life before another instance
+   * takes it (the work consumer's ack wait, set by the instance that creates it). Default 30 s;
+   * a running partition signals every third of it.
+   */
+  partitionAckWaitMs?: number
+  /** Validity of the credentials a partition's work item carries (sealed by the runtime to itself). Default 24 h. */
+  partitionGrantValidityMs?: number
+  /** How often a running partition looks for a cancel or a failure of another partition. Default 1 s. */
+  partitionPollMs?: number
 }
 
 export interface Dispatcher {
@@ -195,6 +224,9 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
     checkpointBucket: options.naming?.checkpointBucket ?? CHECKPOINT_BUCKET,
     queueGroup: options.naming?.queueGroup ?? QUEUE_GROUP,
     nonceBucket: options.naming?.nonceBucket ?? CREDENTIAL_NONCE_BUCKET,
+    workStream: options.naming?.workStream ?? PARTITION_WORK_STREAM,
+    workConsumer: options.naming?.workConsumer ?? PARTITION_WORK_CONSUMER,
+    runsBucket: options.naming?.runsBucket ?? PARTITIONED_RUNS_BUCKET,
   }
   if (options.serverPublicKey !== undefined && !isCurvePublicKey(options.serverPublicKey)) {
     throw new ProviderError({
@@ -227,6 +259,8 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
   let js: JetStreamClient
   let checkpoints: KvCheckpointStore
   let nonces: NonceStore
+  let partitions: PartitionWork
+  const ackWaitMs = options.partitionAckWaitMs ?? DEFAULT_PARTITION_ACK_WAIT_MS
   try {
     const jsm = await jetstreamManager(nc)
     await ensureEventsStream(
@@ -249,6 +283,33 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
         ttl: nonceTtlMs,
       }),
     )
+    const workNaming = {
+      workStream: naming.workStream!,
+      workConsumer: naming.workConsumer!,
+      runsBucket: naming.runsBucket!,
+      cancelQueue: `${naming.queueGroup}-partitioned`,
+    }
+    await ensurePartitionWork(jsm, subjects, workNaming, ackWaitMs, log)
+    partitions = new PartitionWork({
+      nc,
+      js,
+      jsm,
+      runs: await new Kvm(js).create(workNaming.runsBucket, { history: 1 }),
+      checkpoints,
+      registry: options.registry,
+      execute: options.execute,
+      ...(options.executeOptions ? { executeOptions: options.executeOptions } : {}),
+      keys,
+      publicKey,
+      instanceId,
+      subjects,
+      naming: workNaming,
+      log,
+      concurrency: Math.max(1, options.partitionConcurrency ?? 2),
+      ackWaitMs,
+      grantValidityMs: options.partitionGrantValidityMs ?? DEFAULT_PARTITION_GRANT_VALIDITY_MS,
+      ...(options.partitionPollMs === undefined ? {} : { pollMs: options.partitionPollMs }),
+    })
   } catch (error) {
     await nc.close().catch(() => {})
     throw toProviderError(error, { operation: 'connect' })
@@ -260,6 +321,7 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
     js,
     checkpoints,
     nonces,
+    partitions,
     keys,
     publicKey,
     instanceId,
@@ -348,6 +410,7 @@ interface StateInit {
   js: JetStreamClient
   checkpoints: KvCheckpointStore
   nonces: NonceStore
+  partitions: PartitionWork
   keys: KeyPair
   publicKey: string
   instanceId: string
@@ -385,7 +448,7 @@ class DispatcherState {
   }
 
   activeRuns(): string[] {
-    return [...this.#runs.keys()]
+    return [...new Set([...this.#runs.keys(), ...this.#o.partitions.activeRuns()])]
   }
 
   serve(): void {
@@ -394,6 +457,7 @@ class DispatcherState {
     this.#serveRequests(subjects.check, (msg) => this.#check(msg))
     this.#serveRequests(subjects.discover, (msg) => this.#discover(msg))
     this.#serveRequests(subjects.runsStart, (msg) => this.#startRun(msg))
+    this.#o.partitions.start()
   }
 
   #serveRequests(subject: string, handler: (msg: Msg) => Promise<unknown>): void {
@@ -605,14 +669,6 @@ class DispatcherState {
     }
     const request: RunsStartRequest = this.#parse(RunsStartRequestSchema, msg, 'runs.start request')
     const { runId, pipeline } = request
-    if (request.partitions !== undefined) {
-      // In the protocol ahead of the dispatcher: refused rather than run unpartitioned.
-      const message =
-        'partitioned runs are not served over NATS yet (nvisy run --partitions serves them in one process)'
-      throw new RequestRejected('validation', message, [
-        { path: '/partitions', rule: 'not served', message },
-      ])
-    }
     if (this.#runs.has(runId)) {
       throw new RequestRejected('validation', `run ${runId} is already running on this instance`, [
         { path: '/runId', rule: 'unique', message: 'a run with this id is already running' },
@@ -650,6 +706,28 @@ class DispatcherState {
       `run ${runId}`,
     )
     const credentials = new Map(pipeline.nodes.map((node, index) => [node.id, opened[index]]))
+    if (request.partitions !== undefined) {
+      const runLog = this.#o.log.child?.({ runId, pipelineId: pipeline.id }) ?? this.#o.log
+      const planned = await this.#o.partitions
+        .plan(runId, pipeline, request.resume ?? true, request.partitions, credentials, runLog)
+        .catch((error) => {
+          if (error instanceof PlanRejected)
+            throw new RequestRejected('validation', error.message, error.issues)
+          throw error
+        })
+      if ('unsplittable' in planned) {
+        runLog.warn({ reason: planned.unsplittable }, planned.unsplittable)
+        await this.#launch(runId, pipeline, request.resume ?? true, credentials)
+        const requested = request.partitions === 'auto' ? AUTO_PARTITIONS : request.partitions
+        return {
+          accepted: true as const,
+          runId,
+          instanceId: this.#o.instanceId,
+          plan: { requested, count: 1, pending: 1, reason: planned.unsplittable, resumed: false },
+        }
+      }
+      return { accepted: true as const, runId, instanceId: this.#o.instanceId, plan: planned }
+    }
     await this.#launch(runId, pipeline, request.resume ?? true, credentials)
     return { accepted: true as const, runId, instanceId: this.#o.instanceId }
   }
@@ -821,7 +899,11 @@ class DispatcherState {
       await Promise.allSettled([...this.#handlers])
       if ((options.drainGraceMs ?? 0) > 0) await this.#waitForRuns(options.drainGraceMs!)
       this.#abortAll('draining')
-      const finished = await this.#waitForRuns(options.drainTimeoutMs ?? 30_000)
+      // Partitions stop at a batch boundary, save their checkpoints and go back on the work queue.
+      const [finished] = await Promise.all([
+        this.#waitForRuns(options.drainTimeoutMs ?? 30_000),
+        this.#o.partitions.stop('draining', options.drainTimeoutMs ?? 30_000),
+      ])
       if (!finished)
         log.warn({ runs: this.activeRuns() }, 'draining: runs still going after the timeout')
       await Promise.allSettled([...this.#handlers])
@@ -838,7 +920,7 @@ class DispatcherState {
       this.#stop.abort(abortError('closed'))
       for (const subscription of this.#requestSubscriptions) subscription.unsubscribe()
       this.#abortAll('closed')
-      await this.#waitForRuns(2_000)
+      await Promise.all([this.#waitForRuns(2_000), this.#o.partitions.stop('closed', 2_000)])
       if (!this.#o.nc.isClosed()) await this.#o.nc.close()
       this.#refusals?.close()
     })()

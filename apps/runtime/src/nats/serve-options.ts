@@ -24,6 +24,10 @@ export const SERVE_ENV = {
   checkpointBucket: 'NVISY_NATS_CHECKPOINT_BUCKET',
   queueGroup: 'NVISY_NATS_QUEUE_GROUP',
   nonceBucket: 'NVISY_NATS_NONCE_BUCKET',
+  workStream: 'NVISY_NATS_WORK_STREAM',
+  runsBucket: 'NVISY_NATS_RUNS_BUCKET',
+  partitionConcurrency: 'NVISY_PARTITION_CONCURRENCY',
+  partitionAckWait: 'NVISY_PARTITION_ACK_WAIT',
   credentialMaxValidity: 'NVISY_CREDENTIAL_MAX_VALIDITY',
 } as const
 
@@ -37,7 +41,11 @@ export interface ServeFlags {
   'checkpoint-bucket'?: string
   'queue-group'?: string
   'nonce-bucket'?: string
+  'work-stream'?: string
+  'runs-bucket'?: string
   'credential-max-validity'?: string
+  'partition-concurrency'?: string
+  'partition-ack-wait'?: string
 }
 
 function config(message: string): ProviderError {
@@ -177,7 +185,54 @@ const NAMING_SETTINGS: readonly {
     rule: JETSTREAM_NAME,
     ruleText: 'a KV bucket name: letters, digits, "-" and "_"',
   },
+  {
+    key: 'workStream',
+    flag: 'work-stream',
+    variable: SERVE_ENV.workStream,
+    rule: JETSTREAM_NAME,
+    ruleText: 'a JetStream stream name: letters, digits, "-" and "_"',
+  },
+  {
+    key: 'runsBucket',
+    flag: 'runs-bucket',
+    variable: SERVE_ENV.runsBucket,
+    rule: JETSTREAM_NAME,
+    ruleText: 'a KV bucket name: letters, digits, "-" and "_"',
+  },
 ]
+
+/**
+ * How partitioned runs' work items are taken: `--partition-concurrency n`
+ * (NVISY_PARTITION_CONCURRENCY, partitions run at once, 1 to 64) and `--partition-ack-wait
+ * seconds` (NVISY_PARTITION_ACK_WAIT, how long an item goes without a sign of life before
+ * another instance takes it; set on the consumer by the instance that creates it).
+ */
+export function partitionSettings(
+  env: NodeJS.ProcessEnv,
+  flags: ServeFlags,
+): { partitionConcurrency?: number; partitionAckWaitMs?: number } {
+  const settings: { partitionConcurrency?: number; partitionAckWaitMs?: number } = {}
+  const concurrency =
+    flags['partition-concurrency'] ?? nonEmpty(env, SERVE_ENV.partitionConcurrency)
+  if (concurrency !== undefined) {
+    const n = Number(concurrency)
+    if (!/^\d+$/.test(concurrency) || n < 1 || n > 64)
+      throw config(
+        `--partition-concurrency (${SERVE_ENV.partitionConcurrency}) ${JSON.stringify(concurrency)} is not valid: an integer from 1 to 64`,
+      )
+    settings.partitionConcurrency = n
+  }
+  const ackWait = flags['partition-ack-wait'] ?? nonEmpty(env, SERVE_ENV.partitionAckWait)
+  if (ackWait !== undefined) {
+    const seconds = Number(ackWait)
+    if (!Number.isFinite(seconds) || seconds < 1 || seconds > 3600)
+      throw config(
+        `--partition-ack-wait (${SERVE_ENV.partitionAckWait}) ${JSON.stringify(ackWait)} is not valid: seconds from 1 to 3600`,
+      )
+    settings.partitionAckWaitMs = Math.round(seconds * 1000)
+  }
+  return settings
+}
 
 export function dispatcherNaming(
   env: NodeJS.ProcessEnv,
