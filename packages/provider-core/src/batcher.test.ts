@@ -35,6 +35,12 @@ function manualSource<T>() {
     get pendingReads() {
       return waiting.length
     },
+    takeNowCalls: 0,
+    /** An item already queued, or undefined (a bounded queue's synchronous take). */
+    takeNow(): T | undefined {
+      source.takeNowCalls++
+      return queue.shift()
+    },
     [Symbol.asyncIterator]() {
       return {
         next: (): Promise<IteratorResult<T>> => {
@@ -229,6 +235,55 @@ describe('batchStream', () => {
     controller.abort()
     await expect(pending).rejects.toMatchObject({ name: 'AbortError' })
     expect(source.returnCalls).toBe(1)
+  })
+
+  it('fills batches from takeNow without a read per buffered item, in order', async () => {
+    const source = manualSource<number>()
+    for (let i = 1; i <= 5; i++) source.push(i)
+    source.end()
+    const batches = await collect(
+      batchStream(source, { maxItems: 3, takeNow: () => source.takeNow() }),
+    )
+    expect(batches).toEqual([
+      [1, 2, 3],
+      [4, 5],
+    ])
+    // Only the end of the stream is read through the iterator.
+    expect(source.nextCalls).toBe(1)
+  })
+
+  it('with takeNow, a read left pending by the age limit is delivered before buffered items', async () => {
+    const source = manualSource<number>()
+    const iterator = batchStream(source, {
+      maxItems: 10,
+      maxAgeMs: 20,
+      takeNow: () => source.takeNow(),
+    })
+    const first = iterator.next()
+    await new Promise((resolve) => setTimeout(resolve, 1))
+    source.push(1)
+    expect((await first).value).toEqual([1])
+    // The age limit closed [1] while a read was pending: 2 resolves it, 3 is buffered.
+    source.push(2)
+    source.push(3)
+    source.end()
+    expect((await iterator.next()).value).toEqual([2, 3])
+    expect((await iterator.next()).done).toBe(true)
+  })
+
+  it('closes a batch from takeNow on bytes, an oversized item alone', async () => {
+    const source = manualSource<string>()
+    for (const item of ['aa', 'bb', 'cc', 'x'.repeat(10), 'd']) source.push(item)
+    source.end()
+    const batches = await collect(
+      batchStream(source, {
+        maxItems: 100,
+        maxBytes: 5,
+        sizeOf: (s) => s.length,
+        takeNow: () => source.takeNow(),
+      }),
+    )
+    expect(batches).toEqual([['aa', 'bb'], ['cc'], ['x'.repeat(10)], ['d']])
   })
 })
 

@@ -12,6 +12,13 @@ export interface BatchLimits {
 export interface BatchOptions<T> extends BatchLimits {
   sizeOf?: (item: T) => number
   signal?: AbortSignal | undefined
+  /**
+   * Take an item the source already holds, synchronously, or undefined when it holds none
+   * (e.g. a bounded queue's `takeNow`). Buffered items then fill a batch without a promise
+   * per item; an empty buffer is waited on through the iterator as usual. Never called while
+   * a read is pending, so the order is the source's.
+   */
+  takeNow?: () => T | undefined
 }
 
 const TIMEOUT = Symbol('timeout')
@@ -31,6 +38,7 @@ export async function* batchStream<T>(
   const maxAgeMs = options.maxAgeMs ?? 1000
   const sizeOf = options.sizeOf
   const signal = options.signal
+  const takeNow = options.takeNow
   const iterator = source[Symbol.asyncIterator]()
   let pending: Promise<IteratorResult<T>> | undefined
   let batch: T[] = []
@@ -48,13 +56,17 @@ export async function* batchStream<T>(
   try {
     while (true) {
       if (signal?.aborted) throw abortReason(signal)
-      pending ??= iterator.next()
       let result: IteratorResult<T> | typeof TIMEOUT
-      if (batch.length === 0 || !Number.isFinite(maxAgeMs)) {
+      const now = pending === undefined && takeNow ? takeNow() : undefined
+      if (now !== undefined) {
+        result = { done: false, value: now }
+      } else if (batch.length === 0 || !Number.isFinite(maxAgeMs)) {
+        pending ??= iterator.next()
         // Raced per read (a listener added and removed each time), so a read waiting on a
         // stalled source ends at once on abort and nothing accumulates on a long-lived promise.
         result = await raceAbort(pending, signal)
       } else {
+        pending ??= iterator.next()
         if (timeout === undefined) {
           const wait = deadline - Date.now()
           timeout =
