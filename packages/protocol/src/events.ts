@@ -26,6 +26,9 @@ export const PartitionLabelSchema = Type.Object(
   {
     index: Type.Integer({ minimum: 0, maximum: MAX_PARTITIONS - 1 }),
     count: Type.Integer({ minimum: 1, maximum: MAX_PARTITIONS }),
+    instanceId: Type.Optional(
+      Type.String({ minLength: 1, description: 'the runtime instance running the partition' }),
+    ),
   },
   { additionalProperties: true },
 )

@@ -44,6 +44,9 @@ const naming: DispatcherNaming = {
   checkpointBucket: `nvisy-test-checkpoints-${suffix}`,
   queueGroup: `nvisy-runtime-${suffix}`,
   nonceBucket: `nvisy-test-nonces-${suffix}`,
+  workStream: `NVISY_TEST_WORK_${suffix}`,
+  workConsumer: `nvisy-test-workers-${suffix}`,
+  runsBucket: `nvisy-test-runs-${suffix}`,
 }
 const subjects = createSubjects(naming.prefix)
 const TOKEN = `tok-${randomBytes(12).toString('hex')}`

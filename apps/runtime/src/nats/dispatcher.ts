@@ -218,15 +218,16 @@ interface ActiveRun {
  * in a KV bucket.
  */
 export async function startDispatcher(options: DispatcherOptions): Promise<Dispatcher> {
+  const prefix = options.naming?.prefix ?? SUBJECT_PREFIX
   const naming: DispatcherNaming = {
-    prefix: options.naming?.prefix ?? SUBJECT_PREFIX,
+    prefix,
     eventsStream: options.naming?.eventsStream ?? RUN_EVENTS_STREAM,
     checkpointBucket: options.naming?.checkpointBucket ?? CHECKPOINT_BUCKET,
     queueGroup: options.naming?.queueGroup ?? QUEUE_GROUP,
     nonceBucket: options.naming?.nonceBucket ?? CREDENTIAL_NONCE_BUCKET,
-    workStream: options.naming?.workStream ?? PARTITION_WORK_STREAM,
+    workStream: options.naming?.workStream ?? scoped(PARTITION_WORK_STREAM, prefix),
     workConsumer: options.naming?.workConsumer ?? PARTITION_WORK_CONSUMER,
-    runsBucket: options.naming?.runsBucket ?? PARTITIONED_RUNS_BUCKET,
+    runsBucket: options.naming?.runsBucket ?? scoped(PARTITIONED_RUNS_BUCKET, prefix),
   }
   if (options.serverPublicKey !== undefined && !isCurvePublicKey(options.serverPublicKey)) {
     throw new ProviderError({
@@ -343,6 +344,15 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Dispa
     drain: () => dispatcher.drain(),
     close: () => dispatcher.close(),
   }
+}
+
+/**
+ * The protocol's name for the default subject prefix; under another prefix (an environment of
+ * its own on a shared cluster) a name of that prefix, so two environments never share a work
+ * queue.
+ */
+function scoped(name: string, prefix: string): string {
+  return prefix === SUBJECT_PREFIX ? name : `${name}_${prefix.replace(/[^A-Za-z0-9_-]/g, '_')}`
 }
 
 /** Server URLs without any user info (a `nats://user:password@host` URL holds a secret). */

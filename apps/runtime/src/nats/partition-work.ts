@@ -189,8 +189,15 @@ export async function ensurePartitionWork(
   log: Logger,
 ): Promise<void> {
   try {
-    await jsm.streams.info(naming.workStream)
+    const info = await jsm.streams.info(naming.workStream)
+    if (!info.config.subjects?.includes(subjects.partitionWork))
+      throw new ProviderError({
+        kind: 'config',
+        operation: 'connect',
+        message: `stream ${naming.workStream} exists without subject ${subjects.partitionWork} (it serves another subject prefix): give this environment its own --work-stream`,
+      })
   } catch (error) {
+    if (ProviderError.isInstance(error)) throw error
     if (!/not found/i.test(`${(error as { name?: string }).name} ${errorMessage(error)}`))
       throw error
     try {
@@ -654,7 +661,7 @@ export class PartitionWork {
     log: Logger,
   ): Promise<RunSummary> {
     const { registry, execute, checkpoints, js, subjects, runs } = this.#o
-    const label = { index: item.index, count: item.count }
+    const label = { index: item.index, count: item.count, instanceId: this.#o.instanceId }
     const events = new RunEventPublisher(
       js,
       subjects.runEvents(item.runId),
