@@ -4,7 +4,7 @@ import {
   ProviderError,
   readBytes,
 } from '@nvisy/provider-core'
-import { pseudoRandomChunks, sha256Of } from '@nvisy/provider-testkit'
+import { pseudoRandomChunks, readAll, sha256Of } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   gcsInput,
@@ -20,15 +20,12 @@ const storage = testStorage()
 const bucket = randomBucketName('int')
 const signal = new AbortController().signal
 
-async function readAll(
+async function readBlobs(
   connection: GuardedConnection,
   stream: Record<string, unknown>,
   after?: unknown,
-) {
-  const items: BlobData[] = []
-  for await (const item of connection.read(stream, { signal, after }))
-    items.push(item.data as BlobData)
-  return items
+): Promise<BlobData[]> {
+  return (await readAll(connection, stream, { after })).map((item) => item.data as BlobData)
 }
 
 describe.skipIf(skip)('gcs provider against the GCS emulator', () => {
@@ -58,7 +55,7 @@ describe.skipIf(skip)('gcs provider against the GCS emulator', () => {
       { signal },
     )
     expect(result).toEqual({ written: 1, failed: [] })
-    const [blob] = await readAll(connection, { prefix: 'big/' })
+    const [blob] = await readBlobs(connection, { prefix: 'big/' })
     expect(blob!.size).toBe(size)
     expect(await sha256Of(blob!.body as AsyncIterable<Uint8Array>)).toBe(expected)
   }, 120_000)
@@ -78,7 +75,7 @@ describe.skipIf(skip)('gcs provider against the GCS emulator', () => {
       ],
       { signal },
     )
-    const [blob] = await readAll(connection, { prefix: 'meta/' })
+    const [blob] = await readBlobs(connection, { prefix: 'meta/' })
     expect(blob!.contentType).toBe('application/json')
     expect(blob!.metadata).toEqual(metadata)
     expect(blob!.lastModified).toBeInstanceOf(Date)
@@ -95,7 +92,7 @@ describe.skipIf(skip)('gcs provider against the GCS emulator', () => {
       },
     )
     expect(result.failed).toEqual([])
-    const blobs = await readAll(connection, { prefix: 'odd/' })
+    const blobs = await readBlobs(connection, { prefix: 'odd/' })
     expect(blobs.map((b) => b.key).sort()).toEqual(keys.map((k) => `odd/${k}`).sort())
     for (const blob of blobs)
       expect((await readBytes(blob.body)).toString()).toBe(blob.key.slice(4))
@@ -109,14 +106,14 @@ describe.skipIf(skip)('gcs provider against the GCS emulator', () => {
     await Promise.all(
       names.map((name) => storage.bucket(bucket).file(name).save(name, { resumable: false })),
     )
-    const all = await readAll(connection, { prefix: 'p/', pageSize: 5 })
+    const all = await readBlobs(connection, { prefix: 'p/', pageSize: 5 })
     expect(all.map((b) => b.key)).toEqual(names)
-    const rest = await readAll(connection, { prefix: 'p/', pageSize: 5 }, { key: names[9] })
+    const rest = await readBlobs(connection, { prefix: 'p/', pageSize: 5 }, { key: names[9] })
     expect(rest.map((b) => b.key)).toEqual(names.slice(10))
-    expect((await readAll(connection, { prefix: 'p/', glob: '*.csv' })).length).toBe(11)
-    expect((await readAll(connection, { prefix: 'p/', suffix: '.json' })).length).toBe(12)
+    expect((await readBlobs(connection, { prefix: 'p/', glob: '*.csv' })).length).toBe(11)
+    expect((await readBlobs(connection, { prefix: 'p/', suffix: '.json' })).length).toBe(12)
     const future = new Date(Date.now() + 3600_000).toISOString()
-    expect(await readAll(connection, { prefix: 'p/', modifiedSince: future })).toEqual([])
+    expect(await readBlobs(connection, { prefix: 'p/', modifiedSince: future })).toEqual([])
   })
 
   it('create-only mode reports an existing name as a data failure for that blob alone', async () => {
@@ -139,7 +136,7 @@ describe.skipIf(skip)('gcs provider against the GCS emulator', () => {
     )
     expect(second.written).toBe(1)
     expect(second.failed.map((f) => [f.index, f.error.kind])).toEqual([[0, 'data']])
-    const [a] = await readAll(connection, { prefix: 'once/a' })
+    const [a] = await readBlobs(connection, { prefix: 'once/a' })
     expect((await readBytes(a!.body)).toString()).toBe('1')
     expect(await listNames(storage, bucket, 'once/')).toEqual(['once/a', 'once/b'])
   })

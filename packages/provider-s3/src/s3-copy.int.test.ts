@@ -10,6 +10,7 @@ import {
   PutObjectCommand,
 } from '@aws-sdk/client-s3'
 import { type BlobData, type GuardedConnection, memoryLogger } from '@nvisy/provider-core'
+import { readAll } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createBucket,
@@ -42,11 +43,10 @@ async function objectHash(bucket: string, key: string): Promise<string> {
 /** The source's blobs under `prefix`, each body wrapped to record whether anything opened it. */
 async function listed(source: GuardedConnection, prefix: string, settings: object = {}) {
   const opened = new Set<string>()
-  const blobs: BlobData[] = []
-  for await (const item of source.read({ prefix, ...settings }, { signal })) {
+  const blobs = (await readAll(source, { prefix, ...settings })).map((item): BlobData => {
     const blob = item.data as BlobData
     const body = blob.body as AsyncIterable<Uint8Array>
-    blobs.push({
+    return {
       ...blob,
       body: {
         [Symbol.asyncIterator]() {
@@ -54,8 +54,8 @@ async function listed(source: GuardedConnection, prefix: string, settings: objec
           return body[Symbol.asyncIterator]()
         },
       },
-    })
-  }
+    }
+  })
   return { blobs, opened }
 }
 

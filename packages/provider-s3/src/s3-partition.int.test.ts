@@ -5,6 +5,7 @@ import {
   ProviderError,
   readBytes,
 } from '@nvisy/provider-core'
+import { readAll } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createBucket,
@@ -19,7 +20,6 @@ import { s3Provider } from './s3-provider.js'
 const skip = await s3SkipReason()
 const client = testS3Client()
 const bucket = randomBucketName('part')
-const signal = new AbortController().signal
 
 // Small pages, so ranges start and stop in the middle of a page and across pages. The stream
 // holds keys whose UTF-16 order differs from their UTF-8 byte order ('～' U+FF5E sorts before
@@ -41,16 +41,16 @@ interface Read {
   context: unknown
 }
 
-async function readAll(
+async function readObjects(
   connection: GuardedConnection,
   settings: unknown,
   after?: unknown,
 ): Promise<Read[]> {
+  // Settings through JSON, like a stored plan; bodies are fetched lazily, so reading them
+  // after the listing is done reads the same bytes.
+  const items = await readAll(connection, JSON.parse(JSON.stringify(settings)), { after })
   const out: Read[] = []
-  for await (const item of connection.read(JSON.parse(JSON.stringify(settings)), {
-    signal,
-    after,
-  })) {
+  for (const item of items) {
     const blob = item.data as BlobData
     out.push({
       key: blob.key,
@@ -87,14 +87,14 @@ describe.skipIf(skip)('s3 partition against the S3 server', () => {
   })
 
   it('splits into disjoint key ranges whose reads, in order, are exactly the whole read (keys and bytes)', async () => {
-    const whole = await readAll(connection, stream)
+    const whole = await readObjects(connection, stream)
     expect(whole.map((r) => r.key)).toEqual(keys)
     for (const r of whole) expect(r.body).toBe(`body of ${r.key}`)
     for (const count of [2, 3, 5, 8]) {
       const { partitions } = await plan(connection, stream, count)
       expect(partitions.length).toBe(count)
       const parts = []
-      for (const partition of partitions) parts.push(await readAll(connection, partition))
+      for (const partition of partitions) parts.push(await readObjects(connection, partition))
       for (const part of parts) expect(part.length).toBeGreaterThan(0)
       const flat = parts.flat()
       expect(flat.map((r) => [r.key, r.body])).toEqual(whole.map((r) => [r.key, r.body]))
@@ -116,7 +116,7 @@ describe.skipIf(skip)('s3 partition against the S3 server', () => {
       { after: 'p/k-09.txt', through: 'p/k-19.txt' },
       { after: 'p/k-19.txt', through: 'p/k-29.txt' },
     ])
-    expect((await readAll(connection, split.partitions[1])).map((r) => r.key)).toEqual(
+    expect((await readObjects(connection, split.partitions[1])).map((r) => r.key)).toEqual(
       keys.slice(20, 30),
     )
   })
@@ -129,16 +129,16 @@ describe.skipIf(skip)('s3 partition against the S3 server', () => {
       { after: 'p/～x.txt' },
     ])
     // In UTF-16 order '😀' sorts before '～': a range compared that way would hold both.
-    expect((await readAll(connection, partitions[0])).map((r) => r.key)).toEqual(['p/～x.txt'])
-    expect((await readAll(connection, partitions[1])).map((r) => r.key)).toEqual(['p/😀x.txt'])
+    expect((await readObjects(connection, partitions[0])).map((r) => r.key)).toEqual(['p/～x.txt'])
+    expect((await readObjects(connection, partitions[1])).map((r) => r.key)).toEqual(['p/😀x.txt'])
   })
 
   it('resumes each partition from a context in its middle with exactly the rest of it', async () => {
     const { partitions } = await plan(connection, stream, 3)
     for (const partition of partitions) {
-      const all = await readAll(connection, partition)
+      const all = await readObjects(connection, partition)
       for (const k of [0, Math.floor(all.length / 2), all.length - 1]) {
-        const rest = await readAll(
+        const rest = await readObjects(
           connection,
           partition,
           JSON.parse(JSON.stringify(all[k]!.context)),
@@ -153,9 +153,9 @@ describe.skipIf(skip)('s3 partition against the S3 server', () => {
     const added = ['p/a-first.txt', 'p/k-05a.txt', 'p/k-25a.txt', 'p/😀z.txt']
     for (const key of added) await put(key)
     try {
-      const whole = await readAll(connection, stream)
+      const whole = await readObjects(connection, stream)
       const parts = []
-      for (const partition of partitions) parts.push(await readAll(connection, partition))
+      for (const partition of partitions) parts.push(await readObjects(connection, partition))
       const flat = parts.flat().map((r) => r.key)
       expect(flat).toEqual(whole.map((r) => r.key))
       for (const key of added) expect(flat.filter((k) => k === key)).toEqual([key])
@@ -176,13 +176,13 @@ describe.skipIf(skip)('s3 partition against the S3 server', () => {
     const few = await plan(connection, { prefix: 'p/k-0', glob: '[12].txt' }, 4)
     expect(few.partitions.length).toBe(2)
     const read = []
-    for (const partition of few.partitions) read.push(...(await readAll(connection, partition)))
+    for (const partition of few.partitions) read.push(...(await readObjects(connection, partition)))
     expect(read.map((r) => r.key)).toEqual(['p/k-01.txt', 'p/k-02.txt'])
   })
 
   it('rejects a key range that is empty or not made of strings, naming the field', async () => {
     const bad = { ...stream, range: { after: 'p/k-20.txt', through: 'p/k-10.txt' } }
-    const readError = await readAll(connection, bad).catch((error: unknown) => error)
+    const readError = await readObjects(connection, bad).catch((error: unknown) => error)
     expect(readError).toBeInstanceOf(ProviderError)
     expect((readError as ProviderError).kind).toBe('config')
     expect((readError as ProviderError).message).toContain('/stream/range/through')
@@ -190,7 +190,7 @@ describe.skipIf(skip)('s3 partition against the S3 server', () => {
     await expect(connection.partition(same, { count: 2 })).rejects.toThrow(
       /\/stream\/range\/through/,
     )
-    await expect(readAll(connection, { ...stream, range: { after: 5 } })).rejects.toThrow(
+    await expect(readObjects(connection, { ...stream, range: { after: 5 } })).rejects.toThrow(
       /range\/after/,
     )
     await expect(

@@ -6,7 +6,7 @@ import {
   ProviderError,
   readBytes,
 } from '@nvisy/provider-core'
-import { pseudoRandomChunks, sha256Of } from '@nvisy/provider-testkit'
+import { pseudoRandomChunks, readAll, sha256Of } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createBucket,
@@ -24,15 +24,12 @@ const client = testS3Client()
 const bucket = randomBucketName('int')
 const signal = new AbortController().signal
 
-async function readAll(
+async function readBlobs(
   connection: GuardedConnection,
   stream: Record<string, unknown>,
   after?: unknown,
-) {
-  const items: BlobData[] = []
-  for await (const item of connection.read(stream, { signal, after }))
-    items.push(item.data as BlobData)
-  return items
+): Promise<BlobData[]> {
+  return (await readAll(connection, stream, { after })).map((item) => item.data as BlobData)
 }
 
 describe.skipIf(skip)('s3 provider against the S3 server', () => {
@@ -67,7 +64,7 @@ describe.skipIf(skip)('s3 provider against the S3 server', () => {
     const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'big/object.bin' }))
     expect(head.ContentLength).toBe(size)
     expect(head.ETag).toMatch(/-\d+"$/) // a multipart ETag: the body went up in parts
-    const [blob] = await readAll(connection, { prefix: 'big/' })
+    const [blob] = await readBlobs(connection, { prefix: 'big/' })
     expect(blob!.size).toBe(size)
     expect(await sha256Of(blob!.body as AsyncIterable<Uint8Array>)).toBe(expected)
   }, 120_000)
@@ -87,7 +84,7 @@ describe.skipIf(skip)('s3 provider against the S3 server', () => {
       ],
       { signal },
     )
-    const [blob] = await readAll(connection, { prefix: 'meta/' })
+    const [blob] = await readBlobs(connection, { prefix: 'meta/' })
     expect(blob!.contentType).toBe('application/json')
     expect(blob!.metadata).toEqual(metadata)
     expect(blob!.lastModified).toBeInstanceOf(Date)
@@ -102,7 +99,7 @@ describe.skipIf(skip)('s3 provider against the S3 server', () => {
       { signal },
     )
     expect(result.failed).toEqual([])
-    const blobs = await readAll(connection, { prefix: 'odd/' })
+    const blobs = await readBlobs(connection, { prefix: 'odd/' })
     expect(blobs.map((b) => b.key).sort()).toEqual(keys.map((k) => `odd/${k}`).sort())
     for (const blob of blobs)
       expect((await readBytes(blob.body)).toString()).toBe(blob.key.slice(4))
@@ -113,18 +110,18 @@ describe.skipIf(skip)('s3 provider against the S3 server', () => {
       client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: key }))
     await Promise.all(['f/a.csv', 'f/b.json', 'f/sub/c.csv', 'f/sub/d.txt'].map(put))
     expect(
-      (await readAll(connection, { prefix: 'f/', glob: '**/*.csv' })).map((b) => b.key),
+      (await readBlobs(connection, { prefix: 'f/', glob: '**/*.csv' })).map((b) => b.key),
     ).toEqual(['f/a.csv', 'f/sub/c.csv'])
-    expect((await readAll(connection, { prefix: 'f/', glob: '*.csv' })).map((b) => b.key)).toEqual([
-      'f/a.csv',
-    ])
-    expect((await readAll(connection, { prefix: 'f/', suffix: '.txt' })).map((b) => b.key)).toEqual(
-      ['f/sub/d.txt'],
-    )
+    expect(
+      (await readBlobs(connection, { prefix: 'f/', glob: '*.csv' })).map((b) => b.key),
+    ).toEqual(['f/a.csv'])
+    expect(
+      (await readBlobs(connection, { prefix: 'f/', suffix: '.txt' })).map((b) => b.key),
+    ).toEqual(['f/sub/d.txt'])
     const future = new Date(Date.now() + 3600_000).toISOString()
-    expect(await readAll(connection, { prefix: 'f/', modifiedSince: future })).toEqual([])
+    expect(await readBlobs(connection, { prefix: 'f/', modifiedSince: future })).toEqual([])
     const past = new Date(Date.now() - 3600_000).toISOString()
-    expect((await readAll(connection, { prefix: 'f/', modifiedSince: past })).length).toBe(4)
+    expect((await readBlobs(connection, { prefix: 'f/', modifiedSince: past })).length).toBe(4)
   })
 
   it('pages through listings and resumes across page boundaries', async () => {
@@ -132,9 +129,9 @@ describe.skipIf(skip)('s3 provider against the S3 server', () => {
     await Promise.all(
       keys.map((key) => client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: key }))),
     )
-    const all = await readAll(connection, { prefix: 'p/', pageSize: 5, metadata: false })
+    const all = await readBlobs(connection, { prefix: 'p/', pageSize: 5, metadata: false })
     expect(all.map((b) => b.key)).toEqual(keys)
-    const rest = await readAll(connection, { prefix: 'p/', pageSize: 5 }, { key: keys[9] })
+    const rest = await readBlobs(connection, { prefix: 'p/', pageSize: 5 }, { key: keys[9] })
     expect(rest.map((b) => b.key)).toEqual(keys.slice(10))
   })
 
@@ -157,7 +154,7 @@ describe.skipIf(skip)('s3 provider against the S3 server', () => {
     expect(second.written).toBe(1)
     expect(second.failed.map((f) => [f.index, f.error.kind])).toEqual([[0, 'data']])
     expect(second.failed[0]!.error.message).toContain('already exists')
-    const [a] = await readAll(connection, { prefix: 'once/a' })
+    const [a] = await readBlobs(connection, { prefix: 'once/a' })
     expect((await readBytes(a!.body)).toString()).toBe('1')
     expect(await listKeys(client, bucket, 'once/')).toEqual(['once/a', 'once/b'])
   })
@@ -175,7 +172,7 @@ describe.skipIf(skip)('s3 provider against the S3 server', () => {
     const checkError = await missing.check().catch((e: unknown) => e)
     expect(ProviderError.isInstance(checkError) && checkError.kind).toBe('not_found')
     expect((checkError as Error).message).toContain(`${bucket}-missing`)
-    const readError = await readAll(missing, { prefix: '' }).catch((e: unknown) => e)
+    const readError = await readBlobs(missing, { prefix: '' }).catch((e: unknown) => e)
     expect(ProviderError.isInstance(readError) && readError.kind).toBe('not_found')
     expect((readError as ProviderError).providerId).toBe('s3')
     await missing.close()
