@@ -1,0 +1,77 @@
+import { batchStream, raceAbort, retry } from '@nvisy/provider-core'
+import { BufferedBody } from './buffered-body.js'
+import { itemFailed } from './failure-routing.js'
+import type { EdgeRuntime, RunState } from './run-state.js'
+
+/** What a blob copied server-side weighs when a batch is closed by bytes (one request). */
+const COPY_REQUEST_BYTES = 1024
+
+/**
+ * Group an edge's items into batches (core's `batchStream`: closed on item count, bytes or
+ * age, an item larger than `maxBytes` alone) and queue them for the edge's writers. Items
+ * already buffered are taken without waiting (`takeNow`: no promise per item). An abort
+ * reaches this loop through the queues: the run fails `edge.items` and `edge.batches`.
+ */
+export async function batchEdge(edge: EdgeRuntime): Promise<void> {
+  const limits = edge.sink.node.batch ?? {}
+  const queue = edge.items
+  const batches = batchStream(queue, {
+    maxItems: limits.maxItems ?? 1000,
+    maxBytes: limits.maxBytes ?? 8 * 1024 * 1024,
+    maxAgeMs: limits.maxAgeMs ?? 1000,
+    // A blob copied inside the store moves no bytes through here: it weighs a request.
+    sizeOf: edge.serverSideCopy ? () => COPY_REQUEST_BYTES : (item) => item.size,
+    takeNow: () => queue.takeNow(),
+  })
+  for await (const batch of batches) await edge.batches.push(batch)
+  edge.batches.close()
+}
+
+/**
+ * One writer of an edge (a sink node runs `concurrency` of them, sharing its semaphore with
+ * its dead-letter writes): write each batch with retry, count what was written, route each
+ * item the sink refused, then acknowledge the batch's items to the source.
+ */
+export async function writeEdge(run: RunState, edge: EdgeRuntime): Promise<void> {
+  const sink = edge.sink
+  const connection = sink.connection!
+  for await (const batch of edge.batches) {
+    await sink.semaphore.acquire(run.signal)
+    try {
+      const data = batch.map((item) => item.data)
+      const options =
+        edge.offsetKey === undefined
+          ? { signal: run.signal, serverSideCopy: edge.serverSideCopy }
+          : {
+              signal: run.signal,
+              serverSideCopy: edge.serverSideCopy,
+              offset: { key: edge.offsetKey, context: batch[batch.length - 1]!.context },
+            }
+      const result = await retry(
+        () => raceAbort(connection.write(sink.stream, data, options), run.signal),
+        run.retryOptions(sink.node.id, 'write'),
+      )
+      const failedIndexes = new Set(result.failed.map((f) => f.index))
+      sink.stats.items += result.written
+      for (let index = 0; index < data.length; index++) {
+        if (failedIndexes.has(index)) continue
+        const item = data[index]!
+        // A buffered blob body has been read by the write: count its real length.
+        sink.stats.bytes +=
+          item.kind === 'blob' && item.body instanceof BufferedBody
+            ? (item.body.size ?? item.size ?? 0)
+            : batch[index]!.size
+      }
+      for (const failure of result.failed) {
+        await itemFailed(run, sink, data[failure.index]!, failure.index, failure.error)
+      }
+    } finally {
+      sink.semaphore.release()
+    }
+    const tracker = edge.source.tracker
+    for (const item of batch) {
+      if (item.part) edge.parts.ack(item.seq)
+      else tracker.ack(item.seq)
+    }
+  }
+}
