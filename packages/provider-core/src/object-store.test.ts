@@ -3,6 +3,7 @@ import { ProviderError } from './errors.js'
 import {
   compareObjectKeys,
   laterObjectKey,
+  type ObjectKeyRange,
   ObjectKeyRangeSchema,
   objectKeyRangeProblem,
   objectListing,
@@ -108,10 +109,12 @@ describe('object listing', () => {
 })
 
 describe('partitioning by listed keys', () => {
+  // An object stream as S3 and GCS declare it: a prefix and an optional key range.
+  type Stream = { prefix?: string; range?: ObjectKeyRange }
   const keys = Array.from({ length: 10 }, (_, i) => `k${i}`)
 
   it('cuts at quantiles, the first and last ranges keeping the stream bounds', async () => {
-    const plan = await partitionObjectKeys({ prefix: 'p/' }, listed(keys), 3)
+    const plan = await partitionObjectKeys<Stream>({ prefix: 'p/' }, listed(keys), 3)
     expect(plan).toEqual({
       partitions: [
         { prefix: 'p/', range: { through: 'k2' } },
@@ -134,7 +137,7 @@ describe('partitioning by listed keys', () => {
     const few = await partitionObjectKeys({}, listed(['a', 'b']), 4)
     expect(few.partitions).toEqual([{ range: { through: 'a' } }, { range: { after: 'a' } }])
     expect(few.reason).toBe('2 objects: 2 partitions')
-    const none = await partitionObjectKeys({ prefix: 'x' }, listed([]), 4)
+    const none = await partitionObjectKeys<Stream>({ prefix: 'x' }, listed([]), 4)
     expect(none.partitions).toEqual([{ prefix: 'x' }])
     expect(none.reason).toMatch(/no object/)
   })
