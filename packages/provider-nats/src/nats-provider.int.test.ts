@@ -5,6 +5,7 @@ import {
   ProviderError,
   type ReadItem,
 } from '@nvisy/provider-core'
+import { readAll } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   freePort,
@@ -20,16 +21,6 @@ const skip = await natsSkipReason()
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 const never = () => new AbortController().signal
-
-async function readAll(
-  connection: GuardedConnection,
-  stream: unknown,
-  after?: NatsContext,
-): Promise<ReadItem<NatsContext>[]> {
-  const items: ReadItem<NatsContext>[] = []
-  for await (const item of connection.read(stream, { after, signal: never() })) items.push(item)
-  return items
-}
 
 function payloadText(item: ReadItem): string {
   return decoder.decode((item.data as MessageData).payload)
@@ -116,10 +107,10 @@ describe.skipIf(skip)('nats provider against a real server', () => {
       await stream.publish(`${stream.prefix}.${i % 2 === 0 ? 'even' : 'odd'}`, `m${i}`)
     const all = await readAll(connection, {})
     expect(all.map(payloadText)).toEqual(Array.from({ length: 20 }, (_, i) => `m${i + 1}`))
-    const rest = await readAll(connection, {}, { seq: 7 })
+    const rest = await readAll<NatsContext>(connection, {}, { after: { seq: 7 } })
     expect(rest.map((i) => i.context.seq)).toEqual(Array.from({ length: 13 }, (_, i) => i + 8))
-    expect(await readAll(connection, {}, { seq: 20 })).toEqual([])
-    expect(await readAll(connection, {}, { seq: 500 })).toEqual([])
+    expect(await readAll(connection, {}, { after: { seq: 20 } })).toEqual([])
+    expect(await readAll(connection, {}, { after: { seq: 500 } })).toEqual([])
 
     const even = await readAll(connection, { subject: `${stream.prefix}.even` })
     expect(even.map(payloadText)).toEqual([
@@ -137,11 +128,15 @@ describe.skipIf(skip)('nats provider against a real server', () => {
     const evenAfter = await readAll(
       connection,
       { subject: `${stream.prefix}.even` },
-      even[6]!.context,
+      { after: even[6]!.context },
     )
     expect(evenAfter.map(payloadText)).toEqual(['m16', 'm18', 'm20'])
     // The last odd message is before the stream's last sequence: the read still ends.
-    const odd = await readAll(connection, { subject: `${stream.prefix}.odd` }, { seq: 17 })
+    const odd = await readAll(
+      connection,
+      { subject: `${stream.prefix}.odd` },
+      { after: { seq: 17 } },
+    )
     expect(odd.map(payloadText)).toEqual(['m19'])
     expect(await readAll(connection, { subject: `${stream.prefix}.none` })).toEqual([])
   })
@@ -157,7 +152,7 @@ describe.skipIf(skip)('nats provider against a real server', () => {
         for (let i = 50; i < 60; i++) await stream.publish(`${stream.prefix}.live`, `m${i}`)
     }
     expect(items.length).toBe(50)
-    const next = await readAll(connection, {}, items[49]!.context)
+    const next = await readAll(connection, {}, { after: items[49]!.context })
     expect(next.map(payloadText)).toEqual(Array.from({ length: 10 }, (_, i) => `m${i + 50}`))
   })
 
@@ -413,6 +408,8 @@ describe.skipIf(skip)('nats provider against a real server', () => {
       if (m.info.pending === 0) break
     }
     await consumer.delete()
-    expect((await readAll(connection, {}, { seq: 2 })).map((i) => i.context.seq)).toEqual(raw)
+    expect(
+      (await readAll<NatsContext>(connection, {}, { after: { seq: 2 } })).map((i) => i.context.seq),
+    ).toEqual(raw)
   })
 })

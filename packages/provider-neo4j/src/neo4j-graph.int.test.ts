@@ -7,6 +7,7 @@ import {
   ProviderError,
   tagged,
 } from '@nvisy/provider-core'
+import { readAll } from '@nvisy/provider-testkit'
 import neo4j from 'neo4j-driver'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
@@ -26,10 +27,9 @@ const signal = () => new AbortController().signal
 let target: Neo4jTestTarget
 let connection: GuardedConnection
 
-async function readAll(stream: Record<string, unknown>, after?: unknown) {
-  const items: { data: Data; context: unknown }[] = []
-  for await (const item of connection.read(stream, { after, signal: signal() })) items.push(item)
-  return items
+/** Every item of `stream` through the shared connection. */
+function readGraph(stream: Record<string, unknown>, after?: unknown) {
+  return readAll(connection, stream, { after })
 }
 
 async function count(label: string): Promise<number> {
@@ -85,13 +85,13 @@ describe.skipIf(skip)('neo4j provider against Bolt', () => {
       { signal: signal() },
     )
     expect(result).toEqual({ written: 1, failed: [] })
-    const items = await readAll({ label: PERSON })
+    const items = await readGraph({ label: PERSON })
     expect(items).toHaveLength(1)
     const node = (items[0]!.data as GraphData).nodes[0]!
     expect(node).toEqual({ id: 'p1', labels: [PERSON], properties: { id: 'p1', ...properties } })
     // Writing what was read changes nothing.
     await connection.write({}, [items[0]!.data], { signal: signal() })
-    const again = await readAll({ label: PERSON })
+    const again = await readGraph({ label: PERSON })
     expect((again[0]!.data as GraphData).nodes[0]).toEqual(node)
   })
 
@@ -113,7 +113,7 @@ describe.skipIf(skip)('neo4j provider against Bolt', () => {
       ],
       { signal: signal() },
     )
-    const node = ((await readAll({ label: PERSON }))[0]!.data as GraphData).nodes[0]!
+    const node = ((await readGraph({ label: PERSON }))[0]!.data as GraphData).nodes[0]!
     expect(node.properties.d).toEqual(tagged('interval', 'P14M8DT3661.500000000S'))
     expect(node.properties.t).toEqual(tagged('timestamptz', '2024-02-29T11:45:00.000000000Z'))
     expect(node.properties.neg).toEqual(tagged('interval', 'P0M0DT-1.500000000S'))
@@ -130,10 +130,10 @@ describe.skipIf(skip)('neo4j provider against Bolt', () => {
       nodes.map((n) => graph([n])),
       { signal: signal() },
     )
-    const items = await readAll({ label: PERSON, pageSize: 2 })
+    const items = await readGraph({ label: PERSON, pageSize: 2 })
     expect(items.map((i) => (i.data as GraphData).nodes[0]!.id)).toEqual(['2', '10', '33'])
     expect(items[0]!.context).toEqual({ key: '2', type: 'integer' })
-    const rest = await readAll({ label: PERSON }, JSON.parse(JSON.stringify(items[0]!.context)))
+    const rest = await readGraph({ label: PERSON }, JSON.parse(JSON.stringify(items[0]!.context)))
     expect(rest.map((i) => (i.data as GraphData).nodes[0]!.properties.id)).toEqual([10n, 33n])
   })
 
@@ -160,14 +160,14 @@ describe.skipIf(skip)('neo4j provider against Bolt', () => {
     expect(await count(PERSON)).toBe(2)
     const rels = await cypher(target, `MATCH (a:\`${PERSON}\`)-[r]->(b) RETURN count(r) AS c`)
     expect(Number(rels.records[0]!.get('c'))).toBe(2)
-    const items = await readAll({ label: PERSON, relationships: ['KNOWS', 'LIVES_IN'] })
+    const items = await readGraph({ label: PERSON, relationships: ['KNOWS', 'LIVES_IN'] })
     const ann = items.find((i) => (i.data as GraphData).nodes[0]!.id === 'ann')!.data as GraphData
     expect(ann.edges.sort((a, b) => a.id.localeCompare(b.id))).toEqual([
       { id: 'k1', type: 'KNOWS', from: 'ann', to: 'bob', properties: { id: 'k1', since: 2020n } },
       { id: 'l1', type: 'LIVES_IN', from: 'ann', to: 'paris', properties: { id: 'l1' } },
     ])
     // Only the requested types.
-    const knowsOnly = await readAll({ label: PERSON, relationships: ['KNOWS'] })
+    const knowsOnly = await readGraph({ label: PERSON, relationships: ['KNOWS'] })
     expect((knowsOnly[0]!.data as GraphData).edges.map((e) => e.type)).toEqual(['KNOWS'])
   })
 
@@ -245,7 +245,7 @@ describe.skipIf(skip)('neo4j provider against Bolt', () => {
       { label: PERSON, keyProperty: hostile },
       { label: PERSON, relationships: [hostile] },
     ]) {
-      const error = await readAll(stream).catch((e: unknown) => e)
+      const error = await readGraph(stream).catch((e: unknown) => e)
       expect(ProviderError.isInstance(error) && error.kind).toBe('config')
     }
     const sinkError = await connection
@@ -267,7 +267,7 @@ describe.skipIf(skip)('neo4j provider against Bolt', () => {
     )
     expect(result.failed.map((f) => f.index)).toEqual([0, 1])
     expect(await count(PERSON)).toBe(2)
-    const h3 = (await readAll({ label: PERSON }))
+    const h3 = (await readGraph({ label: PERSON }))
       .map((i) => (i.data as GraphData).nodes[0]!)
       .find((n) => n.id === 'h3')!
     expect(h3.properties[hostile]).toBe('value')
@@ -301,8 +301,7 @@ describe.skipIf(skip)('neo4j provider against Bolt', () => {
     await c.write({}, [graph([{ id: 'i1', labels: [PERSON], properties: { n: 5n } }])], {
       signal: signal(),
     })
-    const items: Data[] = []
-    for await (const item of c.read({ label: PERSON }, { signal: signal() })) items.push(item.data)
+    const items = (await readAll(c, { label: PERSON })).map((item) => item.data)
     expect((items[0] as GraphData).nodes[0]!.properties.n).toBe(5n)
     await c.close()
     await expect(driver.getServerInfo()).resolves.toBeDefined()

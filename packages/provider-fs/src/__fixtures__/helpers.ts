@@ -7,6 +7,7 @@ import {
   type ReadItem,
   readBytes,
 } from '@nvisy/provider-core'
+import { readAll as readItems } from '@nvisy/provider-testkit'
 import { fsProvider } from '../index.js'
 
 export async function tempRoot(
@@ -23,15 +24,13 @@ export function connectTo(
   return fsProvider.connect({ credentials: {}, params: { root, ...extra } })
 }
 
-export async function readAll(
+/** Every item of `stream`, resuming after `after` when given (the testkit's `readAll`). */
+export function readAll(
   connection: GuardedConnection,
   stream: unknown,
   after?: unknown,
 ): Promise<ReadItem[]> {
-  const items: ReadItem[] = []
-  for await (const item of connection.read(stream, { after, signal: new AbortController().signal }))
-    items.push(item)
-  return items
+  return readItems(connection, stream, { after })
 }
 
 export async function failure(promise: Promise<unknown>): Promise<ProviderError> {
