@@ -1,4 +1,5 @@
 import { type GuardedConnection, ProviderError, type ReadItem } from '@nvisy/provider-core'
+import { readAll } from '@nvisy/provider-testkit'
 import { Binary, BSON, Decimal128, Double, Int32, Long, ObjectId, Timestamp, UUID } from 'mongodb'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
@@ -12,19 +13,12 @@ import { type MongoContext, type MongoStream, mongoProvider } from './index.js'
 const skip = await mongoSkipReason()
 const RAW = { promoteValues: false, promoteLongs: false, bsonRegExp: true } as const
 
-async function collect(
+function collect(
   connection: GuardedConnection,
   stream: MongoStream,
   after?: MongoContext,
 ): Promise<ReadItem<MongoContext>[]> {
-  const items: ReadItem<MongoContext>[] = []
-  for await (const item of connection.read(stream, {
-    after,
-    signal: new AbortController().signal,
-  })) {
-    items.push(item as ReadItem<MongoContext>)
-  }
-  return items
+  return readAll<MongoContext>(connection, stream, { after })
 }
 
 const viaJson = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T

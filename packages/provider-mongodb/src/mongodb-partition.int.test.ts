@@ -1,4 +1,5 @@
 import type { DocumentData } from '@nvisy/provider-core'
+import { readAll } from '@nvisy/provider-testkit'
 import { Decimal128, Long, ObjectId } from 'mongodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type MongoTarget, mongoSkipReason, openMongoTarget } from './__fixtures__/mongodb-env.js'
@@ -15,13 +16,8 @@ let connection: Connection
 const viaJson = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T
 
 async function ids(stream: MongoStream, after?: unknown): Promise<string[]> {
-  const out: string[] = []
-  for await (const item of connection.read(viaJson(stream), {
-    after: after as never,
-    signal: new AbortController().signal,
-  }))
-    out.push((item.data as DocumentData).id)
-  return out
+  const items = await readAll(connection, viaJson(stream), { after })
+  return items.map((item) => (item.data as DocumentData).id)
 }
 
 async function readPartitions(partitions: MongoStream[]): Promise<string[][]> {
@@ -71,9 +67,7 @@ describe.skipIf(skip)('mongodb partitions', () => {
     // A partition resumes within itself from any of its items' contexts.
     const { partitions } = viaJson(await connection.partition(stream, { count: 4 }))
     for (const partition of partitions) {
-      const items: unknown[] = []
-      for await (const item of connection.read(partition, { signal: new AbortController().signal }))
-        items.push(item.context)
+      const items = (await readAll(connection, partition)).map((item) => item.context)
       const all = await ids(partition)
       expect(await ids(partition, viaJson(items[10]))).toEqual(all.slice(11))
     }

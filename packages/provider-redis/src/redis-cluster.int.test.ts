@@ -3,8 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import type { DocumentData, GuardedConnection, MessageData, ReadItem } from '@nvisy/provider-core'
-import { freePort, serviceSkipReason } from '@nvisy/provider-testkit'
+import type { DocumentData, GuardedConnection, MessageData } from '@nvisy/provider-core'
+import { freePort, readAll, serviceSkipReason } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { redisProvider } from './index.js'
 
@@ -22,14 +22,8 @@ const skip = await serviceSkipReason(
 
 const signal = () => new AbortController().signal
 
-async function collect(
-  connection: GuardedConnection,
-  stream: unknown,
-  after?: unknown,
-): Promise<ReadItem[]> {
-  const items: ReadItem[] = []
-  for await (const item of connection.read(stream, { after, signal: signal() })) items.push(item)
-  return items
+function collect(connection: GuardedConnection, stream: unknown, after?: unknown) {
+  return readAll(connection, stream, { after })
 }
 
 describe.skipIf(skip)('redis provider on a Redis Cluster', () => {

@@ -6,8 +6,8 @@ import {
   type GuardedConnection,
   type MessageData,
   ProviderError,
-  type ReadItem,
 } from '@nvisy/provider-core'
+import { readAll } from '@nvisy/provider-testkit'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -26,14 +26,8 @@ const SCAN_DB = Number(process.env.NVISY_TEST_REDIS_SCAN_DB ?? 10)
 const prefix = `nvisy-test:${randomSuffix()}:`
 const signal = () => new AbortController().signal
 
-async function collect(
-  connection: GuardedConnection,
-  stream: unknown,
-  after?: unknown,
-): Promise<ReadItem[]> {
-  const items: ReadItem[] = []
-  for await (const item of connection.read(stream, { after, signal: signal() })) items.push(item)
-  return items
+function collect(connection: GuardedConnection, stream: unknown, after?: unknown) {
+  return readAll(connection, stream, { after })
 }
 
 async function errorOf(promise: Promise<unknown>): Promise<ProviderError> {
