@@ -5,6 +5,7 @@ import {
   ProviderError,
   type ReadItem,
 } from '@nvisy/provider-core'
+import { readAll } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   type ElasticsearchTarget,
@@ -18,19 +19,14 @@ import { elasticsearchProvider } from './index.js'
 const skip = await elasticsearchSkipReason()
 const signal = () => new AbortController().signal
 
-async function collect(
+/** The items of `stream` after `after`, at most `limit` (the read is stopped there). */
+function collect(
   connection: GuardedConnection,
   stream: Record<string, unknown>,
   after?: unknown,
-  limit = Number.POSITIVE_INFINITY,
+  limit?: number,
 ): Promise<ReadItem<ElasticsearchContext>[]> {
-  const items: ReadItem<ElasticsearchContext>[] = []
-  if (limit <= 0) return items
-  for await (const item of connection.read(stream, { after, signal: signal() })) {
-    items.push(item as ReadItem<ElasticsearchContext>)
-    if (items.length >= limit) break
-  }
-  return items
+  return readAll<ElasticsearchContext>(connection, stream, { after, limit })
 }
 
 const ns = (items: ReadItem[]) =>

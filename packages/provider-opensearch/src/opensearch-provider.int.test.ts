@@ -5,6 +5,7 @@ import {
   ProviderError,
   type ReadItem,
 } from '@nvisy/provider-core'
+import { readAll } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   type OpenSearchTarget,
@@ -18,19 +19,14 @@ import type { OpenSearchContext } from './opensearch-schemas.js'
 const skip = await opensearchSkipReason()
 const signal = () => new AbortController().signal
 
-async function collect(
+/** The items of `stream` after `after`, at most `limit` (the read is stopped there). */
+function collect(
   connection: GuardedConnection,
   stream: Record<string, unknown>,
   after?: unknown,
-  limit = Number.POSITIVE_INFINITY,
+  limit?: number,
 ): Promise<ReadItem<OpenSearchContext>[]> {
-  const items: ReadItem<OpenSearchContext>[] = []
-  if (limit <= 0) return items
-  for await (const item of connection.read(stream, { after, signal: signal() })) {
-    items.push(item as ReadItem<OpenSearchContext>)
-    if (items.length >= limit) break
-  }
-  return items
+  return readAll<OpenSearchContext>(connection, stream, { after, limit })
 }
 
 const ns = (items: ReadItem[]) =>

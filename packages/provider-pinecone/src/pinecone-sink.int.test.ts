@@ -4,6 +4,7 @@ import {
   type GuardedConnection,
   ProviderError,
 } from '@nvisy/provider-core'
+import { readAll } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   clearNamespace,
@@ -219,10 +220,9 @@ describe('pinecone sink', () => {
       failed: [],
     })
     await env.settle()
-    const read: EmbeddingData[] = []
-    for await (const item of hybrid.read({ namespace, pageSize: 7 }, { signal: signal() })) {
-      read.push(item.data as EmbeddingData)
-    }
+    const read = (await readAll(hybrid, { namespace, pageSize: 7 })).map(
+      (item) => item.data as EmbeddingData,
+    )
     expect(read.map((item) => item.id)).toEqual(batch.map((item) => item.id))
     expect((read[4]!.values as number[]).map(Math.fround)).toEqual(vectorFor(4, dimension))
     expect({ ...read[4], values: [] }).toEqual({

@@ -4,6 +4,7 @@ import {
   ProviderError,
   type ReadItem,
 } from '@nvisy/provider-core'
+import { readAll } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   clearNamespace,
@@ -21,14 +22,8 @@ const namespace = `nvisy-source-${randomSuffix()}`
 let env: PineconeTestEnv
 let connection: GuardedConnection
 
-async function collect(
-  conn: GuardedConnection,
-  stream: unknown,
-  after?: unknown,
-): Promise<ReadItem[]> {
-  const items: ReadItem[] = []
-  for await (const item of conn.read(stream, { after, signal: signal() })) items.push(item)
-  return items
+function collect(conn: GuardedConnection, stream: unknown, after?: unknown): Promise<ReadItem[]> {
+  return readAll(conn, stream, { after })
 }
 
 async function errorOf(promise: Promise<unknown>): Promise<ProviderError> {
