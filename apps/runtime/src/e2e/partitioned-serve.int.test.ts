@@ -3,10 +3,7 @@
 // (SIGKILL) while it runs a partition. Its work item is redelivered after the ack wait to a
 // survivor, which resumes the partition from its checkpoint; the run completes once every
 // partition has, and the destination equals the source by PostgreSQL's own digest.
-import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { createCurve } from '@nats-io/nkeys'
 import type { Pipeline, RunEvent } from '@nvisy/protocol'
@@ -14,7 +11,6 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   buildRuntimeDist,
-  NATS_URL,
   natsSkip,
   PG,
   postgresSkip,
@@ -23,13 +19,9 @@ import {
   terminal,
   uniqueNaming,
 } from './__fixtures__/harness.js'
+import { killAll, type Serve, serveInstance } from './__fixtures__/serve-group.js'
 
 const skip = (await natsSkip()) || (await postgresSkip())
-const here = dirname(fileURLToPath(import.meta.url))
-const runtimeDir = join(here, '..', '..')
-const repoRoot = join(runtimeDir, '..', '..')
-const CLI = join(runtimeDir, 'dist', 'cli.js')
-const CONFIG = join(here, '__fixtures__', 'nvisy.config.json')
 const ROWS = 1_000_000
 const PARTITIONS = 8
 const suffix = randomBytes(4).toString('hex')
@@ -38,13 +30,6 @@ const naming = uniqueNaming('parts')
 const decoder = new TextDecoder()
 const SECRET = `pw-${randomBytes(12).toString('hex')}`
 
-interface Serve {
-  id: string
-  child: ChildProcess
-  stderr(): string
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-}
-
 describe.skipIf(skip)('a partitioned run across three nvisy serve processes', () => {
   let db: pg.Pool
   let server: ServerClient
@@ -52,72 +37,16 @@ describe.skipIf(skip)('a partitioned run across three nvisy serve processes', ()
   const runtimeSeed = decoder.decode(createCurve().getSeed())
   const pgParams = { host: PG.host, port: PG.port, database: PG.database, schema }
 
-  function serve(id: string): Serve {
-    const child = spawn(
-      process.execPath,
-      [
-        CLI,
-        'serve',
-        '--config',
-        CONFIG,
-        '--server-key',
-        server.publicKey,
-        '--subject-prefix',
-        naming.prefix,
-        '--events-stream',
-        naming.eventsStream,
-        '--checkpoint-bucket',
-        naming.checkpointBucket,
-        '--queue-group',
-        naming.queueGroup,
-        '--nonce-bucket',
-        naming.nonceBucket!,
-        '--work-stream',
-        naming.workStream!,
-        '--runs-bucket',
-        naming.runsBucket!,
-        '--partition-ack-wait',
-        '4',
-        '--partition-concurrency',
-        '2',
-        '--log-level',
-        'info',
-      ],
-      {
-        cwd: repoRoot,
-        env: {
-          ...process.env,
-          NVISY_NATS_URL: NATS_URL,
-          NVISY_RUNTIME_SEED: runtimeSeed,
-        },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    )
-    let err = ''
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-      err += chunk
+  function serve(): Serve {
+    const run = serveInstance({
+      naming,
+      serverPublicKey: server.publicKey,
+      runtimeSeed,
+      config: 'nvisy.config.json',
+      extraArgs: ['--partition-ack-wait', '4', '--partition-concurrency', '2'],
     })
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
-    )
-    const run = { id, child, stderr: () => err, exited }
     running.push(run)
     return run
-  }
-
-  async function ready(run: Serve): Promise<string> {
-    const deadline = Date.now() + 30_000
-    for (;;) {
-      const match =
-        /"instanceId":"([^"]+)"[^\n]*dispatcher ready|dispatcher ready[^\n]*"instanceId":"([^"]+)"/.exec(
-          run.stderr(),
-        )
-      if (match) return (match[1] ?? match[2])!
-      if (run.child.exitCode !== null)
-        throw new Error(`nvisy serve exited ${run.child.exitCode}:\n${run.stderr()}`)
-      if (Date.now() > deadline) throw new Error(`nvisy serve not ready:\n${run.stderr()}`)
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
   }
 
   function copy(id: string): Pipeline {
@@ -166,8 +95,7 @@ describe.skipIf(skip)('a partitioned run across three nvisy serve processes', ()
   }, 300_000)
 
   afterAll(async () => {
-    for (const run of running)
-      if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL')
+    killAll(running)
     await server?.cleanup()
     if (db) {
       await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
@@ -176,8 +104,8 @@ describe.skipIf(skip)('a partitioned run across three nvisy serve processes', ()
   })
 
   it('copies 1M rows in 8 partitions, survives a SIGKILL of an instance mid-partition, and the target equals the source', async () => {
-    const instances = ['serve-a', 'serve-b', 'serve-c'].map((id) => serve(id))
-    const ids = await Promise.all(instances.map((run) => ready(run)))
+    const instances = [serve(), serve(), serve()]
+    const ids = await Promise.all(instances.map((run) => run.ready()))
     expect(new Set(ids).size).toBe(3)
     await server.catalog()
 
