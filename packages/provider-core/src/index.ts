@@ -53,13 +53,16 @@ export { exactNumberFields, jsonNumberParsesExactly } from './json-numbers.js'
 export { type KeyRange, partitionPlan, quantileBounds, splitAtBounds } from './key-ranges.js'
 export { type Logger, memoryLogger, redactingLogger, silentLogger } from './logger.js'
 export {
+  allowObjectBodyListeners,
   compareObjectKeys,
   laterObjectKey,
   MAX_PARTITION_KEYS,
+  OBJECT_BODY_LISTENERS,
   type ObjectKeyRange,
   ObjectKeyRangeSchema,
   type ObjectListing,
   type ObjectListingStream,
+  objectChangedError,
   objectKeyRangeProblem,
   objectListing,
   partitionObjectKeys,

@@ -1,10 +1,14 @@
+import { getMaxListeners, setMaxListeners } from 'node:events'
 import { describe, expect, it } from 'vitest'
 import { ProviderError } from './errors.js'
 import {
+  allowObjectBodyListeners,
   compareObjectKeys,
   laterObjectKey,
+  OBJECT_BODY_LISTENERS,
   type ObjectKeyRange,
   ObjectKeyRangeSchema,
+  objectChangedError,
   objectKeyRangeProblem,
   objectListing,
   partitionObjectKeys,
@@ -152,5 +156,30 @@ describe('partitioning by listed keys', () => {
       { range: { after: 'k032', through: 'k064' } },
       { range: { after: 'k064' } },
     ])
+  })
+})
+
+describe('object bodies', () => {
+  it("raises a read signal's listener limit for its bodies, never lowering it", () => {
+    const signal = new AbortController().signal
+    allowObjectBodyListeners(signal)
+    expect(getMaxListeners(signal)).toBe(OBJECT_BODY_LISTENERS)
+    const busier = new AbortController().signal
+    setMaxListeners(OBJECT_BODY_LISTENERS * 2, busier)
+    allowObjectBodyListeners(busier)
+    expect(getMaxListeners(busier)).toBe(OBJECT_BODY_LISTENERS * 2)
+  })
+
+  it('fails an object changed since it was listed as data, at its key, keeping the cause', () => {
+    const cause = new Error('PreconditionFailed')
+    const error = objectChangedError('a/"b".txt', cause)
+    expect(ProviderError.isInstance(error)).toBe(true)
+    expect(error.kind).toBe('data')
+    expect(error.cursor).toEqual({ key: 'a/"b".txt' })
+    expect(error.message).toBe(
+      'object "a/\\"b\\".txt" changed after it was listed; the next run reads its new version',
+    )
+    expect(error.cause).toBe(cause)
+    expect(objectChangedError('k').cause).toBeUndefined()
   })
 })

@@ -1,10 +1,11 @@
 // Pieces shared by the object-store sources (S3, GCS): both list a bucket in UTF-8 byte order
 // of the key, filter the listing the same way, resume after a key, read a key range (a
 // partition) and split a stream into key ranges from the listing.
+import { getMaxListeners, setMaxListeners } from 'node:events'
 import { type Static, Type } from '@sinclair/typebox'
 import { ProviderError } from './errors.js'
-import { partitionPlan, quantileBounds, splitAtBounds } from './key-ranges.js'
 import type { PartitionPlan } from './index.js'
+import { partitionPlan, quantileBounds, splitAtBounds } from './key-ranges.js'
 
 /**
  * Compare two object keys in UTF-8 byte order, the order S3 and GCS list in. (JavaScript's
@@ -153,4 +154,30 @@ export async function partitionObjectKeys<TStream extends { range?: ObjectKeyRan
     count,
     `${objects} object${objects === 1 ? '' : 's'}`,
   )
+}
+
+/** How many blob bodies being read at once may listen on one read's signal. */
+export const OBJECT_BODY_LISTENERS = 1000
+
+/**
+ * Let a read's blob bodies each listen on its signal: a sink reading many bodies at once is
+ * expected, not a leak, so the signal's listener limit is raised to `OBJECT_BODY_LISTENERS`
+ * (never lowered).
+ */
+export function allowObjectBodyListeners(signal: AbortSignal): void {
+  if (getMaxListeners(signal) < OBJECT_BODY_LISTENERS)
+    setMaxListeners(OBJECT_BODY_LISTENERS, signal)
+}
+
+/**
+ * The `data` error for an object whose listed version is gone when its body is fetched (the
+ * store refused the pinned version): that item fails and the next run reads the new version.
+ */
+export function objectChangedError(key: string, cause?: unknown): ProviderError {
+  return new ProviderError({
+    kind: 'data',
+    message: `object ${JSON.stringify(key)} changed after it was listed; the next run reads its new version`,
+    cursor: { key },
+    cause,
+  })
 }
