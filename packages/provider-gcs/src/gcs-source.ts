@@ -1,10 +1,10 @@
-import { getMaxListeners, setMaxListeners } from 'node:events'
 import type { Bucket, File } from '@google-cloud/storage'
 import {
+  allowObjectBodyListeners,
   type BlobData,
+  objectChangedError,
   objectListing,
   type PartitionPlan,
-  ProviderError,
   partitionObjectKeys,
   type ReadItem,
   toProviderError,
@@ -12,8 +12,6 @@ import {
 import picomatch from 'picomatch'
 import { classifyGcsError, gcsStatus } from './gcs-errors.js'
 import type { GcsContext, GcsStream } from './gcs-schemas.js'
-
-const BODY_LISTENERS = 1000
 
 /** The object body, opened only when the consumer iterates it, pinned to the listed generation. */
 function lazyBody(
@@ -34,13 +32,7 @@ function lazyBody(
       try {
         for await (const chunk of stream) yield chunk as Uint8Array
       } catch (error) {
-        if (gcsStatus(error) === 404 && generation !== undefined) {
-          throw new ProviderError({
-            kind: 'data',
-            message: `object ${JSON.stringify(name)} changed after it was listed; the next run reads its new version`,
-            cursor: { key: name },
-          })
-        }
+        if (gcsStatus(error) === 404 && generation !== undefined) throw objectChangedError(name)
         throw toProviderError(error, { classify: classifyGcsError, cursor: { key: name } })
       } finally {
         signal.removeEventListener('abort', onAbort)
@@ -110,9 +102,7 @@ export async function* readGcs(
   after: GcsContext | undefined,
   signal: AbortSignal,
 ): AsyncGenerator<ReadItem<GcsContext>> {
-  // Each blob body being read listens on the read's signal; a sink reading many bodies at
-  // once is expected, not a leak.
-  if (getMaxListeners(signal) < BODY_LISTENERS) setMaxListeners(BODY_LISTENERS, signal)
+  allowObjectBodyListeners(signal)
   for await (const files of listGcsPages(bucket, stream, after, signal)) {
     for (const file of files) {
       const name = file.name

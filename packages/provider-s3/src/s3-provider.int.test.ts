@@ -159,6 +159,18 @@ describe.skipIf(skip)('s3 provider against the S3 server', () => {
     expect(await listKeys(client, bucket, 'once/')).toEqual(['once/a', 'once/b'])
   })
 
+  it('fails the body of an object overwritten after it was listed as data, at its key', async () => {
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'changed/a', Body: 'old' }))
+    const [blob] = await readBlobs(connection, { prefix: 'changed/' })
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'changed/a', Body: 'new' }))
+    const error = await readBytes(blob!.body).catch((e: unknown) => e)
+    expect(ProviderError.isInstance(error) && error.kind).toBe('data')
+    expect((error as ProviderError).cursor).toEqual({ key: 'changed/a' })
+    expect((error as Error).message).toBe(
+      'object "changed/a" changed after it was listed; the next run reads its new version',
+    )
+  })
+
   it('discovers top-level prefixes', async () => {
     const streams = await connection.discover()
     const prefixes = streams.map((s) => s.stream.prefix)

@@ -1,4 +1,3 @@
-import { getMaxListeners, setMaxListeners } from 'node:events'
 import {
   type _Object,
   GetObjectCommand,
@@ -7,10 +6,11 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3'
 import {
+  allowObjectBodyListeners,
   type BlobData,
+  objectChangedError,
   objectListing,
   type PartitionPlan,
-  ProviderError,
   partitionObjectKeys,
   type ReadItem,
   toProviderError,
@@ -22,8 +22,6 @@ import type { S3Context, S3Stream } from './s3-schemas.js'
 
 /** HeadObject requests kept in flight ahead of the consumer, to hide their latency. */
 const HEAD_PREFETCH = 8
-
-const BODY_LISTENERS = 1000
 
 function toError(error: unknown, key: string) {
   return toProviderError(error, { classify: classifyS3Error, cursor: { key } })
@@ -54,14 +52,8 @@ function lazyBody(
       } catch (error) {
         if (
           (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412
-        ) {
-          throw new ProviderError({
-            kind: 'data',
-            message: `object ${JSON.stringify(key)} changed after it was listed; the next run reads its new version`,
-            cursor: { key },
-            cause: error,
-          })
-        }
+        )
+          throw objectChangedError(key, error)
         throw toError(error, key)
       }
       try {
@@ -139,9 +131,7 @@ export async function* readS3(
   after: S3Context | undefined,
   signal: AbortSignal,
 ): AsyncGenerator<ReadItem<S3Context>> {
-  // Each blob body being read listens on the read's signal; a sink reading many bodies at
-  // once is expected, not a leak.
-  if (getMaxListeners(signal) < BODY_LISTENERS) setMaxListeners(BODY_LISTENERS, signal)
+  allowObjectBodyListeners(signal)
   for await (const objects of listS3Pages(client, bucket, stream, after, signal)) {
     // Prefetch HeadObject a few objects ahead; each item still waits for its own answer.
     const heads: Promise<{
