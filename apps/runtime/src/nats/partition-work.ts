@@ -249,6 +249,7 @@ export class PartitionWork {
   #watch: { stop(): void } | undefined
   #watching: Promise<void> | undefined
   #freed: (() => void) | undefined
+  #fetching: { stop(): void } | undefined
 
   constructor(options: PartitionWorkOptions) {
     this.#o = options
@@ -330,12 +331,20 @@ export class PartitionWork {
   async stop(reason: string, timeoutMs: number): Promise<boolean> {
     this.#stop.abort(abortError(reason))
     this.#freed?.()
+    this.#fetching?.stop()
     this.#watch?.stop()
     for (const subscription of this.#cancelSubscriptions.values()) subscription.unsubscribe()
     this.#cancelSubscriptions.clear()
     for (const partition of this.#local) partition.controller.abort(abortError(reason))
     const all = Promise.allSettled([...this.#local].map((p) => p.done)).then(() => true)
-    const finished = await Promise.race([all, sleep(timeoutMs).then(() => false)])
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<boolean>((resolve) => {
+      // Unref'd and cleared: a drain that finished early must not keep the process alive.
+      timer = setTimeout(() => resolve(false), timeoutMs)
+      timer.unref()
+    })
+    const finished = await Promise.race([all, timeout])
+    clearTimeout(timer)
     await this.#loop?.catch(() => {})
     await this.#watching?.catch(() => {})
     return finished
@@ -544,6 +553,8 @@ export class PartitionWork {
       try {
         const consumer = await js.consumers.get(naming.workStream, naming.workConsumer)
         const messages = await consumer.fetch({ max_messages: 1, expires: 2_000 })
+        this.#fetching = messages
+        if (stop.aborted) messages.stop()
         for await (const msg of messages) {
           if (stop.aborted) {
             msg.nak()
@@ -774,7 +785,7 @@ export class PartitionWork {
         })
       opened.set(
         nodeId,
-        openSealedCredentials(
+        this.#openGrant(
           keys,
           publicKey,
           grant,
@@ -793,6 +804,23 @@ export class PartitionWork {
       )
     }
     return opened
+  }
+
+  /** Open one grant; a grant sealed with another key means the group does not share its seed. */
+  #openGrant(...args: Parameters<typeof openSealedCredentials>): OpenedCredentials {
+    try {
+      return openSealedCredentials(...args)
+    } catch (error) {
+      const issue = ProviderError.isInstance(error) ? error.issues?.[0] : undefined
+      if (issue?.rule !== 'sealed') throw error
+      const message =
+        "the partition's credentials were sealed by another runtime key: every instance of a queue group must share the runtime seed (nvisy serve --seed-file or NVISY_RUNTIME_SEED)"
+      throw new ProviderError({
+        kind: 'auth',
+        message: `${args[4]}: ${message}`,
+        issues: [{ path: issue.path, rule: 'sealed', message }],
+      })
+    }
   }
 
   /** Record how a partition ended, publish `partition_ended`, and stop the run when it failed. */
