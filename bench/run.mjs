@@ -40,6 +40,7 @@ const quickArgs = {
   vault: ['--count', '2000', '--rounds', '1'],
   fs: ['--files', '200', '--large-mib', '16', '--documents', '20000'],
   memory: ['--rows', '20000,50000'],
+  partitions: ['--rows', '20000'],
 }
 
 function lastJson(text) {
