@@ -1,4 +1,4 @@
-import { DataKindSchema, type Static, Type } from '@nvisy/provider-core'
+import { DataKindSchema, ERROR_KINDS, type Static, Type } from '@nvisy/provider-core'
 import {
   ConnectionSpecSchema,
   JsonObject,
@@ -27,16 +27,8 @@ export const RequestIdSchema = Type.String({
     'request id, unique per request: a UUID or [A-Za-z0-9_-]{1,128}; required when the connection carries sealedCredentials (they are bound to it)',
 })
 
-export const PROTOCOL_ERROR_KINDS = [
-  'validation',
-  'config',
-  'auth',
-  'not_found',
-  'rate_limited',
-  'transient',
-  'data',
-  'internal',
-] as const
+/** `validation` (a message that does not match its schema) and provider-core's error kinds. */
+export const PROTOCOL_ERROR_KINDS = ['validation', ...ERROR_KINDS] as const
 export type ProtocolErrorKind = (typeof PROTOCOL_ERROR_KINDS)[number]
 
 export const ErrorKindSchema = Type.Union(PROTOCOL_ERROR_KINDS.map((kind) => Type.Literal(kind)))
