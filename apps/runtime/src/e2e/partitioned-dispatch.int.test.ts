@@ -1,7 +1,8 @@
-// Partitioned runs over NATS with two in-process instances of one queue group: a cancel reaches
+// Partitioned runs over NATS with in-process instances of one queue group: a cancel reaches
 // every partition and a new run resumes the stored plan; credentials travel in work items only
-// sealed runtime-to-runtime; and a work item forged to send a run's credentials to another host
-// is refused before anything connects there.
+// sealed runtime-to-runtime; a work item forged to send a run's credentials to another host is
+// refused before anything connects there; a failed partition stops the others; an instance
+// that drains hands its partitions to another, which resumes them.
 import { randomBytes } from 'node:crypto'
 import { createServer, type Server } from 'node:net'
 import { createCurve } from '@nats-io/nkeys'
@@ -84,12 +85,16 @@ describe.skipIf(skip)('partitioned runs over NATS (two in-process instances)', (
     await db.query(`
       CREATE FUNCTION ${schema}.nap() RETURNS trigger LANGUAGE plpgsql AS
       $$ BEGIN PERFORM pg_sleep(0.03); RETURN NULL; END $$`)
-    for (const table of ['target', 'target_forged']) {
+    for (const table of ['target', 'target_forged', 'target_failing', 'target_drain']) {
       await db.query(`CREATE TABLE ${schema}.${table} (LIKE ${schema}.source INCLUDING ALL)`)
       await db.query(`
         CREATE TRIGGER nap BEFORE INSERT ON ${schema}.${table}
         FOR EACH STATEMENT EXECUTE FUNCTION ${schema}.nap()`)
     }
+    // Refuses the rows of one key range: the partition holding them fails.
+    await db.query(
+      `ALTER TABLE ${schema}.target_failing ADD CONSTRAINT no_middle CHECK (id NOT BETWEEN 20001 AND 20010)`,
+    )
     server = await ServerClient.connect(naming)
     server.nc.subscribe(server.subjects.partitionWork, {
       callback: (error, msg) => {
@@ -231,5 +236,71 @@ describe.skipIf(skip)('partitioned runs over NATS (two in-process instances)', (
     } finally {
       trap.close()
     }
+  }, 180_000)
+
+  it('a failed partition stops the others and fails the run with its error', async () => {
+    const runId = `failing-${suffix}`
+    await server.startRun(runId, copy(`failing-${suffix}`, 'target_failing'), { partitions: 4 })
+    const events = await server.runEvents(runId, { partitioned: true, timeoutMs: 120_000 })
+    const end = terminal(events) as any
+    expect(end.type, JSON.stringify(end)).toBe('failed')
+    expect(end.error.kind).toBe('data')
+    expect(end.error.message).toMatch(/^partition \d of 4 failed: /)
+    const ended = events.filter((e) => e.type === 'partition_ended') as any[]
+    expect(ended).toHaveLength(4)
+    expect(ended.filter((e) => e.status === 'failed')).toHaveLength(1)
+    // The others stopped (or had already finished), each with its checkpoint saved.
+    for (const e of ended.filter((e) => e.status !== 'failed'))
+      expect(['cancelled', 'completed']).toContain(e.status)
+    const rows = (await db.query(`SELECT count(*)::int AS n FROM ${schema}.target_failing`)).rows[0]
+    expect(rows.n).toBeLessThan(ROWS)
+  }, 180_000)
+
+  it('an instance that drains hands its partitions to another, which resumes them exactly', async () => {
+    // A third instance joins, takes partitions, and drains while they run.
+    const leaving = await startDispatcher({
+      servers: NATS_URL,
+      registry: new MapProviderRegistry([postgresProvider]),
+      execute: executePipeline,
+      serverPublicKey: server.publicKey,
+      runtimeSeed,
+      naming,
+      instanceId: 'inst-leaving',
+      partitionConcurrency: 4,
+      partitionAckWaitMs: 3_000,
+      partitionPollMs: 200,
+      executeOptions: { progressIntervalMs: 200, retryBaseDelayMs: 20 },
+    })
+    instances.push(leaving)
+    const runId = `drain-${suffix}`
+    await server.startRun(runId, copy(`drain-${suffix}`, 'target_drain'), { partitions: 6 })
+    const seen = await server.runEvents(runId, {
+      partitioned: true,
+      until: (event: any) =>
+        event.type === 'checkpoint' && event.partition?.instanceId === 'inst-leaving',
+    })
+    expect((seen.at(-1) as any).partition.instanceId).toBe('inst-leaving')
+    await leaving.drain()
+    const events = await server.runEvents(runId, { partitioned: true, timeoutMs: 120_000 })
+    expect(terminal(events).type).toBe('completed')
+    const ended = events.filter((e) => e.type === 'partition_ended') as any[]
+    expect(ended).toHaveLength(6)
+    // Nothing ended on the instance that left mid-partition... unless it finished before.
+    const handedOver = ended.filter(
+      (e) =>
+        e.instanceId !== 'inst-leaving' &&
+        events.some(
+          (c: any) =>
+            c.type === 'checkpoint' &&
+            c.partition?.index === e.partition.index &&
+            c.partition.instanceId === 'inst-leaving',
+        ),
+    )
+    expect(handedOver.length).toBeGreaterThanOrEqual(1)
+    const [target, source] = await Promise.all([
+      db.query(TABLE_DIGEST(`${schema}.target_drain`)),
+      db.query(TABLE_DIGEST(`${schema}.source`)),
+    ])
+    expect(target.rows[0]).toEqual(source.rows[0])
   }, 180_000)
 })
