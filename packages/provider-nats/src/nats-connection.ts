@@ -15,6 +15,7 @@ import {
   type ReadItem,
   raceAbort,
   type StreamInfo,
+  tlsConnectOptions,
 } from '@nvisy/provider-core'
 import {
   DEFAULT_MAX_IN_FLIGHT,
@@ -43,7 +44,11 @@ export function buildConnectionOptions(
   }
   const tls = params.tls ?? 'off'
   if (tls === 'on') options.tls = {}
-  else if (typeof tls === 'object') options.tls = { ca: tls.ca }
+  else if (typeof tls === 'object' && 'mode' in tls) {
+    // The shared shape: off, require (encrypted, certificate not checked) or verify.
+    const shared = tlsConnectOptions(tls)
+    if (shared) options.tls = shared
+  } else if (typeof tls === 'object' && tls.ca !== undefined) options.tls = { ca: tls.ca }
   if ('token' in credentials) options.token = credentials.token
   else if ('user' in credentials) {
     options.user = credentials.user

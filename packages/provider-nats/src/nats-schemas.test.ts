@@ -93,6 +93,29 @@ describe('buildConnectionOptions', () => {
     expect(plain).toMatchObject({ servers: 'h:4222', name: 'nvisy', noAsyncTraces: true })
     expect(plain.tls).toBeUndefined()
     expect(buildConnectionOptions({ servers: 'h', tls: 'on' }, {}).tls).toEqual({})
+    // The shared TLS shape of every provider (provider-core TlsSchema) is accepted too,
+    // and a mode outside it is refused, naming the field.
+    for (const tls of [{ mode: 'verify', ca: 'PEM' }, { mode: 'require' }, { mode: 'off' }])
+      expect(
+        natsProvider.validateInput({ credentials: {}, params: { servers: 'h', tls } }).params.tls,
+      ).toEqual(tls)
+    const refused = configError(() =>
+      natsProvider.validateInput({
+        credentials: {},
+        params: { servers: 'h', tls: { mode: 'sometimes' } },
+      }),
+    )
+    expect(refused.issues?.some((issue) => issue.path.startsWith('/params/tls'))).toBe(true)
+    expect(
+      buildConnectionOptions(
+        { servers: 'h', tls: { mode: 'verify', ca: 'PEM', servername: 'n' } },
+        {},
+      ).tls,
+    ).toEqual({ rejectUnauthorized: true, ca: 'PEM', servername: 'n' })
+    expect(buildConnectionOptions({ servers: 'h', tls: { mode: 'require' } }, {}).tls).toEqual({
+      rejectUnauthorized: false,
+    })
+    expect(buildConnectionOptions({ servers: 'h', tls: { mode: 'off' } }, {}).tls).toBeUndefined()
     expect(buildConnectionOptions({ servers: 'h', tls: { ca: 'PEM' } }, {}).tls).toEqual({
       ca: 'PEM',
     })

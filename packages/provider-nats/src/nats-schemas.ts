@@ -1,4 +1,4 @@
-import { Destination, Secret, type Static, Type } from '@nvisy/provider-core'
+import { Destination, Secret, type Static, TlsSchema, Type } from '@nvisy/provider-core'
 
 const NoCredentials = Type.Object({}, { additionalProperties: false, title: 'No authentication' })
 const TokenCredentials = Type.Object(
@@ -48,6 +48,9 @@ export const NatsTlsSchema = Type.Union(
       },
       { additionalProperties: false, description: 'Require TLS, verified against this CA' },
     ),
+    // The TLS settings every provider shares (provider-core TlsSchema):
+    // { mode: 'off' | 'require' | 'verify', ca?, servername? }.
+    TlsSchema,
   ],
   { default: 'off' },
 )
