@@ -99,6 +99,15 @@ export {
   keepExactHitNumbers,
   stringifyExact,
 } from './search-hits.js'
+export {
+  MAX_DISCOVERED_SEARCH_STREAMS,
+  type SearchMappings,
+  searchColumnTypeOf,
+  searchIndexSchema,
+  searchMappingColumns,
+  searchMappingFields,
+  searchStreamsOf,
+} from './search-mapping.js'
 export { type BlobOrigin, type CopyEnd, canCopyServerSide } from './server-side-copy.js'
 export {
   type TlsConnectOptions,

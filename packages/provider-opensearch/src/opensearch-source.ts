@@ -1,5 +1,4 @@
 import {
-  type ColumnInfo,
   type Data,
   exactNumberValue,
   HIT_RAW_JSON,
@@ -8,13 +7,12 @@ import {
   type ReadItem,
   type StreamInfo,
   type StreamSchema,
+  searchIndexSchema,
+  searchStreamsOf,
   throwIfAborted,
 } from '@nvisy/provider-core'
 import type { SearchBackend, SearchHit } from './opensearch-client.js'
-import { mappingColumns, mappingFields } from './opensearch-mapping.js'
 import type { OpenSearchContext, OpenSearchStream } from './opensearch-schemas.js'
-
-const MAX_DISCOVERED = 1000
 
 function configError(message: string): ProviderError {
   return new ProviderError({ kind: 'config', operation: 'read', message })
@@ -233,39 +231,8 @@ export async function discoverStreams(
   signal: AbortSignal,
 ): Promise<StreamInfo[]> {
   const mappings = await backend.getMappings('*', signal)
-  const dataStreams = new Set((await backend.dataStreams(signal)).map((s) => s.name))
-  const streams: StreamInfo[] = []
-  const names = Object.keys(mappings)
-    .filter((name) => !name.startsWith('.'))
-    .sort()
-  // Backing indices of a data stream are read through the data stream.
-  for (const stream of [...dataStreams].sort()) {
-    const backing = names.find((name) => name.startsWith(`.ds-${stream}-`))
-    streams.push({
-      name: stream,
-      type: 'data_stream',
-      data: 'document',
-      stream: { index: stream },
-      fields: mappingFields(mappings[backing ?? '']?.mappings?.properties),
-    })
-  }
-  for (const name of names) {
-    if (streams.length >= MAX_DISCOVERED) break
-    const fields = mappingFields(mappings[name]?.mappings?.properties)
-    streams.push({ name, type: 'index', data: 'document', stream: { index: name }, fields })
-    const vector = fields.find((f) => f.type === 'knn_vector')
-    if (vector && streams.length < MAX_DISCOVERED) {
-      streams.push({
-        name: `${name} (embeddings: ${vector.name})`,
-        type: 'index',
-        data: 'embedding',
-        stream: { index: name, data: 'embedding', vectorField: vector.name },
-        fields,
-        description: `The ${vector.name} knn_vector as embedding values, the other fields as metadata`,
-      })
-    }
-  }
-  return streams
+  const dataStreams = (await backend.dataStreams(signal)).map((s) => s.name)
+  return searchStreamsOf(mappings, dataStreams, 'knn_vector')
 }
 
 /** The columns of a stream's index (the union over every index it matches). */
@@ -274,18 +241,9 @@ export async function describeIndex(
   stream: OpenSearchStream,
   signal: AbortSignal,
 ): Promise<StreamSchema> {
-  const mappings = await backend.getMappings(stream.index, signal)
-  const names = Object.keys(mappings).sort()
-  if (names.length === 0)
-    throw new ProviderError({
-      kind: 'not_found',
-      operation: 'describe',
-      message: `${stream.index} matches no index`,
-    })
-  // Several indices (a pattern, a data stream's backing indices): the union of their fields.
-  const columns = new Map<string, ColumnInfo>()
-  for (const name of names)
-    for (const column of mappingColumns(mappings[name]?.mappings?.properties))
-      if (!columns.has(column.name)) columns.set(column.name, column)
-  return { system: 'opensearch', columns: [...columns.values()], primaryKey: [] }
+  return searchIndexSchema(
+    await backend.getMappings(stream.index, signal),
+    stream.index,
+    'opensearch',
+  )
 }
