@@ -91,6 +91,7 @@ export {
   toIssues,
   validateValue,
 } from './schema.js'
+export { checkSearchHealth, type SearchHealthBackend } from './search-cluster.js'
 export {
   type ExactNumber,
   exactNumberValue,
@@ -108,6 +109,15 @@ export {
   searchMappingFields,
   searchStreamsOf,
 } from './search-mapping.js'
+export {
+  readSearchIndex,
+  type SearchReadBackend,
+  type SearchReadContext,
+  type SearchReadHit,
+  type SearchReadResponse,
+  type SearchReadStream,
+  searchHitToData,
+} from './search-read.js'
 export { type BlobOrigin, type CopyEnd, canCopyServerSide } from './server-side-copy.js'
 export {
   type TlsConnectOptions,

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { Client } from '@elastic/elasticsearch'
 import {
   type Connection,
+  checkSearchHealth,
   type Data,
   type PrepareOptions,
   type PrepareResult,
@@ -43,23 +44,7 @@ export async function checkCluster(backend: SearchBackend, signal: AbortSignal):
       message: `Elasticsearch ${number} is not supported: this provider (client 8.x) supports Elasticsearch ${SUPPORTED_MAJORS.join('.x and ')}.x`,
     })
   }
-  try {
-    const { status } = await backend.health(signal)
-    if (status === 'red')
-      throw new ProviderError({
-        kind: 'transient',
-        operation: 'check',
-        message: 'Elasticsearch cluster health is red: some primary shards are unassigned',
-      })
-  } catch (error) {
-    // An API key without the monitor privilege may not read health: the version check stands.
-    if (
-      classifyElasticsearchError(error)?.kind === 'auth' &&
-      (error as any)?.meta?.statusCode === 403
-    )
-      return
-    throw error
-  }
+  await checkSearchHealth(backend, classifyElasticsearchError, signal)
 }
 
 /** A connection to an Elasticsearch cluster: owns its client (unless given one) and closes it. */

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import {
   type Connection,
+  checkSearchHealth,
   type Data,
   type PrepareOptions,
   type PrepareResult,
@@ -50,20 +51,7 @@ export async function checkCluster(backend: SearchBackend, signal: AbortSignal):
       message: `OpenSearch ${number} is not supported: this provider (client 3.x) supports OpenSearch 2.4 and later 2.x, and 3.x (reads need point in time search)`,
     })
   }
-  try {
-    const { status } = await backend.health(signal)
-    if (status === 'red')
-      throw new ProviderError({
-        kind: 'transient',
-        operation: 'check',
-        message: 'OpenSearch cluster health is red: some primary shards are unassigned',
-      })
-  } catch (error) {
-    // A user without the cluster monitor permission may not read health: the version check stands.
-    if (classifyOpenSearchError(error)?.kind === 'auth' && (error as any)?.meta?.statusCode === 403)
-      return
-    throw error
-  }
+  await checkSearchHealth(backend, classifyOpenSearchError, signal)
 }
 
 /** A connection to an OpenSearch cluster: owns its client (unless given one) and closes it. */
