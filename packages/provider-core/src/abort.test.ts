@@ -110,3 +110,21 @@ describe('raceAbort', () => {
     }
   })
 })
+
+describe('sleep({ unref })', () => {
+  const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+
+  it('an unref timer does not keep the process alive; a plain one does', async () => {
+    const before = timers()
+    const plain = new AbortController()
+    const held = sleep(60_000, plain.signal).catch(() => {})
+    expect(timers()).toBe(before + 1)
+    const loose = new AbortController()
+    const unheld = sleep(60_000, loose.signal, { unref: true }).catch(() => {})
+    expect(timers()).toBe(before + 1)
+    plain.abort()
+    loose.abort()
+    await Promise.all([held, unheld])
+    await expect(sleep(5, undefined, { unref: true })).resolves.toBeUndefined()
+  })
+})

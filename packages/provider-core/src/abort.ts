@@ -11,8 +11,16 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw abortReason(signal)
 }
 
+export interface SleepOptions {
+  /**
+   * The timer does not keep the process alive (Node's `unref`): for a wait that bounds
+   * something else (a drain's timeout), so a process whose work is done exits at once.
+   */
+  unref?: boolean
+}
+
 /** Wait `ms` milliseconds, or reject at once when the signal aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal?: AbortSignal, options: SleepOptions = {}): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(abortReason(signal))
     const onAbort = () => {
@@ -23,6 +31,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       signal?.removeEventListener('abort', onAbort)
       resolve()
     }, ms)
+    if (options.unref) timer.unref?.()
     signal?.addEventListener('abort', onAbort, { once: true })
   })
 }

@@ -1,5 +1,5 @@
 export { type Static, type TSchema, Type } from '@sinclair/typebox'
-export { abortReason, raceAbort, sleep, throwIfAborted } from './abort.js'
+export { abortReason, raceAbort, type SleepOptions, sleep, throwIfAborted } from './abort.js'
 export {
   type BatchLimits,
   type BatchOptions,

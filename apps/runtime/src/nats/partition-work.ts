@@ -337,14 +337,9 @@ export class PartitionWork {
     this.#cancelSubscriptions.clear()
     for (const partition of this.#local) partition.controller.abort(abortError(reason))
     const all = Promise.allSettled([...this.#local].map((p) => p.done)).then(() => true)
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<boolean>((resolve) => {
-      // Unref'd and cleared: a drain that finished early must not keep the process alive.
-      timer = setTimeout(() => resolve(false), timeoutMs)
-      timer.unref()
-    })
+    // Unref'd: a drain that finished early must not keep the process alive.
+    const timeout = sleep(timeoutMs, undefined, { unref: true }).then(() => false)
     const finished = await Promise.race([all, timeout])
-    clearTimeout(timer)
     await this.#loop?.catch(() => {})
     await this.#watching?.catch(() => {})
     return finished
@@ -595,7 +590,7 @@ export class PartitionWork {
   }
 
   async #runItem(msg: JsMsg, partition: LocalPartition): Promise<void> {
-    const { log, runs, ackWaitMs } = this.#o
+    const { log, ackWaitMs } = this.#o
     const parsed = parseMessage(PartitionWorkItemSchema, msg.data)
     if (!parsed.ok) {
       // Not an item this runtime wrote: dropped (term), with the reason in the log.
@@ -671,7 +666,7 @@ export class PartitionWork {
     partition: LocalPartition,
     log: Logger,
   ): Promise<RunSummary> {
-    const { registry, execute, checkpoints, js, subjects, runs } = this.#o
+    const { registry, execute, checkpoints, js, subjects } = this.#o
     const label = { index: item.index, count: item.count, instanceId: this.#o.instanceId }
     const events = new RunEventPublisher(
       js,
@@ -901,7 +896,7 @@ export class PartitionWork {
    * run's outcome with the counts of all partitions.
    */
   async #finish(runId: string): Promise<void> {
-    const { runs, checkpoints, js, subjects, log } = this.#o
+    const { checkpoints, js, subjects, log } = this.#o
     const run = await this.#getRun(runId)
     if (!run || run.state === 'ended') return
     const ended: PartitionRecord[] = []

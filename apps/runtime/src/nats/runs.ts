@@ -8,7 +8,7 @@ import {
   RunsStartRequestSchema,
   type Subjects,
 } from '@nvisy/protocol'
-import { type Logger, toProviderError, type ValidationIssue } from '@nvisy/provider-core'
+import { type Logger, sleep, toProviderError, type ValidationIssue } from '@nvisy/provider-core'
 import { validatePipeline as defaultValidatePipeline } from '../executor/index.js'
 import type { ExecuteOptions, ProviderRegistry, RunSummary } from '../executor/types.js'
 import type { BoundCredentialsContext } from './bound-credentials.js'
@@ -55,11 +55,6 @@ export function abortError(reason: string): Error {
   const error = new Error(reason)
   error.name = 'AbortError'
   return error
-}
-
-/** Unref'd, unlike core's `sleep`: waiting for runs during a drain must not keep the process alive. */
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref?.())
 }
 
 /**
@@ -182,7 +177,8 @@ export class Runs {
   /** True when every run ended within `timeoutMs`. */
   async waitFor(timeoutMs: number): Promise<boolean> {
     const all = Promise.allSettled([...this.#runs.values()].map((run) => run.done)).then(() => true)
-    return Promise.race([all, sleep(timeoutMs).then(() => false)])
+    // Unref'd: a drain that finished early must not keep the process alive.
+    return Promise.race([all, sleep(timeoutMs, undefined, { unref: true }).then(() => false)])
   }
 
   async #launch(
