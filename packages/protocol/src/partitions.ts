@@ -1,5 +1,5 @@
 import { type Static, Type } from '@nvisy/provider-core'
-import { PartitionLabelSchema, PartitionStatusSchema, RunStatsSchema } from './events.js'
+import { PartitionStatusSchema, RunStatsSchema } from './events.js'
 import { RunIdSchema, SerializedErrorSchema } from './messages.js'
 import { JsonObject, NodeIdSchema, PipelineIdSchema, PipelineSchema } from './pipeline.js'
 
