@@ -119,11 +119,45 @@ async function main() {
     naming,
     instanceId: 'bench',
   })
-  const seal = (credentials) =>
-    runtime.sealCredentials(serverKey, dispatcher.publicKey, credentials)
+  // Credentials to seal when the request is sent: the server binds each blob (v2) to its run,
+  // node, provider and destination params, as docs/protocol.md "Sealed credentials (v2)" says.
+  const pending = new Map()
+  const seal = (credentials) => {
+    const placeholder = `PendingSeal${pending.size}`
+    pending.set(placeholder, credentials)
+    return placeholder
+  }
+  const bind = (body) => {
+    if (!body.pipeline) return body
+    return {
+      ...body,
+      pipeline: {
+        ...body.pipeline,
+        nodes: body.pipeline.nodes.map((node) => {
+          const credentials = pending.get(node.connection.sealedCredentials)
+          if (credentials === undefined) return node
+          const provider = registry.get(node.provider)
+          const sealedCredentials = runtime.sealCredentials(
+            serverKey,
+            dispatcher.publicKey,
+            credentials,
+            { operation: 'run', runId: body.runId, nodeId: node.id },
+            {
+              provider: provider.id,
+              paramsSchema: provider.definition.params,
+              params: node.connection.params,
+            },
+          )
+          return { ...node, connection: { ...node.connection, sealedCredentials } }
+        }),
+      },
+    }
+  }
 
   async function request(subject, body, timeout = 30_000) {
-    const reply = await server.request(subject, encoder.encode(JSON.stringify(body)), { timeout })
+    const reply = await server.request(subject, encoder.encode(JSON.stringify(bind(body))), {
+      timeout,
+    })
     const parsed = JSON.parse(decoder.decode(reply.data))
     if (parsed.error) throw new Error(`${subject}: ${JSON.stringify(parsed.error)}`)
     return parsed
