@@ -44,6 +44,7 @@ const url = arg(
 const phase = arg('phase', '')
 const schema = arg('schema', `nvisy_bench_${randomBytes(4).toString('hex')}`)
 const rounds = Math.max(1, Number(arg('rounds', '3')))
+const wide = process.argv.includes('--wide')
 
 function trackRss() {
   let peak = process.memoryUsage().rss
@@ -162,6 +163,46 @@ function runChild() {
   })
 }
 
+// The narrow table: 8 columns of an orders table.
+const NARROW = {
+  columns: `id bigint PRIMARY KEY, customer_id integer NOT NULL, status text NOT NULL, note text,
+    amount numeric(12,2) NOT NULL, created_at timestamptz NOT NULL, updated_at timestamp, payload jsonb`,
+  fill: `SELECT g, g % 9973, (ARRAY['new','paid','shipped','returned'])[1 + g % 4],
+             CASE WHEN g % 7 = 0 THEN NULL ELSE 'order note ' || md5(g::text) END,
+             (g % 1000000) / 100.0,
+             timestamptz '2024-01-01 00:00:00Z' + g * interval '1.000001 second',
+             timestamp '2024-01-01 00:00:00' + g * interval '0.5 second',
+             jsonb_build_object('sku', 'SKU-' || (g % 5000), 'qty', g % 9, 'tags', jsonb_build_array('a', g % 3))`,
+}
+
+// The wide table (--wide, issue 16): 32 columns of every kind a copy has to keep exactly
+// (numeric at full precision, float4/float8 that do not round-trip through decimal text
+// naively, timestamptz with microseconds, intervals, arrays, bytea, jsonb, uuid, inet,
+// bit strings), some with names that need quoting.
+const WIDE = {
+  columns: `id bigint PRIMARY KEY, "Select" integer, "order by" text, "ünïcode" text,
+    n_small numeric(6,2), n_big numeric(38,18), n_free numeric, f4 real, f8 double precision,
+    i2 smallint, i8 bigint, flag boolean, d date, t time, tz timestamptz, ts timestamp,
+    span interval, u uuid, addr inet, bits bit(12), vbits varbit(20), bin bytea,
+    ints integer[], texts text[], nums numeric[], doc jsonb, doc_text json, note text,
+    long_text text, ch char(8), vc varchar(40), money_like numeric(19,4)`,
+  fill: `SELECT g, g % 1000, 'row ' || g, 'ü-' || md5(g::text),
+             (g % 9999) / 100.0, (g::numeric * 1.000000000000000001) / 7, g::numeric / 3,
+             (g * 0.1)::real, g * 0.1 + 0.2, (g % 32000)::smallint, g::bigint * 1000003, g % 2 = 0,
+             date '2020-01-01' + (g % 3000), time '00:00:00' + g * interval '1.5 second',
+             timestamptz '2024-01-01 00:00:00.000001Z' + g * interval '1.000001 second',
+             timestamp '2024-01-01 00:00:00' + g * interval '0.25 second',
+             make_interval(days => g % 40, secs => g % 1000 / 7.0),
+             md5(g::text)::uuid, ('10.' || (g % 250) || '.' || (g % 200) || '.1')::inet,
+             (g % 4096)::bit(12), (g % 1000000)::bit(20)::varbit, decode(md5(g::text), 'hex'),
+             ARRAY[g, g + 1, g % 7], ARRAY['a' || g, 'b,"c"', NULL], ARRAY[g / 3.0, 0.1],
+             jsonb_build_object('n', g, 'pi', 3.14159265358979, 'tags', jsonb_build_array('x', g % 5)),
+             json_build_object('k', g, 'exp', 1e300)::json,
+             CASE WHEN g % 5 = 0 THEN NULL ELSE E'tab\there, newline\n and \\ backslash ' || g END,
+             repeat(md5(g::text), 4), lpad((g % 1000)::text, 8, '0'), 'vc-' || g,
+             (g % 100000)::numeric / 7`,
+}
+
 const md5 = (table) =>
   psql(
     `SELECT count(*) || ':' || md5(string_agg(t::text, E'\\n' ORDER BY t.id)) FROM "${schema}".${table} t`,
@@ -170,20 +211,12 @@ const md5 = (table) =>
 async function main() {
   if (phase === 'provider') return runProvider()
   requireFromPackage.resolve('pg') // fails early when the package's dependencies are not installed
-  const columns = `id bigint PRIMARY KEY, customer_id integer NOT NULL, status text NOT NULL, note text,
-    amount numeric(12,2) NOT NULL, created_at timestamptz NOT NULL, updated_at timestamp, payload jsonb`
+  const { columns, fill } = wide ? WIDE : NARROW
   psql(`CREATE SCHEMA "${schema}"`)
   try {
     for (const table of ['orders', 'target_provider', 'target_pipe'])
       psql(`CREATE TABLE "${schema}".${table} (${columns})`)
-    psql(`INSERT INTO "${schema}".orders
-      SELECT g, g % 9973, (ARRAY['new','paid','shipped','returned'])[1 + g % 4],
-             CASE WHEN g % 7 = 0 THEN NULL ELSE 'order note ' || md5(g::text) END,
-             (g % 1000000) / 100.0,
-             timestamptz '2024-01-01 00:00:00Z' + g * interval '1.000001 second',
-             timestamp '2024-01-01 00:00:00' + g * interval '0.5 second',
-             jsonb_build_object('sku', 'SKU-' || (g % 5000), 'qty', g % 9, 'tags', jsonb_build_array('a', g % 3))
-      FROM generate_series(1, ${rows}) g`)
+    psql(`INSERT INTO "${schema}".orders ${fill} FROM generate_series(1, ${rows}) g`)
     psql(`VACUUM ANALYZE "${schema}".orders`)
     const copyBytes = Number(
       execFileSync(
@@ -225,6 +258,7 @@ async function main() {
     const mb = copyBytes / 1e6
     const report = {
       benchmark: 'postgres read -> COPY append write',
+      table: wide ? 'wide (32 columns)' : 'narrow (8 columns)',
       rows,
       batchSize,
       copyTextMB: Number(mb.toFixed(1)),
