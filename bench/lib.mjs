@@ -173,3 +173,32 @@ export function compareLoops({ ours, bare, count, rounds, warmup, unit }) {
     cpuRatio: Number((lowestCpu(runs.bare) / lowestCpu(runs.ours)).toFixed(2)),
   }
 }
+
+/**
+ * psql against a `postgres://` URL: `env` (PGHOST...), `psql(sql)` (one statement, unaligned
+ * output, trimmed) and `sliceDigest(table, columns)`: md5 of the ordered md5s of 100,000-row
+ * slices by `id` (one string of 10M rows exceeds PostgreSQL's 1 GB limit), plus the count.
+ */
+export function psqlClient(urlText) {
+  const url = new URL(urlText)
+  const env = {
+    ...process.env,
+    PGHOST: url.hostname,
+    PGPORT: url.port || '5432',
+    PGUSER: decodeURIComponent(url.username || 'postgres'),
+    PGDATABASE: url.pathname.slice(1) || 'test',
+  }
+  const psql = (sql) =>
+    execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-At', '-c', sql], {
+      env,
+      encoding: 'utf8',
+      maxBuffer: 1 << 26,
+    }).trim()
+  const sliceDigest = (table, columns) =>
+    psql(
+      `SELECT md5(string_agg(h, '' ORDER BY g)) || ' ' || sum(c) FROM (SELECT id / 100000 AS g,
+        md5(string_agg(t::text, E'\\n' ORDER BY id)) AS h, count(*) AS c
+        FROM (SELECT ${columns} FROM ${table}) t GROUP BY 1) s`,
+    )
+  return { env, psql, sliceDigest }
+}

@@ -1,23 +1,11 @@
 #!/usr/bin/env node
-// Peak RSS of `nvisy run` without user flags, at 1M and at 10M rows: a PostgreSQL ->
-// PostgreSQL append copy (the built CLI, its default heap ceiling) next to the
-// `psql COPY TO STDOUT | psql COPY FROM STDIN` pipe over the same table, in the same run. Both
-// copies must hold the source's md5 (computed by PostgreSQL).
-//
-//   pnpm build && node bench/memory.bench.mjs [--rows 1000000,10000000] [--url postgres://postgres@127.0.0.1:5432/test]
-//
-// Each side runs under `/usr/bin/time -v` (peak RSS and CPU time are its own). Reports per
-// size: rows/s and peak RSS of each side, `ratio` (ours rows/s / pipe rows/s),
-// `rssRatio` (our peak RSS / the 256 MB target) and `rssGrowthRatio` (peak RSS at the
-// largest size / at the smallest: 1.0 is flat in row count). Prints one JSON object on stdout.
-import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { ensurePackages, hasCommand, timedCommand } from './lib.mjs'
+import { ensurePackages, hasCommand, psqlClient, timedCommand } from './lib.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const repo = join(here, '..')
@@ -35,20 +23,7 @@ const sizes = args.rows.split(',').map(Number)
 const log = (message) => process.stderr.write(`memory: ${message}\n`)
 ensurePackages([{ package: 'time', present: () => hasCommand('/usr/bin/time') }], log)
 
-const url = new URL(args.url)
-const psqlEnv = {
-  ...process.env,
-  PGHOST: url.hostname,
-  PGPORT: url.port || '5432',
-  PGUSER: decodeURIComponent(url.username || 'postgres'),
-  PGDATABASE: url.pathname.slice(1) || 'test',
-}
-const psql = (sql) =>
-  execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-At', '-c', sql], {
-    env: psqlEnv,
-    encoding: 'utf8',
-    maxBuffer: 1 << 26,
-  }).trim()
+const { env: psqlEnv, psql, sliceDigest } = psqlClient(args.url)
 
 const suffix = randomBytes(3).toString('hex')
 const work = join(os.tmpdir(), `nvisy-bench-memory-${suffix}`)
@@ -62,12 +37,7 @@ const COLUMNS = `id bigint PRIMARY KEY, n integer, name text, amount numeric(14,
   local timestamp, doc jsonb`
 // md5 of the ordered md5s of 100,000-row slices (one string of 10M rows exceeds PostgreSQL's
 // 1 GB limit), plus the count.
-const digest = (table) =>
-  psql(
-    `SELECT md5(string_agg(h, '' ORDER BY g)) || ' ' || sum(c) FROM (SELECT id / 100000 AS g,
-      md5(string_agg(t::text, E'\\n' ORDER BY id)) AS h, count(*) AS c
-      FROM (SELECT id, n, name, amount, at, local, doc FROM ${table}) t GROUP BY 1) s`,
-  )
+const digest = (table) => sliceDigest(table, 'id, n, name, amount, at, local, doc')
 
 function pipeline(source, target) {
   const connection = {

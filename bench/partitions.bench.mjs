@@ -11,7 +11,7 @@
 // baseline in this run. On a 2-core machine the database shares the cores with the runtimes.
 //
 //   node bench/partitions.bench.mjs [--rows 1000000] [--partitions 8]
-import { execFileSync, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -19,6 +19,7 @@ import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { psqlClient } from './lib.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const repo = join(here, '..')
@@ -46,20 +47,7 @@ const ROWS = Number(args.rows)
 const PARTITIONS = Number(args.partitions)
 const log = (message) => process.stderr.write(`partitions: ${message}\n`)
 
-const url = new URL(args.url)
-const psqlEnv = {
-  ...process.env,
-  PGHOST: url.hostname,
-  PGPORT: url.port || '5432',
-  PGUSER: decodeURIComponent(url.username || 'postgres'),
-  PGDATABASE: url.pathname.slice(1) || 'test',
-}
-const psql = (sql) =>
-  execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-At', '-c', sql], {
-    env: psqlEnv,
-    encoding: 'utf8',
-    maxBuffer: 1 << 26,
-  }).trim()
+const { env: psqlEnv, psql, sliceDigest } = psqlClient(args.url)
 
 const suffix = randomBytes(3).toString('hex')
 const schema = `nvisy_bench_parts_${suffix}`
@@ -77,12 +65,7 @@ const naming = {
   runs: `nvisy-bench-runs-${suffix}`,
 }
 
-const digest = (table) =>
-  psql(
-    `SELECT md5(string_agg(h, '' ORDER BY g)) || ' ' || sum(c) FROM (SELECT id / 100000 AS g,
-      md5(string_agg(t::text, E'\\n' ORDER BY id)) AS h, count(*) AS c
-      FROM (SELECT id, n, name, amount, at, doc FROM ${table}) t GROUP BY 1) s`,
-  )
+const digest = (table) => sliceDigest(table, 'id, n, name, amount, at, doc')
 
 /** Busy and total jiffies of the whole machine. */
 function machineTicks() {
