@@ -24,7 +24,7 @@ import {
   terminal,
   uniqueNaming,
 } from './__fixtures__/harness.js'
-import { killAll, type Serve, serveInstance } from './__fixtures__/serve-group.js'
+import { killAll, killMidPartition, type Serve, serveInstance } from './__fixtures__/serve-group.js'
 
 const skip = (await natsSkip()) || (await s3Skip())
 const OBJECTS = 2000
@@ -163,23 +163,7 @@ describe.skipIf(skip)('a partitioned S3 copy across three nvisy serve processes'
     })) as any
     expect(reply.plan).toMatchObject({ count: PARTITIONS, pending: PARTITIONS })
 
-    const checkpoints = new Map<number, number>()
-    const seen = await server.runEvents(runId, {
-      partitioned: true,
-      timeoutMs: 120_000,
-      until: (event: any) => {
-        if (event.type !== 'checkpoint' || !event.partition) return false
-        const n = (checkpoints.get(event.partition.index) ?? 0) + 1
-        checkpoints.set(event.partition.index, n)
-        return n >= 3
-      },
-    })
-    const last = seen.at(-1) as any
-    expect(last.type).toBe('checkpoint')
-    const victimId: string = last.partition.instanceId
-    const victim = instances[ids.indexOf(victimId)]!
-    victim.child.kill('SIGKILL')
-    expect((await victim.exited).signal).toBe('SIGKILL')
+    const victim = await killMidPartition(server, runId, instances, ids, 3)
 
     const events = await server.runEvents(runId, { partitioned: true, timeoutMs: 300_000 })
     expect(terminal(events), JSON.stringify(terminal(events))).toMatchObject({ type: 'completed' })
@@ -187,8 +171,8 @@ describe.skipIf(skip)('a partitioned S3 copy across three nvisy serve processes'
     expect(ended.map((e) => e.partition.index).sort((a, b) => a - b)).toEqual([
       0, 1, 2, 3, 4, 5, 6, 7,
     ])
-    const killedPartition = ended.find((e) => e.partition.index === last.partition.index)
-    expect(killedPartition.instanceId).not.toBe(victimId)
+    const killedPartition = ended.find((e) => e.partition.index === victim.index)
+    expect(killedPartition.instanceId).not.toBe(victim.instanceId)
 
     // Every key once, with the source's bytes (ETag: the MD5 the S3 server computed) and size.
     const [source, target] = await Promise.all([listing(s3, from), listing(s3, to)])

@@ -19,7 +19,7 @@ import {
   terminal,
   uniqueNaming,
 } from './__fixtures__/harness.js'
-import { killAll, type Serve, serveInstance } from './__fixtures__/serve-group.js'
+import { killAll, killMidPartition, type Serve, serveInstance } from './__fixtures__/serve-group.js'
 
 const skip = (await natsSkip()) || (await postgresSkip())
 const ROWS = 1_000_000
@@ -122,25 +122,13 @@ describe.skipIf(skip)('a partitioned run across three nvisy serve processes', ()
     expect(work.config.retention).toBe('workqueue')
 
     // Kill an instance while it runs a partition that has checkpointed at least twice.
-    const checkpoints = new Map<number, number>()
-    const seen = await server.runEvents(runId, {
-      partitioned: true,
-      timeoutMs: 120_000,
-      until: (event: any) => {
-        if (event.type !== 'checkpoint' || !event.partition) return false
-        const n = (checkpoints.get(event.partition.index) ?? 0) + 1
-        checkpoints.set(event.partition.index, n)
-        return n >= 2
-      },
-    })
-    const victimEvent = seen.at(-1) as any
-    expect(victimEvent.type).toBe('checkpoint')
-    const victimId: string = victimEvent.partition.instanceId
-    const victimIndex: number = victimEvent.partition.index
-    const victim = instances[ids.indexOf(victimId)]!
-    expect(victim, `instance ${victimId} is one of ours`).toBeDefined()
-    victim.child.kill('SIGKILL')
-    expect((await victim.exited).signal).toBe('SIGKILL')
+    const { instanceId: victimId, index: victimIndex } = await killMidPartition(
+      server,
+      runId,
+      instances,
+      ids,
+      2,
+    )
 
     const events = await server.runEvents(runId, { partitioned: true, timeoutMs: 300_000 })
     const done = terminal(events) as any

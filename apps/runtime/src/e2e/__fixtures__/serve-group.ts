@@ -3,8 +3,9 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { expect } from 'vitest'
 import type { DispatcherNaming } from '../../nats/index.js'
-import { NATS_URL } from './harness.js'
+import { NATS_URL, type ServerClient } from './harness.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const runtimeDir = join(here, '..', '..', '..')
@@ -82,4 +83,37 @@ export function serveInstance(options: ServeGroupOptions): Serve {
 export function killAll(instances: readonly Serve[]): void {
   for (const run of instances)
     if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL')
+}
+
+/**
+ * Wait until one partition of a partitioned run has checkpointed `checkpoints` times, then
+ * SIGKILL the instance running it (`ids[i]` is the instance id of `instances[i]`). Returns
+ * which instance died and which partition it was running.
+ */
+export async function killMidPartition(
+  server: ServerClient,
+  runId: string,
+  instances: readonly Serve[],
+  ids: readonly string[],
+  checkpoints: number,
+): Promise<{ instanceId: string; index: number }> {
+  const seen = new Map<number, number>()
+  const events = await server.runEvents(runId, {
+    partitioned: true,
+    timeoutMs: 120_000,
+    until: (event: any) => {
+      if (event.type !== 'checkpoint' || !event.partition) return false
+      const n = (seen.get(event.partition.index) ?? 0) + 1
+      seen.set(event.partition.index, n)
+      return n >= checkpoints
+    },
+  })
+  const last = events.at(-1) as any
+  expect(last?.type, 'a partition checkpointed while the run went on').toBe('checkpoint')
+  const instanceId: string = last.partition.instanceId
+  const victim = instances[ids.indexOf(instanceId)]
+  expect(victim, `instance ${instanceId} is one of ours`).toBeDefined()
+  victim!.child.kill('SIGKILL')
+  expect((await victim!.exited).signal).toBe('SIGKILL')
+  return { instanceId, index: last.partition.index }
 }
