@@ -70,7 +70,7 @@ export function copySource(origin: BlobOrigin): string {
 }
 
 /** The MD5 hex of a single-part ETag, or undefined for any other form (multipart, opaque). */
-function plainMd5(etag: string | undefined): string | undefined {
+export function plainMd5(etag: string | undefined): string | undefined {
   const bare = etag?.replace(/^W\//, '').replace(/"/g, '').toLowerCase()
   return bare && /^[0-9a-f]{32}$/.test(bare) ? bare : undefined
 }

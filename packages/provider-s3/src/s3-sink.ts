@@ -1,16 +1,19 @@
+import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
-import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
 import {
   type BlobData,
+  type ByteSource,
   type Data,
   itemDataError,
   iterateBytes,
+  ProviderError,
   toProviderError,
   type WriteResult,
   writeEachConcurrently,
 } from '@nvisy/provider-core'
-import type { S3Copier } from './s3-copy.js'
+import { plainMd5, type S3Copier } from './s3-copy.js'
 import { classifyS3Error } from './s3-errors.js'
 import { encodeMetadata, metadataKeyProblem } from './s3-metadata.js'
 import type { S3SinkStream } from './s3-schemas.js'
@@ -24,6 +27,112 @@ function keyProblem(key: string): string | undefined {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we refuse
   if (/[\u0000-\u001f\u007f]/.test(key)) return 'the object key contains control characters'
   return undefined
+}
+
+/**
+ * The Content-MD5 (base64) of a blob read from a single-part S3 object, taken from the ETag the
+ * source listed (a single-part ETag is the MD5 of the object's bytes), when the blob's size is
+ * the listed size and fits in one part. Undefined otherwise: multipart or opaque ETags, no
+ * origin (another source, or a body changed after reading, which deletes `origin`).
+ */
+function sourceContentMd5(blob: BlobData, partSizeBytes: number): string | undefined {
+  const origin = blob.origin
+  if (!origin || blob.size === undefined || origin.size !== blob.size) return undefined
+  if (blob.size > partSizeBytes) return undefined
+  const md5 = plainMd5(origin.etag)
+  return md5 === undefined ? undefined : Buffer.from(md5, 'hex').toString('base64')
+}
+
+/**
+ * A body of at most `maxBytes` as one Uint8Array: the body itself when it is one already (or
+ * yields one chunk, as a buffered body does), else its chunks joined. A longer body gives
+ * back the chunks read so far and the rest, to be streamed.
+ */
+async function collectBody(
+  body: ByteSource,
+  maxBytes: number,
+): Promise<{ bytes: Uint8Array } | { read: Uint8Array[]; rest: AsyncIterator<Uint8Array> }> {
+  if (body instanceof Uint8Array) return { bytes: body }
+  const iterator = body[Symbol.asyncIterator]()
+  const chunks: Uint8Array[] = []
+  let total = 0
+  for (;;) {
+    const next = await iterator.next()
+    if (next.done) break
+    chunks.push(next.value)
+    total += next.value.byteLength
+    if (total > maxBytes) return { read: chunks, rest: iterator }
+  }
+  if (chunks.length === 1) return { bytes: chunks[0]! }
+  return { bytes: Buffer.concat(chunks, total) }
+}
+
+/** The chunks already read, then the rest of the body. */
+async function* resume(read: Uint8Array[], rest: AsyncIterator<Uint8Array>) {
+  yield* read
+  for (;;) {
+    const next = await rest.next()
+    if (next.done) return
+    yield next.value
+  }
+}
+
+/**
+ * One PutObject of `bytes`, its payload signed with SHA-256 (the SDK hashes a byte body).
+ * With `contentMd5` (from the source's ETag) it is sent with that `Content-MD5` instead, which
+ * the store checks against the bytes it receives (BadDigest otherwise), and the payload is
+ * signed as `UNSIGNED-PAYLOAD` rather than hashed again (as rclone does for a single-part
+ * copy). That checks more than the payload hash did: the stored object must be the source's
+ * bytes, not only the bytes this process sent. When the store refuses the digest, the bytes
+ * are hashed here: the same MD5 means they were damaged on the way to the store (a transient
+ * failure, retried); another MD5 means the ETag is not the MD5 of the bytes read (an SSE-KMS
+ * or SSE-C source, another store's ETag form), and the object is put with a signed payload.
+ */
+async function putBytes(
+  client: S3Client,
+  params: ConstructorParameters<typeof PutObjectCommand>[0],
+  bytes: Uint8Array,
+  contentMd5: string | undefined,
+  signal: AbortSignal,
+): Promise<void> {
+  const signed = () =>
+    client.send(new PutObjectCommand({ ...params, Body: bytes, ContentLength: bytes.byteLength }), {
+      abortSignal: signal,
+    })
+  if (contentMd5 === undefined) {
+    await signed()
+    return
+  }
+  const command = new PutObjectCommand({
+    ...params,
+    Body: bytes,
+    ContentLength: bytes.byteLength,
+    ContentMD5: contentMd5,
+  })
+  // The signer hashes a byte body unless the request names its payload hash already.
+  command.middlewareStack.add(
+    (next) => (args) => {
+      const request = args.request as { headers?: Record<string, string> }
+      if (request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD'
+      return next(args)
+    },
+    { step: 'build', name: 'nvisyUnsignedPayloadWithContentMd5' },
+  )
+  try {
+    await client.send(command, { abortSignal: signal })
+  } catch (error) {
+    const code = (error as { Code?: string; name?: string }).Code ?? (error as Error).name
+    if (code !== 'BadDigest') throw error
+    if (createHash('md5').update(bytes).digest('base64') === contentMd5) {
+      throw new ProviderError({
+        kind: 'transient',
+        message: `the store received other bytes than were sent for ${JSON.stringify(params.Key)} (BadDigest)`,
+        code,
+        cause: error,
+      })
+    }
+    await signed()
+  }
 }
 
 /**
@@ -66,8 +175,27 @@ export async function writeS3(
         if (outcome === 'exists') return itemDataError(what, exists)
       }
       try {
+        const params = {
+          Bucket: bucket,
+          Key: key,
+          ContentType: blob.contentType,
+          Metadata: encodeMetadata(blob.metadata),
+          IfNoneMatch: stream.createOnly ? '*' : undefined,
+        }
+        let source: ByteSource = blob.body
+        const contentMd5 = sourceContentMd5(blob, stream.partSizeBytes)
+        if (contentMd5 !== undefined) {
+          const collected = await collectBody(blob.body, stream.partSizeBytes)
+          if ('bytes' in collected) {
+            // A body of another length than the source listed is not the bytes of that ETag.
+            const md5 = collected.bytes.byteLength === blob.size ? contentMd5 : undefined
+            await putBytes(client, params, collected.bytes, md5, stop)
+            return undefined
+          }
+          source = resume(collected.read, collected.rest)
+        }
         const multipart =
-          !(blob.body instanceof Uint8Array) &&
+          !(source instanceof Uint8Array) &&
           (blob.size === undefined || blob.size > stream.partSizeBytes)
         if (stream.createOnly && multipart) {
           // Some S3-compatible servers ignore If-None-Match on CompleteMultipartUpload; check first.
@@ -87,19 +215,12 @@ export async function writeS3(
           if (found) return itemDataError(what, exists)
         }
         const body =
-          blob.body instanceof Uint8Array
-            ? blob.body
-            : Readable.from(iterateBytes(blob.body), { objectMode: false })
+          source instanceof Uint8Array
+            ? source
+            : Readable.from(iterateBytes(source), { objectMode: false })
         const upload = new Upload({
           client,
-          params: {
-            Bucket: bucket,
-            Key: key,
-            Body: body,
-            ContentType: blob.contentType,
-            Metadata: encodeMetadata(blob.metadata),
-            IfNoneMatch: stream.createOnly ? '*' : undefined,
-          },
+          params: { ...params, Body: body },
           partSize: stream.partSizeBytes,
           queueSize: stream.partConcurrency,
           leavePartsOnError: false,

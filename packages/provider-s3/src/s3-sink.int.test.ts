@@ -1,0 +1,128 @@
+// How the sink signs and checks a streamed single-part object: with the source's MD5 (from its
+// listed ETag) as Content-MD5 and an unsigned payload, and with a SHA-256 signed payload
+// whenever that MD5 is not known or turns out not to be the MD5 of the bytes.
+import { createHash } from 'node:crypto'
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3'
+import { type BlobData, type GuardedConnection, readBytes } from '@nvisy/provider-core'
+import { readAll } from '@nvisy/provider-testkit'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import {
+  createBucket,
+  deleteBucket,
+  randomBucketName,
+  s3Input,
+  s3SkipReason,
+  testS3Client,
+} from './__fixtures__/s3-test-server.js'
+import { createS3Provider } from './s3-provider.js'
+
+const skip = await s3SkipReason()
+const client = testS3Client()
+const bucket = randomBucketName('sink')
+const signal = new AbortController().signal
+
+/** The headers of each PutObject / UploadPart the sink's client sent, as signed. */
+const sent: { command: string; sha256: string | undefined; md5: string | undefined }[] = []
+const recording = testS3Client()
+recording.middlewareStack.add(
+  (next, context) => (args) => {
+    const headers = (args.request as { headers?: Record<string, string> }).headers ?? {}
+    if (context.commandName === 'PutObjectCommand' || context.commandName === 'UploadPartCommand')
+      sent.push({
+        command: context.commandName,
+        sha256: headers['x-amz-content-sha256'],
+        md5: headers['content-md5'],
+      })
+    return next(args)
+  },
+  { step: 'deserialize', name: 'recordSentHeaders' },
+)
+
+const md5 = (bytes: Uint8Array) => createHash('md5').update(bytes).digest()
+const etagOf = async (key: string) =>
+  (await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag
+
+describe.skipIf(skip)('s3 sink signing and Content-MD5', () => {
+  let connection: GuardedConnection
+  beforeAll(async () => {
+    await createBucket(client, bucket)
+    connection = await createS3Provider({ client: recording }).connect(s3Input(bucket))
+  })
+  afterAll(async () => {
+    await connection?.close()
+    await deleteBucket(client, bucket).catch(() => {})
+    client.destroy()
+    recording.destroy()
+  })
+  beforeEach(() => {
+    sent.length = 0
+  })
+
+  it('sends a listed single-part object with its ETag as Content-MD5 and an unsigned payload', async () => {
+    const body = Buffer.from('the bytes of a single-part object\n'.repeat(1000))
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'src/one.txt', Body: body }))
+    const [item] = await readAll(connection, { prefix: 'src/' })
+    const blob = item!.data as BlobData
+    expect(blob.origin?.etag).toBe(`"${md5(body).toString('hex')}"`)
+    const result = await connection.write({ prefix: 'dst/' }, [blob], { signal })
+    expect(result).toEqual({ written: 1, failed: [] })
+    expect(sent).toEqual([
+      {
+        command: 'PutObjectCommand',
+        sha256: 'UNSIGNED-PAYLOAD',
+        md5: md5(body).toString('base64'),
+      },
+    ])
+    expect(await etagOf('dst/src/one.txt')).toBe(blob.origin!.etag)
+  })
+
+  it('puts the bytes with a signed payload when the origin ETag is not their MD5', async () => {
+    // An SSE-KMS source, or another store's ETag form: 32 hex digits that are not the MD5.
+    const body = Buffer.from('bytes whose MD5 is not the listed ETag')
+    const other = md5(Buffer.from('something else')).toString('hex')
+    const blob: BlobData = {
+      kind: 'blob',
+      key: 'opaque.bin',
+      body,
+      size: body.length,
+      origin: { bucket, key: 'elsewhere', etag: `"${other}"`, size: body.length },
+    }
+    const result = await connection.write({ prefix: 'dst/' }, [blob], { signal })
+    expect(result).toEqual({ written: 1, failed: [] })
+    // First with the ETag as Content-MD5 (refused by the store), then signed.
+    expect(sent.map((s) => [s.sha256 === 'UNSIGNED-PAYLOAD', s.md5])).toEqual([
+      [true, Buffer.from(other, 'hex').toString('base64')],
+      [false, undefined],
+    ])
+    expect(sent[1]!.sha256).toBe(createHash('sha256').update(body).digest('hex'))
+    expect(await etagOf('dst/opaque.bin')).toBe(`"${md5(body).toString('hex')}"`)
+    const [back] = await readAll(connection, { prefix: 'dst/opaque.bin' })
+    expect(await readBytes((back!.data as BlobData).body)).toEqual(body)
+  })
+
+  it('signs the payload of a blob without an origin, or whose size is not the listed one', async () => {
+    const body = Buffer.from('no origin')
+    const resized = Buffer.from('a body of another length than listed')
+    const listed = md5(resized.subarray(0, 5)).toString('hex')
+    const result = await connection.write(
+      { prefix: 'dst/' },
+      [
+        { kind: 'blob', key: 'plain.txt', body, size: body.length },
+        {
+          kind: 'blob',
+          key: 'resized.txt',
+          body: (async function* () {
+            yield resized
+          })(),
+          size: 5,
+          origin: { bucket, key: 'x', etag: `"${listed}"`, size: 5 },
+        },
+      ],
+      { signal },
+    )
+    expect(result).toEqual({ written: 2, failed: [] })
+    expect(sent.map((s) => s.md5)).toEqual([undefined, undefined])
+    expect(sent.every((s) => /^[0-9a-f]{64}$/.test(s.sha256 ?? ''))).toBe(true)
+    expect(await etagOf('dst/resized.txt')).toBe(`"${md5(resized).toString('hex')}"`)
+  })
+})
