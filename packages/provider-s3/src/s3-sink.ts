@@ -44,27 +44,26 @@ function sourceContentMd5(blob: BlobData, partSizeBytes: number): string | undef
 }
 
 /**
- * A body of at most `maxBytes` as one Uint8Array: the body itself when it is one already (or
- * yields one chunk, as a buffered body does), else its chunks joined. A longer body gives
- * back the chunks read so far and the rest, to be streamed.
+ * A body of at most `maxBytes` as its chunks (one chunk when it is a Uint8Array), with its
+ * length. A longer body gives back the chunks read so far and the rest, to be streamed.
  */
 async function collectBody(
   body: ByteSource,
   maxBytes: number,
-): Promise<{ bytes: Uint8Array } | { read: Uint8Array[]; rest: AsyncIterator<Uint8Array> }> {
-  if (body instanceof Uint8Array) return { bytes: body }
+): Promise<
+  { chunks: Uint8Array[]; size: number } | { read: Uint8Array[]; rest: AsyncIterator<Uint8Array> }
+> {
+  if (body instanceof Uint8Array) return { chunks: [body], size: body.byteLength }
   const iterator = body[Symbol.asyncIterator]()
   const chunks: Uint8Array[] = []
-  let total = 0
+  let size = 0
   for (;;) {
     const next = await iterator.next()
-    if (next.done) break
+    if (next.done) return { chunks, size }
     chunks.push(next.value)
-    total += next.value.byteLength
-    if (total > maxBytes) return { read: chunks, rest: iterator }
+    size += next.value.byteLength
+    if (size > maxBytes) return { read: chunks, rest: iterator }
   }
-  if (chunks.length === 1) return { bytes: chunks[0]! }
-  return { bytes: Buffer.concat(chunks, total) }
 }
 
 /** The chunks already read, then the rest of the body. */
@@ -78,25 +77,30 @@ async function* resume(read: Uint8Array[], rest: AsyncIterator<Uint8Array>) {
 }
 
 /**
- * One PutObject of `bytes`, its payload signed with SHA-256 (the SDK hashes a byte body).
- * With `contentMd5` (from the source's ETag) it is sent with that `Content-MD5` instead, which
- * the store checks against the bytes it receives (BadDigest otherwise), and the payload is
+ * One PutObject of a body held in memory (`chunks`, `size` bytes). Without `contentMd5` its
+ * bytes are joined and the payload is signed with their SHA-256 (the SDK hashes a byte body).
+ * With `contentMd5` (from the source's ETag) it is sent with that `Content-MD5`, which the
+ * store checks against the bytes it receives (BadDigest otherwise), and the payload is
  * signed as `UNSIGNED-PAYLOAD` rather than hashed again (as rclone does for a single-part
- * copy). That checks more than the payload hash did: the stored object must be the source's
- * bytes, not only the bytes this process sent. When the store refuses the digest, the bytes
- * are hashed here: the same MD5 means they were damaged on the way to the store (a transient
- * failure, retried); another MD5 means the ETag is not the MD5 of the bytes read (an SSE-KMS
- * or SSE-C source, another store's ETag form), and the object is put with a signed payload.
+ * copy); several chunks are streamed as they are, not joined. That checks more than the
+ * payload hash did: the stored object must be the source's bytes, not only the bytes this
+ * process sent. (The SDK does not retry a streamed body; the runtime retries the batch.)
+ * When the store refuses the digest, the bytes are hashed here: the same MD5 means they were
+ * damaged on the way to the store (a transient failure, retried); another MD5 means the ETag
+ * is not the MD5 of the bytes read (an SSE-KMS or SSE-C source, another store's ETag form),
+ * and the object is put with a signed payload.
  */
 async function putBytes(
   client: S3Client,
   params: ConstructorParameters<typeof PutObjectCommand>[0],
-  bytes: Uint8Array,
+  chunks: Uint8Array[],
+  size: number,
   contentMd5: string | undefined,
   signal: AbortSignal,
 ): Promise<void> {
+  const joined = () => (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
   const signed = () =>
-    client.send(new PutObjectCommand({ ...params, Body: bytes, ContentLength: bytes.byteLength }), {
+    client.send(new PutObjectCommand({ ...params, Body: joined(), ContentLength: size }), {
       abortSignal: signal,
     })
   if (contentMd5 === undefined) {
@@ -105,15 +109,19 @@ async function putBytes(
   }
   const command = new PutObjectCommand({
     ...params,
-    Body: bytes,
-    ContentLength: bytes.byteLength,
+    // Create-only puts are joined: the SDK warns on the console about every failed streamed
+    // request, and an existing key is an expected failure there.
+    Body: chunks.length === 1 || params.IfNoneMatch ? joined() : Readable.from(chunks),
+    ContentLength: size,
     ContentMD5: contentMd5,
   })
-  // The signer hashes a byte body unless the request names its payload hash already.
+  // The signer hashes a byte body unless the request names its payload hash already (the
+  // SDK's flexible checksums name theirs for a streamed body: that one is kept).
   command.middlewareStack.add(
     (next) => (args) => {
-      const request = args.request as { headers?: Record<string, string> }
-      if (request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD'
+      const headers = (args.request as { headers?: Record<string, string> }).headers
+      if (headers && headers['x-amz-content-sha256'] === undefined)
+        headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD'
       return next(args)
     },
     { step: 'build', name: 'nvisyUnsignedPayloadWithContentMd5' },
@@ -123,7 +131,9 @@ async function putBytes(
   } catch (error) {
     const code = (error as { Code?: string; name?: string }).Code ?? (error as Error).name
     if (code !== 'BadDigest') throw error
-    if (createHash('md5').update(bytes).digest('base64') === contentMd5) {
+    const hash = createHash('md5')
+    for (const chunk of chunks) hash.update(chunk)
+    if (hash.digest('base64') === contentMd5) {
       throw new ProviderError({
         kind: 'transient',
         message: `the store received other bytes than were sent for ${JSON.stringify(params.Key)} (BadDigest)`,
@@ -186,10 +196,10 @@ export async function writeS3(
         const contentMd5 = sourceContentMd5(blob, stream.partSizeBytes)
         if (contentMd5 !== undefined) {
           const collected = await collectBody(blob.body, stream.partSizeBytes)
-          if ('bytes' in collected) {
+          if ('chunks' in collected) {
             // A body of another length than the source listed is not the bytes of that ETag.
-            const md5 = collected.bytes.byteLength === blob.size ? contentMd5 : undefined
-            await putBytes(client, params, collected.bytes, md5, stop)
+            const md5 = collected.size === blob.size ? contentMd5 : undefined
+            await putBytes(client, params, collected.chunks, collected.size, md5, stop)
             return undefined
           }
           source = resume(collected.read, collected.rest)

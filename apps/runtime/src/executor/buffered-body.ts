@@ -4,20 +4,45 @@ import {
   type Data,
   describeItem,
   ProviderError,
-  readBytes,
 } from '@nvisy/provider-core'
 import { DEFAULTS } from './defaults.js'
+
+/**
+ * A body's chunks as read, refusing bodies larger than `maxBytes` (the message of
+ * `readBytes`). They are kept as they came, not joined: a sink that streams them sends them
+ * as they are, one that needs one buffer joins them itself.
+ */
+async function readChunks(
+  source: ByteSource,
+  maxBytes: number,
+): Promise<{ chunks: Uint8Array[]; size: number }> {
+  const tooLarge = () =>
+    new RangeError(`body is larger than ${maxBytes} bytes; stream it instead of reading it whole`)
+  if (source instanceof Uint8Array) {
+    if (source.byteLength > maxBytes) throw tooLarge()
+    return { chunks: [source], size: source.byteLength }
+  }
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for await (const chunk of source) {
+    size += chunk.byteLength
+    if (size > maxBytes) throw tooLarge()
+    chunks.push(chunk)
+  }
+  return { chunks, size }
+}
 
 /**
  * A streamed blob body that is read into memory on first use and then shared: by every sink
  * of the source, by a retry, by a conversion. The source loop only wraps the body; the sink
  * reads it when it writes that item, at its own concurrency, so each object's download runs
  * right before its upload and overlaps the other items' transfers, and only the batches in
- * flight hold bytes.
+ * flight hold bytes. The chunks are kept as read (not copied into one buffer) and each
+ * iteration yields them again.
  */
 export class BufferedBody implements AsyncIterable<Uint8Array> {
   #source: ByteSource | undefined
-  #bytes: Promise<Uint8Array> | undefined
+  #chunks: Promise<Uint8Array[]> | undefined
   #size: number | undefined
   readonly #fail: (error: unknown) => ProviderError
 
@@ -31,25 +56,25 @@ export class BufferedBody implements AsyncIterable<Uint8Array> {
     return this.#size
   }
 
-  load(): Promise<Uint8Array> {
-    if (!this.#bytes) {
+  load(): Promise<Uint8Array[]> {
+    if (!this.#chunks) {
       const source = this.#source!
       this.#source = undefined
-      this.#bytes = readBytes(source, DEFAULTS.maxFanOutBlobBytes).then(
-        (body) => {
-          this.#size = body.byteLength
-          return new Uint8Array(body.buffer, body.byteOffset, body.byteLength)
+      this.#chunks = readChunks(source, DEFAULTS.maxFanOutBlobBytes).then(
+        ({ chunks, size }) => {
+          this.#size = size
+          return chunks
         },
         (error) => {
           throw this.#fail(error)
         },
       )
     }
-    return this.#bytes
+    return this.#chunks
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    yield await this.load()
+    yield* await this.load()
   }
 }
 
