@@ -275,6 +275,12 @@ export const PipelineOptionsSchema = Type.Object(
     ),
     queueCapacity: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
     maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    passThrough: Type.Optional(
+      Type.Boolean({
+        description:
+          'move rows between a source and a sink that speak the same wire format with the same column types as they are, without decoding them (PostgreSQL -> PostgreSQL COPY text); default true, false decodes every row',
+      }),
+    ),
   },
   { additionalProperties: false },
 )

@@ -14,6 +14,11 @@ import type { Data, DataKind } from './data.js'
 import { isAbortError, type Operation, ProviderError } from './errors.js'
 import { Redactor } from './redact.js'
 
+/** The pass-through formats a provider's source or sink declares (`wire`). */
+export function wireFormats(provider: Provider, side: 'source' | 'sink'): readonly string[] {
+  return provider.definition[side]?.wire ?? []
+}
+
 /** An abort stays an abort (redacted), so callers can tell cancellation from failure. */
 export function keepAbort(error: unknown, redact: Redactor): Error | undefined {
   return isAbortError(error) && error instanceof Error ? redact.error(error) : undefined
@@ -86,12 +91,32 @@ export function guardConnection<
       throw keepAbort(error, redact) ?? fail(error, { operation, stream: streamLabel(stream) })
     }
   }
-  const checkBatchKinds = (stream: Static<TSinkStream>, batch: readonly Data[]) => {
+  const checkBatchKinds = (
+    stream: Static<TSinkStream>,
+    batch: readonly Data[],
+    wire: string | undefined,
+  ) => {
     const expected = provider.sinkDataKind(stream)
     const failed: WriteFailure[] = []
     const accepted: { item: Data; index: number }[] = []
     batch.forEach((item, index) => {
-      if (item?.kind === expected) accepted.push({ item, index })
+      // Wire rows reach a sink only on writes that say so, in the format they name.
+      const wireFormat = item?.kind === 'record' ? item.wire?.format : undefined
+      if (wireFormat !== wire && (wireFormat !== undefined || item?.kind === 'record'))
+        failed.push({
+          index,
+          error: new ProviderError({
+            kind: 'data',
+            providerId: id,
+            operation: 'write',
+            stream: streamLabel(stream),
+            message:
+              wireFormat === undefined
+                ? `item ${index} is a decoded record in a write of ${JSON.stringify(wire)} rows`
+                : `item ${index} holds ${JSON.stringify(wireFormat)} rows; this write ${wire === undefined ? 'takes decoded records' : `takes ${JSON.stringify(wire)}`}`,
+          }),
+        })
+      else if (item?.kind === expected) accepted.push({ item, index })
       else
         failed.push({
           index,
@@ -122,10 +147,15 @@ export function guardConnection<
       const result = await call(settings)
       return {
         written: result.written,
-        failed: result.failed.map((f) => ({
-          index: f.index,
-          error: fail(f.error, { operation, stream: streamLabel(stream) }),
-        })),
+        failed: result.failed.map((f) =>
+          f.data === undefined
+            ? { index: f.index, error: fail(f.error, { operation, stream: streamLabel(stream) }) }
+            : {
+                index: f.index,
+                error: fail(f.error, { operation, stream: streamLabel(stream) }),
+                data: f.data,
+              },
+        ),
       }
     } catch (error) {
       throw keepAbort(error, redact) ?? fail(error, { operation, stream: streamLabel(stream) })
@@ -195,7 +225,15 @@ export function guardConnection<
             expected = provider.sourceDataKind(settings)
             const after =
               options.after === undefined ? undefined : provider.validateContext(options.after)
-            return connection.read(settings, { after, signal })[Symbol.asyncIterator]()
+            const wire = options.wire
+            if (wire === undefined)
+              return connection.read(settings, { after, signal })[Symbol.asyncIterator]()
+            if (!wireFormats(provider, 'source').includes(wire.format))
+              throw new ProviderError({
+                kind: 'config',
+                message: `provider ${id} cannot read as ${JSON.stringify(wire.format)}`,
+              })
+            return connection.read(settings, { after, signal, wire })[Symbol.asyncIterator]()
           }
           const stopInner = async () => {
             try {
@@ -324,7 +362,13 @@ export function guardConnection<
       writeLike('write', stream, async (settings) => {
         if (!connection.write)
           throw new ProviderError({ kind: 'config', message: `provider ${id} cannot write` })
-        const { failed, accepted } = checkBatchKinds(settings, batch)
+        const wire = options.wire
+        if (wire !== undefined && !wireFormats(provider, 'sink').includes(wire))
+          throw new ProviderError({
+            kind: 'config',
+            message: `provider ${id} cannot write ${JSON.stringify(wire)} rows as they are`,
+          })
+        const { failed, accepted } = checkBatchKinds(settings, batch, wire)
         if (accepted.length === 0) return { written: 0, failed }
         if (failed.length === 0) return connection.write(settings, batch, options)
         const result = await connection.write(
@@ -396,6 +440,45 @@ export function guardConnection<
           return connection.readOffset(settings, key, {
             signal: options.signal ?? new AbortController().signal,
           })
+        },
+        stream,
+      ),
+    wireOffer: (stream, format, options = {}) =>
+      run(
+        'describe',
+        async () => {
+          const settings = provider.validateStream(stream)
+          if (!wireFormats(provider, 'source').includes(format) || !connection.wireOffer)
+            return { reason: `provider ${id} cannot read as ${JSON.stringify(format)}` }
+          const offer = await connection.wireOffer(settings, {
+            signal: options.signal ?? new AbortController().signal,
+          })
+          if ('reason' in offer) return { reason: String(offer.reason) }
+          if (offer.format !== format)
+            throw new ProviderError({
+              kind: 'internal',
+              message: `${id} offered ${JSON.stringify(offer.format)} when asked for ${JSON.stringify(format)}`,
+            })
+          return offer
+        },
+        stream,
+      ),
+    acceptWire: (stream, offer, options = {}) =>
+      run(
+        'prepare',
+        async () => {
+          const settings = provider.validateSinkStream(stream)
+          if (!wireFormats(provider, 'sink').includes(offer.format) || !connection.acceptWire)
+            return {
+              accepted: false as const,
+              reason: `provider ${id} cannot write ${JSON.stringify(offer.format)} as it is`,
+            }
+          const answer = await connection.acceptWire(settings, offer, {
+            signal: options.signal ?? new AbortController().signal,
+          })
+          return answer.accepted === true
+            ? { accepted: true as const }
+            : { accepted: false as const, reason: String(answer.reason) }
         },
         stream,
       ),

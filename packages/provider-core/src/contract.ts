@@ -58,7 +58,31 @@ export interface ReadOptions<TContext = unknown> {
   /** Yield only the items after the one this context came from. */
   after?: TContext | undefined
   signal: AbortSignal
+  /**
+   * Pass-through: yield the rows as `RecordData.wire` items in this format, each of at most
+   * `maxRows` rows and about `maxBytes` bytes (a single larger row stands alone), each with
+   * the context of its last row. Given only to sources that list the format in `source.wire`,
+   * and only after `wireOffer` offered it for this stream.
+   */
+  wire?: WireReadOptions | undefined
 }
+
+export interface WireReadOptions {
+  format: string
+  maxRows: number
+  maxBytes: number
+}
+
+/** What a source can send as wire text for one stream: the format, the columns in field order, and their types. */
+export interface WireOffer {
+  format: string
+  columns: readonly string[]
+  /** The columns' types (`describeStream`): a sink accepts only when its columns are the same. */
+  schema: StreamSchema
+}
+
+/** A sink's answer to a `WireOffer`: take the rows as they are, or why not. */
+export type WireAnswer = { accepted: true } | { accepted: false; reason: string }
 
 /** The largest partition count a caller may ask for. */
 export const MAX_PARTITIONS = 1024
@@ -102,12 +126,23 @@ export interface WriteOptions {
    * A sink never acts on `origin` without it.
    */
   serverSideCopy?: boolean | undefined
+  /**
+   * Pass-through: the batch holds `RecordData.wire` items in this format (set by the runtime
+   * only on an edge this sink accepted with `acceptWire`). A sink never gets wire items
+   * without it.
+   */
+  wire?: string | undefined
 }
 
 export interface WriteFailure {
   /** The index of the failed item in the batch. */
   index: number
   error: ProviderError
+  /**
+   * The refused row on its own, when the item held several (`RecordData.wire`): the runtime
+   * reports and dead-letters it instead of the whole item, whose other rows were written.
+   */
+  data?: Data | undefined
 }
 
 export interface WriteResult {
@@ -141,6 +176,23 @@ export interface Connection<TStream = any, TContext = any, TSinkStream = any> {
   prepare?(stream: TSinkStream, options: PrepareOptions): Promise<PrepareResult>
   /** Sink with `offsets`: the context last committed under `key` by a write's `offset`, if any. */
   readOffset?(stream: TSinkStream, key: string, options: { signal: AbortSignal }): Promise<unknown>
+  /**
+   * Source with `wire`: what this stream can be read as in the source's own text (the
+   * columns of every row, their types), or why it cannot (`{ reason }`).
+   */
+  wireOffer?(
+    stream: TStream,
+    options: { signal: AbortSignal },
+  ): Promise<WireOffer | { reason: string }>
+  /**
+   * Sink with `wire`: whether the destination takes the offered rows as they are (the same
+   * columns with the same types, a write mode that can), after `prepare`.
+   */
+  acceptWire?(
+    stream: TSinkStream,
+    offer: WireOffer,
+    options: { signal: AbortSignal },
+  ): Promise<WireAnswer>
   close(): Promise<void>
 }
 
@@ -162,6 +214,11 @@ export interface SourceDefinition<TStream extends TSchema, TContext extends TSch
    * (key ranges) that can be read at once, each with its own resume context.
    */
   partition?: boolean
+  /**
+   * Pass-through formats the source can read record streams as (`wireOffer`,
+   * `ReadOptions.wire`): `postgresql-copy-text`.
+   */
+  wire?: readonly string[]
   /** The data kind a given stream yields, when the source has more than one. */
   dataKindOf?(stream: Static<TStream>): DataKind
   /**
@@ -182,6 +239,8 @@ export interface SinkDefinition<TSinkStream extends TSchema> {
   prepare?: boolean
   /** Whether writes commit `WriteOptions.offset` with the batch and `readOffset` returns it (exactly-once appends). */
   offsets?: boolean
+  /** Pass-through formats the sink can write as they are (`acceptWire`, `WriteOptions.wire`). */
+  wire?: readonly string[]
   dataKindOf?(stream: Static<TSinkStream>): DataKind
 }
 
@@ -328,6 +387,18 @@ export interface GuardedConnection<TStream = any, TContext = any, TSinkStream = 
   prepare(stream: TSinkStream, options?: Partial<PrepareOptions>): Promise<PrepareResult>
   /** The offset committed under `key`, or undefined (also for sinks without offsets). */
   readOffset(stream: TSinkStream, key: string, options?: { signal?: AbortSignal }): Promise<unknown>
+  /** A source's wire offer for `format`, or why there is none (a provider without it says so). */
+  wireOffer(
+    stream: TStream,
+    format: string,
+    options?: { signal?: AbortSignal },
+  ): Promise<WireOffer | { reason: string }>
+  /** A sink's answer to a wire offer (a provider without `wire` refuses, saying so). */
+  acceptWire(
+    stream: TSinkStream,
+    offer: WireOffer,
+    options?: { signal?: AbortSignal },
+  ): Promise<WireAnswer>
   close(): Promise<void>
   readonly closed: boolean
 }

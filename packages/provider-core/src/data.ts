@@ -323,6 +323,31 @@ export interface BlobData {
 export interface RecordData {
   kind: 'record'
   values: Record<string, SqlValue>
+  /**
+   * Pass-through: many rows in the source system's own text, moved without decoding. Set
+   * only by a source whose read was given `ReadOptions.wire` (the runtime asks only on an
+   * edge whose sink accepted the format for these columns, `acceptWire`); `values` is then
+   * empty and the item stands for `wire.rows` rows. Only a sink whose writes got
+   * `WriteOptions.wire` receives such items.
+   */
+  wire?: WireRows | undefined
+}
+
+/** Rows in a system's own text format (`RecordData.wire`). */
+export interface WireRows {
+  /** The format, as both providers name it: `postgresql-copy-text`. */
+  format: string
+  /** The columns of every row, in field order. */
+  columns: readonly string[]
+  /** How many rows `bytes` holds (at least one). */
+  rows: number
+  /** The rows, whole, in the format's own encoding. */
+  bytes: Uint8Array
+}
+
+/** How many rows a record item stands for: `wire.rows`, or 1. */
+export function rowCount(data: Data): number {
+  return data.kind === 'record' && data.wire ? data.wire.rows : 1
 }
 
 /** A vector embedding. */
@@ -474,7 +499,7 @@ export function describeItem(data: Data): string {
     case 'blob':
       return `blob ${JSON.stringify(data.key)}`
     case 'record':
-      return 'record'
+      return data.wire ? `${data.wire.rows} rows (${data.wire.format})` : 'record'
     case 'embedding':
     case 'document':
     case 'message':
@@ -490,6 +515,7 @@ export function approximateSize(data: Data): number {
     case 'blob':
       return data.body instanceof Uint8Array ? data.body.byteLength : (data.size ?? 0)
     case 'record': {
+      if (data.wire) return data.wire.bytes.byteLength
       let total = 0
       for (const key in data.values) total += key.length + approximateValueSize(data.values[key]!)
       return total

@@ -8,6 +8,7 @@ export {
   mapConcurrent,
 } from './batcher.js'
 export type { ColumnInfo, ColumnType, PrepareResult, StreamSchema } from './columns.js'
+export { wireFormats } from './connection-guard.js'
 export {
   type Capabilities,
   type ConnectContext,
@@ -28,6 +29,9 @@ export {
   SPECIFICATION_VERSION,
   type SpecificationVersion,
   type StreamInfo,
+  type WireAnswer,
+  type WireOffer,
+  type WireReadOptions,
   type WriteFailure,
   type WriteOptions,
   type WriteResult,

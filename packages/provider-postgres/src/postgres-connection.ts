@@ -9,6 +9,9 @@ import {
   type StreamSchema,
   throwIfAborted,
   tlsConnectOptions,
+  type WireAnswer,
+  type WireOffer,
+  type WireReadOptions,
   type WriteOptions,
 } from '@nvisy/provider-core'
 import pg from 'pg'
@@ -29,11 +32,17 @@ import type {
   PostgresSinkStream,
   PostgresStream,
 } from './postgres-schemas.js'
-import { prepareTable, writeBatch } from './postgres-sink.js'
+import { prepareTable, writeBatch, writeWireBatch } from './postgres-sink.js'
 import { readTable } from './postgres-source.js'
+import { acceptWire, readWire, wireOffer } from './postgres-wire.js'
 
-/** Session settings every value conversion relies on: UTC instants, ISO dates, hex bytea. */
+/**
+ * Session settings every value conversion (and COPY text passed through) relies on: UTF-8
+ * text whatever the database's encoding, UTC instants, ISO dates, hex bytea, shortest-exact
+ * floats.
+ */
 export const SESSION_SETTINGS: Record<string, string> = {
+  client_encoding: 'UTF8',
   TimeZone: 'UTC',
   DateStyle: 'ISO, YMD',
   IntervalStyle: 'postgres',
@@ -168,8 +177,21 @@ export class PostgresConnection
 
   read(
     stream: PostgresStream,
-    options: { after?: PostgresContext | undefined; signal: AbortSignal },
+    options: {
+      after?: PostgresContext | undefined
+      signal: AbortSignal
+      wire?: WireReadOptions | undefined
+    },
   ) {
+    if (options.wire)
+      return readWire(
+        { acquire: this.acquire },
+        stream,
+        stream.schema ?? this.schema,
+        options.after,
+        options.wire,
+        options.signal,
+      )
     return readTable(
       { acquire: this.acquire },
       stream,
@@ -227,7 +249,7 @@ export class PostgresConnection
   async write(stream: PostgresSinkStream, batch: readonly Data[], options: WriteOptions) {
     const schema = stream.schema ?? this.schema
     try {
-      return await writeBatch(
+      return await (options.wire ? writeWireBatch : writeBatch)(
         { acquire: this.acquire, table: this.#table, offsets: this.#offsets },
         stream,
         schema,
@@ -277,6 +299,36 @@ export class PostgresConnection
       const info = await describeTable(client, schema, stream.table)
       if (!info) throw tableNotFound(schema, stream.table)
       return describeColumns(info, stream.columns)
+    } finally {
+      client.release()
+    }
+  }
+
+  /** The stream as COPY text: its columns and their types, or why it cannot go that way. */
+  async wireOffer(
+    stream: PostgresStream,
+    options: { signal: AbortSignal },
+  ): Promise<WireOffer | { reason: string }> {
+    throwIfAborted(options.signal)
+    const client = await this.acquire()
+    try {
+      return await wireOffer(client, stream.schema ?? this.schema, stream)
+    } finally {
+      client.release()
+    }
+  }
+
+  /** Whether the destination takes the offered COPY text as it is (same columns, same types, append). */
+  async acceptWire(
+    stream: PostgresSinkStream,
+    offer: WireOffer,
+    options: { signal: AbortSignal },
+  ): Promise<WireAnswer> {
+    throwIfAborted(options.signal)
+    const schema = stream.schema ?? this.schema
+    const client = await this.acquire()
+    try {
+      return acceptWire(await this.#table(client, schema, stream.table, true), stream, offer)
     } finally {
       client.release()
     }

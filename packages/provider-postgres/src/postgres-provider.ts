@@ -9,6 +9,7 @@ import {
   PostgresSinkStreamSchema,
   PostgresStreamSchema,
 } from './postgres-schemas.js'
+import { COPY_TEXT } from './postgres-wire.js'
 import { VERSION } from './version.js'
 
 export interface PostgresProviderOptions {
@@ -40,6 +41,7 @@ export function createPostgresProvider(options: PostgresProviderOptions = {}) {
       incremental: true,
       describe: true,
       partition: true,
+      wire: [COPY_TEXT],
       ordering: 'cursor columns (default: the primary key), primary key appended as tiebreaker',
     },
     sink: {
@@ -49,6 +51,7 @@ export function createPostgresProvider(options: PostgresProviderOptions = {}) {
         'conflict keys (default: the primary key) in upsert mode; append mode is exactly-once with offsets, not idempotent without',
       prepare: true,
       offsets: true,
+      wire: [COPY_TEXT],
     },
     discover: true,
     classifyError: classifyPostgresError,

@@ -1,8 +1,10 @@
 import type { RecordData, SqlValue } from '@nvisy/provider-core'
-import { readAll as readItems } from '@nvisy/provider-testkit'
+import { collect, readAll as readItems } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { adminPool, skipReason, testInput, uniqueSchema } from './__fixtures__/postgres.js'
 import { postgresProvider } from './index.js'
+import { describeTable } from './postgres-catalog.js'
+import { COPY_TEXT, recordFromLine } from './postgres-wire.js'
 
 const skip = await skipReason()
 const schema = uniqueSchema('nvisy_types')
@@ -56,12 +58,15 @@ describe.skipIf(skip)('postgres type mapping and exact copy', () => {
     await admin.query(`CREATE SCHEMA "${schema}"`)
     await admin.query(`CREATE TYPE "${schema}".mood AS ENUM ('happy', 'sad', 'ok')`)
     await admin.query(`SET search_path = "${schema}"`)
-    for (const table of ['source', 'target_upsert', 'target_copy']) {
+    for (const table of ['source', 'target_upsert', 'target_copy', 'target_wire', 'target_other']) {
       await admin.query(
         `CREATE TABLE "${schema}"."${table}" (${COLUMNS.replace(' mood,', ` "${schema}".mood,`)})`,
       )
     }
     await admin.query(`INSERT INTO "${schema}".source VALUES ${ROWS}`)
+    await admin.query(
+      `ALTER TABLE "${schema}".target_other ALTER COLUMN c_num102 TYPE numeric(12,2), ADD COLUMN extra money`,
+    )
   })
   afterAll(async () => {
     await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
@@ -167,6 +172,98 @@ describe.skipIf(skip)('postgres type mapping and exact copy', () => {
       expect(await readAll(target)).toEqual(rows)
     })
   }
+
+  it('reads as COPY text that decodes to the row-by-row values (every type), and writes it as it is: md5 equal', async () => {
+    const connection = await postgresProvider.connect(testInput(schema))
+    const client = await admin.connect()
+    try {
+      const offer = await connection.wireOffer({ table: 'source' }, COPY_TEXT)
+      if ('reason' in offer) throw new Error(offer.reason)
+      expect(offer.columns[0]).toBe('id')
+      expect(offer.columns).toHaveLength(36)
+      const sink = { table: 'target_wire', mode: 'append' as const }
+      expect(await connection.acceptWire(sink, offer)).toEqual({ accepted: true })
+
+      const wire = { format: COPY_TEXT, maxRows: 3, maxBytes: 1 << 20 }
+      const items = await collect(connection.read({ table: 'source' }, { signal, wire }))
+      const rows = await readItems(connection, { table: 'source' })
+      expect(items.map((i) => (i.data as RecordData).wire?.rows)).toEqual([3, 1])
+      // Each item carries the context of its last row, as the row-by-row read gives it.
+      expect(items.map((i) => i.context)).toEqual([rows[2]!.context, rows[3]!.context])
+      const table = (await describeTable(client, schema, 'source'))!
+      const decoded = items.flatMap((item) => {
+        const bytes = Buffer.from((item.data as RecordData).wire!.bytes)
+        const lines = bytes.toString('latin1').split('\n').slice(0, -1)
+        let at = 0
+        return lines.map((line) => {
+          const record = recordFromLine(table, offer.columns, bytes.subarray(at, at + line.length))
+          at += line.length + 1
+          return record.values
+        })
+      })
+      expect(decoded).toEqual(rows.map((r) => (r.data as RecordData).values))
+
+      const result = await connection.write(
+        sink,
+        items.map((i) => i.data),
+        { signal, wire: COPY_TEXT },
+      )
+      expect(result).toEqual({ written: 4, failed: [] })
+      // A bound of one byte cuts after every row.
+      const single = await collect(
+        connection.read(
+          { table: 'source' },
+          { signal, wire: { ...wire, maxRows: 100, maxBytes: 1 } },
+        ),
+      )
+      expect(single.map((i) => (i.data as RecordData).wire?.rows)).toEqual([1, 1, 1, 1])
+    } finally {
+      client.release()
+      await connection.close()
+    }
+    expect(await md5('target_wire')).toBe(await md5('source'))
+  })
+
+  it('refuses pass-through to a column of another type or a money column, naming it; a write never takes COPY text unasked', async () => {
+    const connection = await postgresProvider.connect(testInput(schema))
+    try {
+      const offer = await connection.wireOffer({ table: 'source' }, COPY_TEXT)
+      if ('reason' in offer) throw new Error(offer.reason)
+      expect(await connection.acceptWire({ table: 'target_other', mode: 'append' }, offer)).toEqual(
+        {
+          accepted: false,
+          reason:
+            'column "c_num102" is numeric(12,2) in the destination and numeric(10,2) in the source',
+        },
+      )
+      expect(await connection.wireOffer({ table: 'target_other' }, COPY_TEXT)).toEqual({
+        reason: 'column "extra" is money, whose text depends on lc_monetary',
+      })
+      expect(
+        await connection.wireOffer({ table: 'source', columns: ['c_text'] }, COPY_TEXT),
+      ).toEqual({ reason: 'cursor column "id" is not among stream.columns' })
+      const items = await collect(
+        connection.read(
+          { table: 'source' },
+          { signal, wire: { format: COPY_TEXT, maxRows: 10, maxBytes: 1 << 20 } },
+        ),
+      )
+      // COPY text in a write that does not say so fails item by item, and nothing is written.
+      const result = await connection.write(
+        { table: 'target_wire', mode: 'append' },
+        items.map((i) => i.data),
+        { signal },
+      )
+      expect(result.written).toBe(0)
+      expect(result.failed.map((f) => f.error.message)).toEqual([
+        expect.stringContaining(
+          'holds "postgresql-copy-text" rows; this write takes decoded records',
+        ),
+      ])
+    } finally {
+      await connection.close()
+    }
+  })
 
   it('describes the table in portable types, and a table created by prepare receives an exact copy', async () => {
     const connection = await postgresProvider.connect(testInput(schema))

@@ -29,7 +29,8 @@ export async function loadCheckpoints(run: RunState): Promise<void> {
 
 /** The acknowledged prefix of a source grew by `items`: save it when the item or time cadence is due. */
 export function onCommit(run: RunState, source: SourceRuntime, items: number): void {
-  source.sinceSave += items
+  // A pass-through item holds up to a batch of rows: count it as that many (the cadence is in rows).
+  source.sinceSave += source.wire ? items * source.wire.maxRows : items
   const everyItems = run.pipeline.options?.checkpointEveryItems ?? DEFAULTS.checkpointEveryItems
   const everyMs =
     (run.pipeline.options?.checkpointEverySeconds ?? DEFAULTS.checkpointEverySeconds) * 1000

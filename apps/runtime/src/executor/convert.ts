@@ -145,7 +145,8 @@ export function converterFor(
   }
 }
 
-const IDENTITY: Converter = { many: false, convert: (item) => item }
+/** The conversion of an edge between two nodes of one kind: none. */
+export const IDENTITY: Converter = { many: false, convert: (item) => item }
 
 function single(fn: (item: Data, context: unknown) => Data): Converter {
   return {

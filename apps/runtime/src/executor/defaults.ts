@@ -5,8 +5,16 @@ export const DEFAULTS = {
   queueCapacity: 4,
   maxAttempts: 5,
   concurrency: 1,
+  /** A sink's batch: at most this many items (rows, for pass-through) ... */
+  batchMaxItems: 1000,
+  /** ... and about this many bytes ... */
+  batchMaxBytes: 8 * 1024 * 1024,
+  /** ... or what arrived within this many ms. */
+  batchMaxAgeMs: 1000,
   /** Items buffered between a source and one edge's batcher. */
   itemBuffer: 16,
+  /** Pass-through items (each a whole batch of rows) buffered between a source and its edge's batcher. */
+  wireItemBuffer: 2,
   /** Streamed blob bodies up to this size are read into memory so a retry or a second sink can send them again. */
   bufferBlobBytes: 8 * 1024 * 1024,
   /** The largest streamed blob read into memory to fan out to several sinks. */

@@ -1,8 +1,11 @@
 // The executor's prepare step and exactly-once appends against a real PostgreSQL: the
 // destination is created from the source's described columns, and a crash (abort, with the
 // later checkpoints lost) then a resume leaves an append-mode target equal to the source,
-// compared by PostgreSQL's own md5 over every row.
+// compared by PostgreSQL's own md5 over every row. Appends between tables of the same column
+// types pass the COPY text through (no value decoded): exact, resumable from the middle of a
+// row-by-row batch, and a row the destination refuses fails alone, dead-lettered as a record.
 import { randomBytes } from 'node:crypto'
+import { memoryLogger } from '@nvisy/provider-core'
 import { postgresProvider } from '@nvisy/provider-postgres'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -103,6 +106,155 @@ describe.skipIf(skip)('executor against PostgreSQL', () => {
     expect(summary.error?.message).toContain('sink node dst')
     expect(summary.stats.nodes.src?.items).toBe(0)
     expect(events.some((e) => e.type === 'checkpoint')).toBe(false)
+  })
+
+  const digest = (table: string, where = 'true') =>
+    db
+      .query(
+        `SELECT count(*)::int AS n, md5(coalesce(string_agg(t::text, E'\\n' ORDER BY id), '')) AS md5 FROM ${schema}.${table} t WHERE ${where}`,
+      )
+      .then((r) => r.rows[0] as { n: number; md5: string })
+  const passedThrough = (logger: ReturnType<typeof memoryLogger>) =>
+    logger.lines.some((l) => /pass through as postgresql-copy-text/.test(l.message ?? ''))
+  const whyNot = (logger: ReturnType<typeof memoryLogger>) =>
+    logger.lines.find((l) => /no pass-through/.test(l.message ?? ''))?.message
+
+  it('an append between tables of the same types passes the rows through as COPY text, exact by md5', async () => {
+    const logger = memoryLogger()
+    const { summary } = await runPipeline(
+      world,
+      copy(`wire-${schema}`, 'wire', { mode: 'append' }),
+      { logger },
+    )
+    expect(summary.status, JSON.stringify(summary.error)).toBe('completed')
+    expect(passedThrough(logger), whyNot(logger)).toBe(true)
+    // Progress counts rows, not pass-through items.
+    expect(summary.stats.nodes.src?.items).toBe(ROWS)
+    expect(summary.stats.nodes.dst?.items).toBe(ROWS)
+    expect(await digest('wire')).toEqual(await digest('source'))
+  })
+
+  it('passThrough: false decodes every row; an upsert or a column of another type is not passed through, and says why', async () => {
+    const off = memoryLogger()
+    const first = await runPipeline(
+      world,
+      {
+        ...copy(`wire-off-${schema}`, 'wire_off', { mode: 'append' }),
+        options: { passThrough: false },
+      },
+      { logger: off },
+    )
+    expect(first.summary.status, JSON.stringify(first.summary.error)).toBe('completed')
+    expect(passedThrough(off)).toBe(false)
+    expect(await digest('wire_off')).toEqual(await digest('source'))
+
+    const upsert = memoryLogger()
+    await runPipeline(world, copy(`wire-upsert-${schema}`, 'wire_upsert'), { logger: upsert })
+    expect(passedThrough(upsert)).toBe(false)
+    expect(whyNot(upsert)).toMatch(/mode "upsert"/)
+
+    await db.query(`CREATE TABLE ${schema}.wider (LIKE ${schema}.source)`)
+    await db.query(`ALTER TABLE ${schema}.wider ALTER COLUMN amount TYPE numeric(30,10)`)
+    const wider = memoryLogger()
+    const run = await runPipeline(
+      world,
+      copy(`wire-wider-${schema}`, 'wider', { mode: 'append' }),
+      {
+        logger: wider,
+      },
+    )
+    expect(run.summary.status, JSON.stringify(run.summary.error)).toBe('completed')
+    expect(passedThrough(wider)).toBe(false)
+    expect(whyNot(wider)).toContain(
+      '"amount" is numeric(30,10) in the destination and numeric(20,6) in the source',
+    )
+    // Decoded and encoded value by value instead: every amount arrives exactly.
+    const differ = await db.query(
+      `SELECT count(*)::int AS n FROM ${schema}.source s JOIN ${schema}.wider w USING (id) WHERE s.amount IS DISTINCT FROM w.amount`,
+    )
+    expect(differ.rows[0].n).toBe(0)
+  })
+
+  it('a pass-through run resumes from the middle of a row-by-row batch, exact by md5', async () => {
+    // The first run decodes rows in batches of 7 and dies; the sink's offset is at a row no
+    // pass-through item of 100 rows would end on. The second run passes rows through from there.
+    const pipeline = copy(`wire-resume-${schema}`, 'wire_resume', { mode: 'append' })
+    const sink = pipeline.nodes[1]!
+    const store = new LosingCheckpointStore(1)
+    const controller = new AbortController()
+    let checkpoints = 0
+    const first = await runPipeline(
+      world,
+      {
+        ...pipeline,
+        nodes: [pipeline.nodes[0]!, { ...sink, batch: { maxItems: 7 } }],
+        options: { checkpointEveryItems: 7, passThrough: false },
+      },
+      {
+        checkpoints: store,
+        signal: controller.signal,
+        onEvent: (event) => {
+          if (event.type === 'checkpoint' && ++checkpoints === 23)
+            controller.abort(new Error('killed'))
+        },
+      },
+    )
+    expect(first.summary.status).toBe('cancelled')
+    const held = (await digest('wire_resume')).n
+    expect(held % 100).not.toBe(0)
+    expect(held).toBeLessThan(ROWS)
+
+    store.keep = Number.POSITIVE_INFINITY
+    const logger = memoryLogger()
+    const second = await runPipeline(world, pipeline, { checkpoints: store, logger })
+    expect(second.summary.status, JSON.stringify(second.summary.error)).toBe('completed')
+    expect(passedThrough(logger), whyNot(logger)).toBe(true)
+    expect(second.summary.stats.nodes.src?.items).toBe(ROWS - held)
+    expect(await digest('wire_resume')).toEqual(await digest('source'))
+  })
+
+  it('a row the destination refuses fails alone: the rest commit, and the row is dead-lettered as a decoded record', async () => {
+    await db.query(`CREATE TABLE ${schema}.checked (LIKE ${schema}.source)`)
+    await db.query(
+      `ALTER TABLE ${schema}.checked ADD CONSTRAINT no_five_hundreds CHECK (id % 500 <> 0)`,
+    )
+    await db.query(`CREATE TABLE ${schema}.refused (LIKE ${schema}.source INCLUDING ALL)`)
+    const pipeline = copy(`wire-refused-${schema}`, 'checked', { mode: 'append' })
+    const sink = pipeline.nodes[1]!
+    const logger = memoryLogger()
+    const { summary, events } = await runPipeline(
+      world,
+      {
+        ...pipeline,
+        nodes: [
+          pipeline.nodes[0]!,
+          { ...sink, deadLetter: 'dead' },
+          node('dead', 'sink', { table: 'refused', mode: 'upsert' }),
+        ],
+      } as Pipeline,
+      { logger },
+    )
+    expect(summary.status, JSON.stringify(summary.error)).toBe('completed')
+    expect(passedThrough(logger), whyNot(logger)).toBe(true)
+    const refusedIds = Array.from({ length: ROWS / 500 }, (_, i) => (i + 1) * 500)
+    const failures = events.filter((e) => e.type === 'item_failed') as Extract<
+      RunEvent,
+      { type: 'item_failed' }
+    >[]
+    expect(failures).toHaveLength(refusedIds.length)
+    for (const failure of failures) {
+      expect(failure.item).toBe('record')
+      expect(failure.error.kind).toBe('data')
+      expect(failure.error.message).toContain('no_five_hundreds')
+    }
+    expect(summary.stats).toMatchObject({
+      failedItems: refusedIds.length,
+      deadLettered: refusedIds.length,
+    })
+    expect(summary.stats.nodes.dst?.items).toBe(ROWS - refusedIds.length)
+    expect(await digest('checked')).toEqual(await digest('source', 'id % 500 <> 0'))
+    // The refused rows, decoded from the COPY text, arrive at the dead-letter table exactly.
+    expect(await digest('refused')).toEqual(await digest('source', 'id % 500 = 0'))
   })
 
   it('an append copy crashed mid-run and resumed holds every row exactly once', async () => {

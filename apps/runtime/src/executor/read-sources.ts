@@ -3,6 +3,7 @@ import {
   canonicalJson,
   type Data,
   ProviderError,
+  rowCount,
   sleep,
   toProviderError,
 } from '@nvisy/provider-core'
@@ -24,7 +25,10 @@ async function* readWithRetry(
   let attempt = 0
   while (true) {
     try {
-      for await (const item of connection.read(source.stream, { after, signal: run.signal })) {
+      const options = source.wire
+        ? { after, signal: run.signal, wire: source.wire }
+        : { after, signal: run.signal }
+      for await (const item of connection.read(source.stream, options)) {
         attempt = 0
         after = item.context
         yield item
@@ -58,7 +62,8 @@ export async function readSource(run: RunState, source: SourceRuntime): Promise<
   for await (const item of readWithRetry(run, source)) {
     const data = prepareBody(source.provider.id, item.data, fanOut)
     const size = sizeOf(data)
-    source.stats.items++
+    // A pass-through item stands for its rows.
+    source.stats.items += rowCount(data)
     // A blob body not read yet counts its declared size in progress, not the batching guess.
     source.stats.bytes +=
       data.kind === 'blob' && data.body instanceof BufferedBody ? (data.size ?? 0) : size

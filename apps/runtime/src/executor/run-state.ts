@@ -10,6 +10,7 @@ import {
   type StreamSchema,
   silentLogger,
   toProviderError,
+  type WireReadOptions,
 } from '@nvisy/provider-core'
 import type { Pipeline, PipelineNode } from '../pipeline-types.js'
 import type { AckTracker, PartCounter } from './ack-tracker.js'
@@ -59,6 +60,8 @@ export interface EdgeRuntime {
   skipped: number
   /** Blobs are copied inside the store, not streamed (`canCopyServerSide`, decided at connect time). */
   serverSideCopy: boolean
+  /** Pass-through: rows travel in this wire format as the source read them (decided after prepare). */
+  wire: string | undefined
 }
 
 export interface SourceRuntime extends NodeRuntime {
@@ -66,6 +69,8 @@ export interface SourceRuntime extends NodeRuntime {
   /** The stream's columns (`describeStream`), when a sink or a conversion needs them. */
   schema: StreamSchema | undefined
   tracker: AckTracker
+  /** Pass-through: the source reads its rows as wire text for its one edge (`EdgeRuntime.wire`). */
+  wire: WireReadOptions | undefined
   after: unknown
   saved: { context: unknown; seq: number } | undefined
   lastSaveAt: number

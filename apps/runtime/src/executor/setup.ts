@@ -1,7 +1,7 @@
-import { type ConnectInput, canCopyServerSide, retry } from '@nvisy/provider-core'
+import { type ConnectInput, canCopyServerSide, retry, wireFormats } from '@nvisy/provider-core'
 import { AckTracker, PartCounter } from './ack-tracker.js'
 import { loadCheckpoints, onCommit } from './checkpoints.js'
-import { type Converter, converterFor } from './convert.js'
+import { type Converter, converterFor, IDENTITY } from './convert.js'
 import { DEFAULTS } from './defaults.js'
 import { resumeFromOffsets } from './offsets.js'
 import { describeSources, prepareSinks } from './prepare-sinks.js'
@@ -29,6 +29,7 @@ export async function setUpRun(run: RunState): Promise<void> {
   }
   planServerSideCopies(run, inputs)
   await prepareSinks(run)
+  await planPassThrough(run)
   await resumeFromOffsets(run)
 }
 
@@ -61,6 +62,7 @@ function buildGraph(run: RunState): void {
         edges: [],
         schema: undefined,
         tracker: undefined as unknown as AckTracker,
+        wire: undefined,
         after: undefined,
         saved: undefined,
         lastSaveAt: Date.now(),
@@ -91,6 +93,7 @@ function buildGraph(run: RunState): void {
       skipUntil: undefined,
       skipped: 0,
       serverSideCopy: false,
+      wire: undefined,
     }
     source.edges.push(runtime)
     run.edges.push(runtime)
@@ -142,5 +145,60 @@ function planServerSideCopies(run: RunState, inputs: ReadonlyMap<string, Connect
         { nodeId: sink.node.id, sourceNodeId: source.node.id },
         `sink ${sink.node.id}: copying objects server-side from source ${source.node.id} (same ${sink.provider.id} endpoint and credentials); bodies do not pass through the runtime`,
       )
+  }
+}
+
+/**
+ * Pass-through: a record -> record edge, the source's only one, without conversion, whose
+ * source offers its rows in a wire format the sink accepts for these columns (the same types
+ * at both ends; PostgreSQL -> PostgreSQL COPY text) moves the rows as the source read them,
+ * in items of up to the sink's batch size (one item per batch). Checkpoints, offsets,
+ * retries and refused rows work as row by row; `options.passThrough: false` turns it off.
+ * Decided after `prepare`, when the destination's columns are known.
+ */
+async function planPassThrough(run: RunState): Promise<void> {
+  if (run.pipeline.options?.passThrough === false) return
+  for (const source of run.sources) {
+    const edge = source.edges.length === 1 ? source.edges[0]! : undefined
+    if (!edge || source.kind !== 'record' || edge.sink.kind !== 'record') continue
+    if (edge.converter !== IDENTITY) continue
+    const sink = edge.sink
+    const accepted = wireFormats(sink.provider, 'sink')
+    const format = wireFormats(source.provider, 'source').find((f) => accepted.includes(f))
+    if (!format) continue
+    const why = (reason: string) =>
+      run.logger.info(
+        { nodeId: sink.node.id, sourceNodeId: source.node.id, format, reason },
+        `sink ${sink.node.id}: rows from ${source.node.id} are decoded and encoded one by one (no pass-through: ${reason})`,
+      )
+    const offer = await retry(
+      () => source.connection!.wireOffer(source.stream, format, { signal: run.signal }),
+      run.retryOptions(source.node.id, 'describe'),
+    )
+    if ('reason' in offer) {
+      why(offer.reason)
+      continue
+    }
+    const answer = await retry(
+      () => sink.connection!.acceptWire(sink.stream, offer, { signal: run.signal }),
+      run.retryOptions(sink.node.id, 'prepare'),
+    )
+    if (!answer.accepted) {
+      why(answer.reason)
+      continue
+    }
+    const limits = sink.node.batch ?? {}
+    edge.wire = format
+    // Each item is a whole batch: buffer few of them (memory by bytes, not by items).
+    edge.items = new BoundedQueue(DEFAULTS.wireItemBuffer)
+    source.wire = {
+      format,
+      maxRows: limits.maxItems ?? DEFAULTS.batchMaxItems,
+      maxBytes: limits.maxBytes ?? DEFAULTS.batchMaxBytes,
+    }
+    run.logger.info(
+      { nodeId: sink.node.id, sourceNodeId: source.node.id, format, columns: offer.columns.length },
+      `sink ${sink.node.id}: rows from ${source.node.id} pass through as ${format} (same column types at both ends); values are not decoded`,
+    )
   }
 }

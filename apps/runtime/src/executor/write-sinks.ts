@@ -1,5 +1,6 @@
 import { batchStream, raceAbort, retry } from '@nvisy/provider-core'
 import { BufferedBody } from './buffered-body.js'
+import { DEFAULTS } from './defaults.js'
 import { itemFailed } from './failure-routing.js'
 import type { EdgeRuntime, RunState } from './run-state.js'
 
@@ -16,9 +17,10 @@ export async function batchEdge(edge: EdgeRuntime): Promise<void> {
   const limits = edge.sink.node.batch ?? {}
   const queue = edge.items
   const batches = batchStream(queue, {
-    maxItems: limits.maxItems ?? 1000,
-    maxBytes: limits.maxBytes ?? 8 * 1024 * 1024,
-    maxAgeMs: limits.maxAgeMs ?? 1000,
+    // A pass-through item already holds a batch of rows (cut by the source at these limits).
+    maxItems: edge.wire ? 1 : (limits.maxItems ?? DEFAULTS.batchMaxItems),
+    maxBytes: limits.maxBytes ?? DEFAULTS.batchMaxBytes,
+    maxAgeMs: limits.maxAgeMs ?? DEFAULTS.batchMaxAgeMs,
     // A blob copied inside the store moves no bytes through here: it weighs a request.
     sizeOf: edge.serverSideCopy ? () => COPY_REQUEST_BYTES : (item) => item.size,
     takeNow: () => queue.takeNow(),
@@ -41,17 +43,21 @@ export async function writeEdge(run: RunState, edge: EdgeRuntime): Promise<void>
       const data = batch.map((item) => item.data)
       const options =
         edge.offsetKey === undefined
-          ? { signal: run.signal, serverSideCopy: edge.serverSideCopy }
+          ? { signal: run.signal, serverSideCopy: edge.serverSideCopy, wire: edge.wire }
           : {
               signal: run.signal,
               serverSideCopy: edge.serverSideCopy,
+              wire: edge.wire,
               offset: { key: edge.offsetKey, context: batch[batch.length - 1]!.context },
             }
       const result = await retry(
         () => raceAbort(connection.write(sink.stream, data, options), run.signal),
         run.retryOptions(sink.node.id, 'write'),
       )
-      const failedIndexes = new Set(result.failed.map((f) => f.index))
+      // A refused row of a pass-through item fails alone (`data`): the item's bytes still count.
+      const failedIndexes = new Set(
+        result.failed.filter((f) => f.data === undefined).map((f) => f.index),
+      )
       sink.stats.items += result.written
       for (let index = 0; index < data.length; index++) {
         if (failedIndexes.has(index)) continue
@@ -63,7 +69,13 @@ export async function writeEdge(run: RunState, edge: EdgeRuntime): Promise<void>
             : batch[index]!.size
       }
       for (const failure of result.failed) {
-        await itemFailed(run, sink, data[failure.index]!, failure.index, failure.error)
+        await itemFailed(
+          run,
+          sink,
+          failure.data ?? data[failure.index]!,
+          failure.index,
+          failure.error,
+        )
       }
     } finally {
       sink.semaphore.release()

@@ -1,0 +1,314 @@
+import { addAbortSignal } from 'node:stream'
+import {
+  abortReason,
+  ProviderError,
+  type ReadItem,
+  raceAbort,
+  type SqlValue,
+  type WireAnswer,
+  type WireOffer,
+  type WireReadOptions,
+} from '@nvisy/provider-core'
+import type { PoolClient } from 'pg'
+import { to as copyTo } from 'pg-copy-streams'
+import {
+  type ColumnInfo,
+  describeTable,
+  type TableInfo,
+  tableNotFound,
+} from './postgres-catalog.js'
+import { describeColumns } from './postgres-ddl.js'
+import { hasSqlState } from './postgres-errors.js'
+import type { PostgresContext, PostgresSinkStream, PostgresStream } from './postgres-schemas.js'
+import { planRead, type ReadPlan, type SourceDeps } from './postgres-source.js'
+import { converterFor, cursorValueFromText } from './postgres-values.js'
+
+/*
+ * Pass-through between two PostgreSQL tables whose columns have the same types: the source
+ * runs `COPY (SELECT ... ORDER BY cursor) TO STDOUT` and hands over the text as it came, cut
+ * at row ends into items of at most `maxRows` rows, each with the cursor of its last row (the
+ * same context a row-by-row read gives, so either kind of read resumes the other). The sink
+ * sends that text to `COPY ... FROM STDIN`. No value is decoded or encoded on the way: both
+ * sessions use the provider's session settings (UTC, ISO dates, shortest-exact floats, hex
+ * bytea, UTF-8), so the server that parses the text is given what a server printed for the
+ * same type.
+ */
+
+/** The wire format both ends name. */
+export const COPY_TEXT = 'postgresql-copy-text'
+
+/**
+ * Types whose text depends on a setting the provider does not pin (money: lc_monetary) are
+ * never passed through: their rows go value by value, refused where they cannot be exact.
+ */
+const SETTING_DEPENDENT = new Set(['money', 'money[]'])
+
+/** The columns a stream's rows carry as wire text (its output columns), or why they cannot. */
+function wireColumns(table: TableInfo, plan: ReadPlan): string[] | { reason: string } {
+  // The COPY text must hold exactly the columns the sink receives: a cursor column that is
+  // not among them would have to travel as an extra field.
+  const outside = plan.cursor.find((c) => c.index >= plan.output.length)
+  if (outside)
+    return {
+      reason: `cursor column ${JSON.stringify(outside.column.name)} is not among stream.columns`,
+    }
+  for (const field of plan.output) {
+    const column = table.byName.get(field.name)!
+    if (SETTING_DEPENDENT.has(column.baseTypeName))
+      return {
+        reason: `column ${JSON.stringify(field.name)} is ${column.baseTypeName}, whose text depends on lc_monetary`,
+      }
+  }
+  return plan.output.map((f) => f.name)
+}
+
+/** `wireOffer`: the stream's output columns and their types, or why it cannot go as COPY text. */
+export async function wireOffer(
+  client: PoolClient,
+  schema: string,
+  stream: PostgresStream,
+): Promise<WireOffer | { reason: string }> {
+  const table = await describeTable(client, schema, stream.table)
+  if (!table) throw tableNotFound(schema, stream.table)
+  const columns = wireColumns(table, planRead(table, stream, undefined))
+  if (!Array.isArray(columns)) return columns
+  return { format: COPY_TEXT, columns, schema: describeColumns(table, columns) }
+}
+
+/**
+ * `acceptWire`: the destination takes the rows as they are when every offered column exists
+ * with the same type (domains by their base type), and the sink appends (upserts go through
+ * INSERT ... ON CONFLICT, row by row).
+ */
+export function acceptWire(
+  table: TableInfo,
+  stream: PostgresSinkStream,
+  offer: WireOffer,
+): WireAnswer {
+  const refuse = (reason: string): WireAnswer => ({ accepted: false, reason })
+  if (offer.format !== COPY_TEXT) return refuse(`format ${JSON.stringify(offer.format)}`)
+  if (offer.schema.system !== 'postgres')
+    return refuse(`the rows come from ${offer.schema.system}, not PostgreSQL`)
+  if ((stream.mode ?? 'upsert') !== 'append')
+    return refuse('mode "upsert" writes with INSERT ... ON CONFLICT; pass-through needs "append"')
+  if (offer.columns.length !== offer.schema.columns.length)
+    return refuse('the offer does not describe every column')
+  for (const [i, name] of offer.columns.entries()) {
+    const source = offer.schema.columns[i]!
+    if (source.name !== name) return refuse(`column ${i} is described as ${source.name}`)
+    const target = table.byName.get(name)
+    if (!target)
+      return refuse(
+        `column ${JSON.stringify(name)} is not in the destination (it is written by name)`,
+      )
+    if (SETTING_DEPENDENT.has(target.baseTypeName))
+      return refuse(`column ${JSON.stringify(name)} is ${target.baseTypeName}`)
+    if (target.baseTypeName !== source.nativeType)
+      return refuse(
+        `column ${JSON.stringify(name)} is ${target.baseTypeName} in the destination and ${source.nativeType} in the source`,
+      )
+  }
+  return { accepted: true }
+}
+
+const UNESCAPE: Record<string, string> = {
+  b: '\b',
+  f: '\f',
+  n: '\n',
+  r: '\r',
+  t: '\t',
+  v: '\v',
+  '\\': '\\',
+}
+
+/** One field of COPY's text format: null for `\N`, backslash sequences decoded. */
+export function copyFieldText(field: string): string | null {
+  if (field === '\\N') return null
+  if (!field.includes('\\')) return field
+  return field.replace(/\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)/g, (_, seq: string) => {
+    if (seq[0] === 'x' && seq.length > 1)
+      return String.fromCharCode(Number.parseInt(seq.slice(1), 16))
+    if (/^[0-7]/.test(seq)) return String.fromCharCode(Number.parseInt(seq, 8))
+    return UNESCAPE[seq] ?? seq
+  })
+}
+
+/** The fields of one COPY text line (without its newline), decoded. */
+export function copyLineFields(line: string): (string | null)[] {
+  return line.split('\t').map(copyFieldText)
+}
+
+/** A refused line as a record (values converted as a row-by-row read converts them). */
+export function recordFromLine(
+  table: TableInfo,
+  columns: readonly string[],
+  line: Uint8Array,
+): { kind: 'record'; values: Record<string, SqlValue> } {
+  const fields = copyLineFields(
+    Buffer.from(line.buffer, line.byteOffset, line.byteLength).toString('utf8'),
+  )
+  const values: Record<string, SqlValue> = {}
+  columns.forEach((name, i) => {
+    const text = fields[i] ?? null
+    const column = table.byName.get(name)
+    let value: SqlValue = text
+    if (text !== null && column) {
+      try {
+        value = converterFor(column)(text)
+      } catch {
+        value = text
+      }
+    }
+    Object.defineProperty(values, name, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
+  })
+  return { kind: 'record', values }
+}
+
+/** The context of a line: its cursor fields, as a row-by-row read gives them. */
+function lineContext(line: string, cursor: ReadPlan['cursor']): PostgresContext {
+  const fields = line.split('\t', Math.max(...cursor.map((c) => c.index)) + 1)
+  return {
+    cursor: cursor.map(({ column, index }) => {
+      const text = copyFieldText(fields[index] ?? '\\N')
+      if (text === null)
+        throw new ProviderError({
+          kind: 'config',
+          message: `cursor column ${JSON.stringify(column.name)} is null in a row: cursor columns must be NOT NULL`,
+        })
+      return cursorValueFromText(column as ColumnInfo, text)
+    }),
+  } as PostgresContext
+}
+
+/** Inline the plan's `$n` parameters as literals (COPY takes none); quoted identifiers are left as they are. */
+export function inlineParameters(sql: string, values: readonly (string | null)[]): string {
+  let out = ''
+  let i = 0
+  while (i < sql.length) {
+    const ch = sql[i]!
+    if (ch === '"') {
+      let end = i + 1
+      for (;;) {
+        end = sql.indexOf('"', end)
+        if (end === -1) throw new Error('unterminated quoted identifier in a read plan')
+        if (sql[end + 1] === '"') end += 2
+        else break
+      }
+      out += sql.slice(i, end + 1)
+      i = end + 1
+      continue
+    }
+    if (ch === '$' && /[0-9]/.test(sql[i + 1] ?? '')) {
+      let end = i + 1
+      while (/[0-9]/.test(sql[end] ?? '')) end++
+      const value = values[Number(sql.slice(i + 1, end)) - 1]
+      if (value === undefined)
+        throw new Error(`read plan parameter ${sql.slice(i, end)} has no value`)
+      out += value === null ? 'NULL' : literal(value)
+      i = end
+      continue
+    }
+    out += ch
+    i++
+  }
+  return out
+}
+
+/** A string literal PostgreSQL reads back as `text` whatever standard_conforming_strings says. */
+function literal(text: string): string {
+  if (text.includes('\u0000')) throw new Error('a parameter holds a NUL character')
+  const quoted = text.replace(/'/g, "''")
+  return text.includes('\\') ? `E'${quoted.replace(/\\/g, '\\\\')}'` : `'${quoted}'`
+}
+
+const NEWLINE = 0x0a
+
+/**
+ * Read a stream as COPY text in items of at most `wire.maxRows` rows and about
+ * `wire.maxBytes` bytes, each ending at a row's end and carrying that row's cursor.
+ */
+export async function* readWire(
+  deps: SourceDeps,
+  stream: PostgresStream,
+  schema: string,
+  after: PostgresContext | undefined,
+  wire: WireReadOptions,
+  signal: AbortSignal,
+): AsyncGenerator<ReadItem<PostgresContext>, void, undefined> {
+  const maxRows = Math.max(1, Math.floor(wire.maxRows))
+  const maxBytes = Math.max(1, Math.floor(wire.maxBytes))
+  const client = await raceAbort(deps.acquire(), signal)
+  let finished = false
+  let broken = false
+  try {
+    const table = await raceAbort(describeTable(client, schema, stream.table), signal)
+    if (!table) throw tableNotFound(schema, stream.table)
+    const plan = planRead(table, stream, after)
+    const columns = wireColumns(table, plan)
+    if (!Array.isArray(columns))
+      throw new ProviderError({
+        kind: 'config',
+        message: `stream ${JSON.stringify(stream.table)} cannot be read as ${COPY_TEXT}: ${columns.reason}`,
+      })
+    const copy = client.query(copyTo(`COPY (${inlineParameters(plan.sql, plan.values)}) TO STDOUT`))
+    addAbortSignal(signal, copy)
+    // The text of the item being filled: whole buffers, then the part of the current one.
+    let pieces: Buffer[] = []
+    let bytes = 0
+    let rows = 0
+    const cut = (last: Buffer, end: number): ReadItem<PostgresContext> => {
+      const body =
+        pieces.length === 0
+          ? last.subarray(0, end)
+          : Buffer.concat([...pieces, last.subarray(0, end)])
+      const start = body.lastIndexOf(NEWLINE, body.length - 2) + 1
+      const context = lineContext(body.toString('utf8', start, body.length - 1), plan.cursor)
+      const item: ReadItem<PostgresContext> = {
+        data: {
+          kind: 'record',
+          values: {},
+          wire: { format: COPY_TEXT, columns, rows, bytes: body },
+        },
+        context,
+      }
+      pieces = []
+      bytes = 0
+      rows = 0
+      return item
+    }
+    for await (const chunk of copy as AsyncIterable<Buffer>) {
+      let from = 0
+      let at = 0
+      for (;;) {
+        const nl = chunk.indexOf(NEWLINE, at)
+        if (nl === -1) break
+        at = nl + 1
+        rows++
+        if (rows >= maxRows || bytes + (at - from) >= maxBytes) {
+          const item = cut(chunk.subarray(from), at - from)
+          from = at
+          yield item
+          if (signal.aborted) throw abortReason(signal)
+        }
+      }
+      if (from < chunk.length) {
+        const rest = chunk.subarray(from)
+        pieces.push(rest)
+        bytes += rest.length
+      }
+    }
+    if (rows > 0) yield cut(Buffer.alloc(0), 0)
+    finished = true
+  } catch (error) {
+    if (!ProviderError.isInstance(error) && !hasSqlState(error)) broken = true
+    throw error
+  } finally {
+    // A COPY stopped before its end leaves the connection mid-protocol: drop it.
+    client.release(finished && !broken ? undefined : true)
+  }
+}
