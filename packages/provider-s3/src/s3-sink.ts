@@ -7,7 +7,6 @@ import {
   type ByteSource,
   type Data,
   itemDataError,
-  iterateBytes,
   ProviderError,
   toProviderError,
   type WriteResult,
@@ -225,9 +224,7 @@ export async function writeS3(
           if (found) return itemDataError(what, exists)
         }
         const body =
-          source instanceof Uint8Array
-            ? source
-            : Readable.from(iterateBytes(source), { objectMode: false })
+          source instanceof Uint8Array ? source : Readable.from(source, { objectMode: false })
         const upload = new Upload({
           client,
           params: { ...params, Body: body },
