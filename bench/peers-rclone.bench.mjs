@@ -20,7 +20,9 @@
 // are MD5s; multipart ETags match because both sides use the same part size when streaming,
 // and a server-side CopyObject keeps the source's ETag on RGW).
 // Prints one JSON object last on stdout: MB/s, peak RSS and CPU per side, ratio = ours /
-// rclone (stream mode) and serverSideCopy.ratio (copy mode).
+// rclone by MB/s and cpuRatio = ours / rclone by CPU seconds (stream mode; medians over
+// rounds), and the same under serverSideCopy (copy mode). CPU seconds include each process's
+// start-up (about 0.9 s for `nvisy run`, little for rclone), which weighs on small runs.
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
@@ -341,19 +343,27 @@ try {
         log(`${mode} round ${r + 1} ${name}: ${JSON.stringify(measured[name])} (copy verified)`)
       }
       measured.ratio = round(measured.ours.mbPerSecond / measured.rclone.mbPerSecond, 3)
+      // time(1) reports CPU in hundredths of a second: a copy-mode rclone run may show 0.
+      measured.cpuRatio =
+        measured.rclone.cpuSeconds > 0
+          ? round(measured.ours.cpuSeconds / measured.rclone.cpuSeconds, 3)
+          : undefined
       rounds.push(measured)
     }
     const ratio = round(median(rounds.map((m) => m.ratio)), 3)
+    const cpuRatios = rounds.map((m) => m.cpuRatio).filter((r) => r !== undefined)
+    const cpuRatio = cpuRatios.length > 0 ? round(median(cpuRatios), 3) : undefined
     const chosen = rounds.reduce((a, b) =>
       Math.abs(b.ratio - ratio) < Math.abs(a.ratio - ratio) ? b : a,
     )
     log(
-      `${mode}: ours ${chosen.ours.mbPerSecond} MB/s (${chosen.ours.peakRssMB} MB, ${chosen.ours.cpuSeconds} s CPU), rclone ${chosen.rclone.mbPerSecond} MB/s (${chosen.rclone.peakRssMB} MB, ${chosen.rclone.cpuSeconds} s CPU): ratio ${ratio}`,
+      `${mode}: ours ${chosen.ours.mbPerSecond} MB/s (${chosen.ours.peakRssMB} MB, ${chosen.ours.cpuSeconds} s CPU), rclone ${chosen.rclone.mbPerSecond} MB/s (${chosen.rclone.peakRssMB} MB, ${chosen.rclone.cpuSeconds} s CPU): ratio ${ratio}, CPU ratio ${cpuRatio}`,
     )
     return {
       ours: chosen.ours,
       rclone: chosen.rclone,
       ratio,
+      cpuRatio,
       rounds: ROUNDS > 1 ? rounds : undefined,
     }
   }
