@@ -49,6 +49,19 @@ export function createS3ClientConfig(params: S3Params, credentials: S3Credential
 }
 
 /**
+ * The SDK's logger for a client created here: its warnings and errors (such as "An error was
+ * encountered in a non-retryable streaming request", which it writes to the console when it
+ * has no logger) go to the connection's logger at debug; the error itself reaches the caller.
+ * Its info and debug lines (one per request) are dropped.
+ */
+function sdkLogger(logger: Logger): NonNullable<S3ClientConfig['logger']> {
+  const noop = () => {}
+  const debug = (...content: unknown[]) =>
+    logger.debug({ sdk: content.map((c) => (c instanceof Error ? c.message : c)) }, 'AWS SDK')
+  return { trace: noop, debug: noop, info: noop, warn: debug, error: debug }
+}
+
+/**
  * A connection to one bucket: owns the S3 client (unless one was given) and hands reading,
  * partitioning and writing to s3-source and s3-sink.
  */
@@ -77,6 +90,7 @@ export class S3Connection implements Connection<S3Stream, S3Context, S3SinkStrea
     if (options.client) return new S3Connection(options.client, params.bucket, false, logger)
     const client = new S3Client({
       ...createS3ClientConfig(params, credentials),
+      logger: sdkLogger(logger),
       ...options.clientConfig,
     })
     return new S3Connection(client, params.bucket, true, logger)

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3'
 import { type BlobData, type GuardedConnection, readBytes } from '@nvisy/provider-core'
 import { readAll } from '@nvisy/provider-testkit'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import {
   createBucket,
   deleteBucket,
@@ -14,7 +14,7 @@ import {
   s3SkipReason,
   testS3Client,
 } from './__fixtures__/s3-test-server.js'
-import { createS3Provider } from './s3-provider.js'
+import { createS3Provider, s3Provider } from './s3-provider.js'
 
 const skip = await s3SkipReason()
 const client = testS3Client()
@@ -98,6 +98,46 @@ describe.skipIf(skip)('s3 sink signing and Content-MD5', () => {
     expect(await etagOf('dst/opaque.bin')).toBe(`"${md5(body).toString('hex')}"`)
     const [back] = await readAll(connection, { prefix: 'dst/opaque.bin' })
     expect(await readBytes((back!.data as BlobData).body)).toEqual(body)
+  })
+
+  it('streams a body of several chunks with Content-MD5; a refused digest goes to the logger, not the console, and the object is put signed', async () => {
+    const parts = [Buffer.from('first chunk, '), Buffer.from('second chunk')]
+    const body = Buffer.concat(parts)
+    const other = md5(Buffer.from('not these bytes')).toString('hex')
+    const debug: unknown[] = []
+    const logger = {
+      debug: (fields: unknown) => debug.push(fields),
+      info: () => {},
+      warn: () => {},
+      error: () => {},
+    }
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    // A client created by the provider (not given to it), so it gets the provider's SDK logger.
+    const owned: GuardedConnection = await s3Provider.connect(s3Input(bucket), { logger })
+    try {
+      const result = await owned.write(
+        { prefix: 'dst/' },
+        [
+          {
+            kind: 'blob',
+            key: 'chunks.bin',
+            body: (async function* () {
+              yield* parts
+            })(),
+            size: body.length,
+            origin: { bucket, key: 'elsewhere', etag: `"${other}"`, size: body.length },
+          },
+        ],
+        { signal },
+      )
+      expect(result).toEqual({ written: 1, failed: [] })
+      expect(warn).not.toHaveBeenCalled()
+      expect(JSON.stringify(debug)).toContain('non-retryable streaming request')
+    } finally {
+      warn.mockRestore()
+      await owned.close()
+    }
+    expect(await etagOf('dst/chunks.bin')).toBe(`"${md5(body).toString('hex')}"`)
   })
 
   it('signs the payload of a blob without an origin, or whose size is not the listed one', async () => {
