@@ -60,7 +60,8 @@ export interface ReadOptions<TContext = unknown> {
   signal: AbortSignal
   /**
    * Pass-through: yield the rows as `RecordData.wire` items in this format, each of at most
-   * `maxRows` rows and about `maxBytes` bytes (a single larger row stands alone), each with
+   * `maxRows` rows and about `maxBytes` bytes (a single larger row stands alone), cut early
+   * when its first row is older than `maxAgeMs` and more text arrives, each with
    * the context of its last row. Given only to sources that list the format in `source.wire`,
    * and only after `wireOffer` offered it for this stream.
    */
@@ -71,6 +72,8 @@ export interface WireReadOptions {
   format: string
   maxRows: number
   maxBytes: number
+  /** An item holding rows older than this is cut when the next text arrives (no timer). */
+  maxAgeMs?: number | undefined
 }
 
 /** What a source can send as wire text for one stream: the format, the columns in field order, and their types. */

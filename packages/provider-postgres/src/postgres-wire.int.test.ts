@@ -68,6 +68,29 @@ describe.skipIf(skip)('postgres pass-through reads', () => {
     }
   })
 
+  it('an item older than maxAgeMs is cut when more text arrives (a slow source still makes progress)', async () => {
+    // Rows of 9 kB are flushed by the server one by one; every 4th row takes 150 ms.
+    await admin.query(
+      `CREATE VIEW "${schema}".slow AS SELECT id, repeat('x', 9000) AS pad, (SELECT 1 FROM pg_sleep(CASE WHEN id % 4 = 0 THEN 0.15 ELSE 0 END)) AS s FROM "${schema}".t WHERE id <= 16 ORDER BY id`,
+    )
+    // With statistics the planner reads the primary key in order: rows leave as they are made.
+    await admin.query(`ANALYZE "${schema}".t`)
+    const connection = await postgresProvider.connect(testInput(schema))
+    try {
+      const stream = { table: 'slow', cursor: ['id'] }
+      const all = await collect(connection.read(stream, { signal, wire }))
+      expect(all.map((i) => (i.data as RecordData).wire?.rows)).toEqual([16])
+      const timed = await collect(
+        connection.read(stream, { signal, wire: { ...wire, maxAgeMs: 100 } }),
+      )
+      expect(timed.length).toBeGreaterThanOrEqual(3)
+      expect(rowsOf(timed)).toBe(16)
+      expect(text(timed)).toBe(text(all))
+    } finally {
+      await connection.close()
+    }
+  })
+
   it('a consumer that stops early, or an abort, drops the COPY connection; the pool goes on working', async () => {
     const connection = await postgresProvider.connect(testInput(schema, { poolSize: 1 }))
     try {

@@ -242,6 +242,7 @@ export async function* readWire(
 ): AsyncGenerator<ReadItem<PostgresContext>, void, undefined> {
   const maxRows = Math.max(1, Math.floor(wire.maxRows))
   const maxBytes = Math.max(1, Math.floor(wire.maxBytes))
+  const maxAgeMs = wire.maxAgeMs ?? Number.POSITIVE_INFINITY
   const client = await raceAbort(deps.acquire(), signal)
   let finished = false
   let broken = false
@@ -261,6 +262,8 @@ export async function* readWire(
     let pieces: Buffer[] = []
     let bytes = 0
     let rows = 0
+    /** When the item being filled got its first text. */
+    let since = 0
     const cut = (last: Buffer, end: number): ReadItem<PostgresContext> => {
       const body =
         pieces.length === 0
@@ -284,12 +287,18 @@ export async function* readWire(
     for await (const chunk of copy as AsyncIterable<Buffer>) {
       let from = 0
       let at = 0
+      const now = Date.now()
+      if (rows === 0 && bytes === 0) since = now
+      // An item that has waited long enough ends at the first row end of this text.
+      let late = now - since >= maxAgeMs
       for (;;) {
         const nl = chunk.indexOf(NEWLINE, at)
         if (nl === -1) break
         at = nl + 1
         rows++
-        if (rows >= maxRows || bytes + (at - from) >= maxBytes) {
+        if (late || rows >= maxRows || bytes + (at - from) >= maxBytes) {
+          late = false
+          since = now
           const item = cut(chunk.subarray(from), at - from)
           from = at
           yield item

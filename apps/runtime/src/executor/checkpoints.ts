@@ -27,11 +27,15 @@ export async function loadCheckpoints(run: RunState): Promise<void> {
   }
 }
 
+function everyItemsOf(run: RunState): number {
+  return run.pipeline.options?.checkpointEveryItems ?? DEFAULTS.checkpointEveryItems
+}
+
 /** The acknowledged prefix of a source grew by `items`: save it when the item or time cadence is due. */
 export function onCommit(run: RunState, source: SourceRuntime, items: number): void {
-  // A pass-through item holds up to a batch of rows: count it as that many (the cadence is in rows).
-  source.sinceSave += source.wire ? items * source.wire.maxRows : items
-  const everyItems = run.pipeline.options?.checkpointEveryItems ?? DEFAULTS.checkpointEveryItems
+  // A pass-through item holds a batch of rows: it is due a save (the time cadence still holds).
+  source.sinceSave += source.wire ? items * everyItemsOf(run) : items
+  const everyItems = everyItemsOf(run)
   const everyMs =
     (run.pipeline.options?.checkpointEverySeconds ?? DEFAULTS.checkpointEverySeconds) * 1000
   if (source.sinceSave >= everyItems || Date.now() - source.lastSaveAt >= everyMs)

@@ -13,6 +13,11 @@ export const DEFAULTS = {
   batchMaxAgeMs: 1000,
   /** Items buffered between a source and one edge's batcher. */
   itemBuffer: 16,
+  /**
+   * Rows in a pass-through batch when the sink node sets no `maxItems`: such a batch costs
+   * one statement and no work per row, so it is bounded by bytes (`batchMaxBytes`) instead.
+   */
+  wireMaxRows: 1_000_000,
   /** Pass-through items (each a whole batch of rows) buffered between a source and its edge's batcher. */
   wireItemBuffer: 2,
   /** Streamed blob bodies up to this size are read into memory so a retry or a second sink can send them again. */

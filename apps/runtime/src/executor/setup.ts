@@ -152,7 +152,8 @@ function planServerSideCopies(run: RunState, inputs: ReadonlyMap<string, Connect
  * Pass-through: a record -> record edge, the source's only one, without conversion, whose
  * source offers its rows in a wire format the sink accepts for these columns (the same types
  * at both ends; PostgreSQL -> PostgreSQL COPY text) moves the rows as the source read them,
- * in items of up to the sink's batch size (one item per batch). Checkpoints, offsets,
+ * in items of up to the sink's batch limits (one item per batch; without `maxItems`, bounded
+ * by bytes rather than rows). Checkpoints, offsets,
  * retries and refused rows work as row by row; `options.passThrough: false` turns it off.
  * Decided after `prepare`, when the destination's columns are known.
  */
@@ -193,8 +194,9 @@ async function planPassThrough(run: RunState): Promise<void> {
     edge.items = new BoundedQueue(DEFAULTS.wireItemBuffer)
     source.wire = {
       format,
-      maxRows: limits.maxItems ?? DEFAULTS.batchMaxItems,
+      maxRows: limits.maxItems ?? DEFAULTS.wireMaxRows,
       maxBytes: limits.maxBytes ?? DEFAULTS.batchMaxBytes,
+      maxAgeMs: limits.maxAgeMs ?? DEFAULTS.batchMaxAgeMs,
     }
     run.logger.info(
       { nodeId: sink.node.id, sourceNodeId: source.node.id, format, columns: offer.columns.length },
