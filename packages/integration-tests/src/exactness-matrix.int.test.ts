@@ -4,6 +4,8 @@
 // DATABASE computes in SQL over an agreed canonical text per type (floats as their IEEE-754
 // bits, integers and decimals as exact digits, times as microseconds, text and JSON as UTF-8
 // hex). A value the destination cannot hold must fail the run loudly, naming the column.
+// PostgreSQL -> PostgreSQL appends between the same types pass the COPY text through and are
+// judged by the same digest.
 import { existsSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CLI, describeRun, runPipeline, scratchDir } from './support/cli.js'
@@ -190,6 +192,21 @@ describe.skipIf(skip)('exactness matrix: relational pairs through nvisy run', ()
     expect(run.code, describeRun(run)).toBe(0)
     expect(run.summary?.status, describeRun(run)).toBe('completed')
     await expectIdentical(mysqlSide, TRAP_TABLE, pgSide, table)
+  })
+
+  it('PostgreSQL -> PostgreSQL append into an existing table of the same types passes the COPY text through: identical by digest', async () => {
+    const table = 'pg "wire" copy'
+    await pgs.createTrapTable(table)
+    const run = await runPipeline(
+      work.dir,
+      pipeline('pg-to-pg-wire', pgSide, TRAP_TABLE, pgSide, table, { mode: 'append' }),
+    )
+    expect(run.code, describeRun(run)).toBe(0)
+    expect(run.summary?.status, describeRun(run)).toBe('completed')
+    expect(run.summary?.stats.nodes.dst?.items).toBe(ROWS.length)
+    // The run says the rows went as COPY text, not value by value.
+    expect(run.stderr + run.stdout).toContain('pass through as postgresql-copy-text')
+    await expectIdentical(pgSide, TRAP_TABLE, pgSide, table)
   })
 
   it('a value the destination cannot hold fails the run: non-zero exit, the column and rule named', async () => {
