@@ -1,4 +1,4 @@
-import { type Data, ProviderError } from '@nvisy/provider-core'
+import { type Data, memoryLogger, ProviderError } from '@nvisy/provider-core'
 import { describe, expect, it } from 'vitest'
 import {
   createMemoryWorld,
@@ -157,6 +157,48 @@ describe('executePipeline', () => {
     // item buffer (16) + a batch being formed + 2 queued + 1 in flight, with slack for the read in hand.
     expect(maxAhead).toBeLessThanOrEqual(16 + 10 * 4 + 2)
     expect(world.readCount.get('in')).toBe(2000)
+  })
+
+  it('logs where each edge waited: a slow sink makes the source wait, not the other way round', async () => {
+    const world = setup(600)
+    world.beforeWrite = async () => {
+      await sleep(20)
+      return undefined
+    }
+    const logger = memoryLogger()
+    const { summary } = await run(
+      world,
+      simplePipeline({ queueCapacity: 1 }, { batch: { maxItems: 10 } }),
+      { logger },
+    )
+    expect(summary.status).toBe('completed')
+    const line = logger.lines.find((l) => /the source waited/.test(l.message ?? ''))
+    const fields = line?.fields as {
+      sourceWaitedMs: number
+      sinkWaitedMs: number
+      durationMs: number
+    }
+    expect(fields.sourceWaitedMs).toBeGreaterThan(fields.sinkWaitedMs)
+    // 60 writes of 20 ms: most of the run the source was held back by the sink.
+    expect(fields.sourceWaitedMs).toBeGreaterThan(fields.durationMs / 2)
+  })
+
+  it('logs where each edge waited: a slow source makes the sink wait', async () => {
+    const world = setup(60)
+    world.beforeRead = () => sleep(10)
+    const logger = memoryLogger()
+    const { summary } = await run(world, simplePipeline({}, { batch: { maxItems: 5 } }), {
+      logger,
+    })
+    expect(summary.status).toBe('completed')
+    const line = logger.lines.find((l) => /the source waited/.test(l.message ?? ''))
+    const fields = line?.fields as {
+      sourceWaitedMs: number
+      sinkWaitedMs: number
+      durationMs: number
+    }
+    expect(fields.sinkWaitedMs).toBeGreaterThan(fields.durationMs / 2)
+    expect(fields.sourceWaitedMs).toBeLessThan(fields.sinkWaitedMs)
   })
 
   it('fans out to several sinks, each getting every item, and checkpoints only what all acknowledged', async () => {

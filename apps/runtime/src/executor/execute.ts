@@ -66,6 +66,7 @@ export async function executePipeline(options: ExecuteOptions): Promise<RunSumma
         ),
     ),
   )
+  logWaits(run)
   const stats = run.stats()
   run.emit({ type: 'progress', nodes: stats.nodes })
   let summary: RunSummary
@@ -104,6 +105,31 @@ export async function executePipeline(options: ExecuteOptions): Promise<RunSumma
   }
   await run.events
   return summary
+}
+
+/**
+ * Where each edge waited (overlap of reading and writing): the source blocked on a full
+ * queue while the sink wrote, or the sink's writers idle while the source read. The larger
+ * side names the bottleneck; the run's duration is beside them.
+ */
+function logWaits(run: RunState): void {
+  const durationMs = Date.now() - run.startedAt
+  for (const edge of run.edges) {
+    const sourceWaitedMs = Math.round(edge.waits.sourceMs)
+    const sinkWaitedMs = Math.round(edge.waits.sinkMs)
+    const writers = edge.sink.node.concurrency ?? DEFAULTS.concurrency
+    run.logger.info(
+      {
+        sourceNodeId: edge.source.node.id,
+        nodeId: edge.sink.node.id,
+        durationMs,
+        sourceWaitedMs,
+        sinkWaitedMs,
+        writers,
+      },
+      `edge ${edge.source.node.id} -> ${edge.sink.node.id}: the source waited ${sourceWaitedMs} ms for the sink, the sink's ${writers} writer${writers === 1 ? '' : 's'} waited ${sinkWaitedMs} ms for batches, in a ${durationMs} ms run`,
+    )
+  }
 }
 
 /**

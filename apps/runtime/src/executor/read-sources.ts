@@ -97,7 +97,12 @@ export async function readSource(run: RunState, source: SourceRuntime): Promise<
           part: false,
           context: item.context,
         }
-        if (!edge.items.offer(next)) await edge.items.push(next)
+        if (!edge.items.offer(next)) {
+          // The queue is full: the sink is the slower side. Timed only here, off the fast path.
+          const since = performance.now()
+          await edge.items.push(next)
+          edge.waits.sourceMs += performance.now() - since
+        }
         continue
       }
       for await (const converted of converter.convert(data, item.context)) {

@@ -62,6 +62,8 @@ export interface EdgeRuntime {
   serverSideCopy: boolean
   /** Pass-through: rows travel in this wire format as the source read them (decided after prepare). */
   wire: string | undefined
+  /** Where this edge waited, ms: the source on a full item queue (the sink was slower), the writers on an empty batch queue (the source was slower). */
+  waits: { sourceMs: number; sinkMs: number }
 }
 
 export interface SourceRuntime extends NodeRuntime {

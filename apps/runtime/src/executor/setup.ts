@@ -94,6 +94,7 @@ function buildGraph(run: RunState): void {
       skipped: 0,
       serverSideCopy: false,
       wire: undefined,
+      waits: { sourceMs: 0, sinkMs: 0 },
     }
     source.edges.push(runtime)
     run.edges.push(runtime)

@@ -37,7 +37,14 @@ export async function batchEdge(edge: EdgeRuntime): Promise<void> {
 export async function writeEdge(run: RunState, edge: EdgeRuntime): Promise<void> {
   const sink = edge.sink
   const connection = sink.connection!
-  for await (const batch of edge.batches) {
+  const batches = edge.batches[Symbol.asyncIterator]()
+  for (;;) {
+    // Time without a batch to write: the source (or the batcher's age limit) is the slower side.
+    const since = performance.now()
+    const next = await batches.next()
+    edge.waits.sinkMs += performance.now() - since
+    if (next.done) break
+    const batch = next.value
     await sink.semaphore.acquire(run.signal)
     try {
       const data = batch.map((item) => item.data)
