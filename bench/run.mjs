@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 // Runs every benchmark (bench/*.bench.mjs) one after another, each in its own process, and
 // writes bench/results/latest.json plus a Markdown table of the ratios each one measured
 // against its baseline in the same run. Benchmarks import built packages: `pnpm bench`
@@ -7,8 +9,7 @@
 //   pnpm bench                    # everything, full sizes
 //   pnpm bench -- --only redis    # one benchmark
 //   pnpm bench -- --quick         # small sizes, to check that they run
-import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -71,6 +72,25 @@ function ratios(value, path = []) {
   return found
 }
 
+/** Baselines' figures are not ours: paths through these keys are left out of our peak RSS. */
+const BASELINE = /pgloader|rclone|pipe|baseline|bare|raw|driver|sdk|psql|peer/i
+
+/** Our peak RSS in a report, MB: the largest `peakRss...` figure outside the baselines. */
+function peakRssMB(value, path = []) {
+  if (!value || typeof value !== 'object') return undefined
+  let peak
+  for (const [key, child] of Object.entries(value)) {
+    const here = [...path, key]
+    let found
+    if (/^peakRss/i.test(key) && typeof child === 'number') {
+      if (!here.some((k) => BASELINE.test(k)))
+        found = /bytes$/i.test(key) ? child / 1024 / 1024 : child
+    } else found = peakRssMB(child, here)
+    if (found !== undefined) peak = Math.max(peak ?? 0, found)
+  }
+  return peak
+}
+
 function run(file, extra) {
   return new Promise((resolve) => {
     const started = Date.now()
@@ -94,10 +114,19 @@ const results = {}
 for (const file of files) {
   const name = file.replace('.bench.mjs', '')
   const extra = args.quick ? (quickArgs[name] ?? []) : []
-  console.error(`\n=== ${name} ${extra.join(' ')}`)
+  // The 1-minute load average as the benchmark starts (quiet means under 1).
+  const loadBefore = Number(os.loadavg()[0].toFixed(2))
+  console.error(`\n=== ${name} ${extra.join(' ')} (load average ${loadBefore})`)
   const { code, stdout, seconds } = await run(file, extra)
   const report = lastJson(stdout)
-  results[name] = { exitCode: code, seconds, report: report ?? null, ratios: ratios(report) }
+  results[name] = {
+    exitCode: code,
+    seconds,
+    loadBefore,
+    peakRssMB: peakRssMB(report),
+    report: report ?? null,
+    ratios: ratios(report),
+  }
   if (code !== 0 || !report)
     console.error(`${name}: exit ${code}${report ? '' : ', no JSON report'}`)
 }
@@ -115,19 +144,21 @@ const latest = { at, node: process.version, quick: args.quick, results }
 writeFileSync(resultsFile, `${JSON.stringify(latest, null, 2)}\n`)
 
 const rows = [
-  '| benchmark | measure | ratio (ours / baseline, same run) | measured |',
-  '| --- | --- | --- | --- |',
+  '| benchmark | measure | ratio (ours / baseline, same run) | our peak RSS (MB) | load average at start | measured |',
+  '| --- | --- | --- | --- | --- | --- |',
 ]
 for (const [name, result] of Object.entries(results).sort(([a], [b]) => a.localeCompare(b))) {
   const when = result.at ?? at
+  const rss = result.peakRssMB === undefined ? '' : result.peakRssMB.toFixed(0)
+  const load = result.loadBefore === undefined ? 'not recorded' : String(result.loadBefore)
   if (result.ratios.length === 0)
     rows.push(
-      `| ${name} | ${result.exitCode === 0 ? 'no ratio reported' : `failed (exit ${result.exitCode})`} | | ${when} |`,
+      `| ${name} | ${result.exitCode === 0 ? 'no ratio reported' : `failed (exit ${result.exitCode})`} | | ${rss} | ${load} | ${when} |`,
     )
   for (const { path, ratio } of result.ratios)
-    rows.push(`| ${name} | ${path} | ${ratio.toFixed(2)} | ${when} |`)
+    rows.push(`| ${name} | ${path} | ${ratio.toFixed(2)} | ${rss} | ${load} | ${when} |`)
 }
-const table = `# Benchmark ratios\n\n${latest.at}, Node ${process.version}${args.quick ? ', quick sizes' : ''}. Each ratio compares us with a baseline measured in the same run on the same machine.\n\n${rows.join('\n')}\n`
+const table = `# Benchmark ratios\n\n${latest.at}, Node ${process.version}${args.quick ? ', quick sizes' : ''}. Each ratio compares us with a baseline measured in the same run on the same machine; our peak RSS is the largest the benchmark reports for our side, and the load average is the 1-minute figure as the benchmark started (a quiet machine is under 1).\n\n${rows.join('\n')}\n`
 writeFileSync(join(here, 'results', args.quick ? 'quick.md' : 'latest.md'), table)
 console.log(table)
 process.exit(Object.values(results).some((r) => r.exitCode !== 0) ? 1 : 0)
