@@ -11,6 +11,8 @@ export const DEFAULTS = {
   batchMaxBytes: 8 * 1024 * 1024,
   /** ... or what arrived within this many ms. */
   batchMaxAgeMs: 1000,
+  /** What a blob copied server-side weighs when queues and batches are bounded by bytes (one request). */
+  copyRequestBytes: 1024,
   /** Items buffered between a source and one edge's batcher. */
   itemBuffer: 16,
   /**

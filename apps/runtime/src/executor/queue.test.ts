@@ -36,4 +36,28 @@ describe('BoundedQueue fast paths', () => {
     expect(() => queue.offer(1)).toThrow('stopped')
     expect(() => queue.takeNow()).toThrow('stopped')
   })
+
+  it('with a bytes bound, is full once the buffered items reach it; a larger item goes alone into an empty queue', async () => {
+    const queue = new BoundedQueue<number>(10, { max: 100, sizeOf: (n) => n })
+    expect(queue.offer(60)).toBe(true)
+    expect(queue.offer(30)).toBe(true)
+    expect(queue.bytes).toBe(90)
+    expect(queue.offer(20)).toBe(true) // under the bound before it: taken
+    expect(queue.offer(1)).toBe(false) // 110 >= 100: full
+    expect(queue.takeNow()).toBe(60)
+    expect(queue.bytes).toBe(50)
+    expect(queue.offer(1)).toBe(true)
+    while (queue.takeNow() !== undefined) {}
+    expect(queue.bytes).toBe(0)
+    expect(queue.offer(500)).toBe(true)
+    let pushed = false
+    const push = queue.push(1).then(() => {
+      pushed = true
+    })
+    await Promise.resolve()
+    expect(pushed).toBe(false)
+    expect(await queue.next()).toEqual({ done: false, value: 500 })
+    await push
+    expect(pushed).toBe(true)
+  })
 })

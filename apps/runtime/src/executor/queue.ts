@@ -1,11 +1,16 @@
 /**
  * A bounded async queue: `push` waits while the queue is full, so a slow consumer slows the
- * producer (backpressure) and memory stays bounded by the capacity. One producer side, any
+ * producer (backpressure) and memory stays bounded by the capacity: a number of items and,
+ * when `bytes` is given, their total size (an item larger than the bound still goes through
+ * alone, into an empty queue). One producer side, any
  * number of consumers; `close()` ends the stream after the buffered items, `fail(error)` ends
  * it at once with that error for every waiting party.
  */
 export class BoundedQueue<T> implements AsyncIterable<T> {
   readonly #capacity: number
+  readonly #maxBytes: number
+  readonly #sizeOf: ((item: T) => number) | undefined
+  #bytes = 0
   readonly #items: T[] = []
   #takers: { resolve: (result: IteratorResult<T>) => void; reject: (error: unknown) => void }[] = []
   #putters: { resolve: () => void; reject: (error: unknown) => void }[] = []
@@ -13,8 +18,31 @@ export class BoundedQueue<T> implements AsyncIterable<T> {
   #error: unknown
   #failed = false
 
-  constructor(capacity: number) {
+  constructor(capacity: number, bytes?: { max: number; sizeOf: (item: T) => number }) {
     this.#capacity = Math.max(1, capacity)
+    this.#maxBytes = bytes ? Math.max(1, bytes.max) : Number.POSITIVE_INFINITY
+    this.#sizeOf = bytes?.sizeOf
+  }
+
+  /** The buffered items' total size (0 without a bytes bound). */
+  get bytes(): number {
+    return this.#bytes
+  }
+
+  #hasRoom(): boolean {
+    const count = this.#items.length
+    return count === 0 || (count < this.#capacity && this.#bytes < this.#maxBytes)
+  }
+
+  #add(item: T): void {
+    this.#items.push(item)
+    if (this.#sizeOf) this.#bytes += this.#sizeOf(item)
+  }
+
+  #take(): T {
+    const value = this.#items.shift() as T
+    if (this.#sizeOf) this.#bytes = this.#items.length === 0 ? 0 : this.#bytes - this.#sizeOf(value)
+    return value
   }
 
   get size(): number {
@@ -31,8 +59,8 @@ export class BoundedQueue<T> implements AsyncIterable<T> {
         taker.resolve({ done: false, value: item })
         return
       }
-      if (this.#items.length < this.#capacity) {
-        this.#items.push(item)
+      if (this.#hasRoom()) {
+        this.#add(item)
         return
       }
       await new Promise<void>((resolve, reject) => this.#putters.push({ resolve, reject }))
@@ -51,8 +79,8 @@ export class BoundedQueue<T> implements AsyncIterable<T> {
       taker.resolve({ done: false, value: item })
       return true
     }
-    if (this.#items.length < this.#capacity) {
-      this.#items.push(item)
+    if (this.#hasRoom()) {
+      this.#add(item)
       return true
     }
     return false
@@ -65,7 +93,7 @@ export class BoundedQueue<T> implements AsyncIterable<T> {
   takeNow(): T | undefined {
     if (this.#failed) throw this.#error
     if (this.#items.length === 0) return undefined
-    const value = this.#items.shift() as T
+    const value = this.#take()
     this.#putters.shift()?.resolve()
     return value
   }
@@ -90,6 +118,7 @@ export class BoundedQueue<T> implements AsyncIterable<T> {
     this.#failed = true
     this.#error = error
     this.#items.length = 0
+    this.#bytes = 0
     for (const taker of this.#takers.splice(0)) taker.reject(error)
     for (const putter of this.#putters.splice(0)) putter.reject(error)
   }
@@ -97,7 +126,7 @@ export class BoundedQueue<T> implements AsyncIterable<T> {
   next(): Promise<IteratorResult<T>> {
     if (this.#failed) return Promise.reject(this.#error)
     if (this.#items.length > 0) {
-      const value = this.#items.shift() as T
+      const value = this.#take()
       this.#putters.shift()?.resolve()
       if (this.#closed && this.#items.length === 0) {
         for (const taker of this.#takers.splice(0)) taker.resolve({ done: true, value: undefined })

@@ -6,7 +6,14 @@ import { DEFAULTS } from './defaults.js'
 import { resumeFromOffsets } from './offsets.js'
 import { describeSources, prepareSinks } from './prepare-sinks.js'
 import { BoundedQueue } from './queue.js'
-import type { EdgeRuntime, NodeRuntime, RunState, SinkRuntime, SourceRuntime } from './run-state.js'
+import type {
+  EdgeRuntime,
+  Item,
+  NodeRuntime,
+  RunState,
+  SinkRuntime,
+  SourceRuntime,
+} from './run-state.js'
 import { Semaphore } from './semaphore.js'
 import { nodeDataKind } from './validate.js'
 
@@ -86,7 +93,7 @@ function buildGraph(run: RunState): void {
       sink,
       // Set once the sources are described (a record -> message id uses the primary key).
       converter: undefined as unknown as Converter,
-      items: new BoundedQueue(DEFAULTS.itemBuffer),
+      items: undefined as unknown as BoundedQueue<Item>,
       batches: new BoundedQueue(queueCapacity),
       parts: new PartCounter((seq) => source.tracker.ack(seq)),
       offsetKey: undefined,
@@ -96,6 +103,12 @@ function buildGraph(run: RunState): void {
       wire: undefined,
       waits: { sourceMs: 0, sinkMs: 0 },
     }
+    // Bounded by count and by bytes (a few large documents do not queue 16 deep); a blob
+    // copied server-side weighs one request, as in its batches.
+    runtime.items = new BoundedQueue(DEFAULTS.itemBuffer, {
+      max: sink.node.batch?.maxBytes ?? DEFAULTS.batchMaxBytes,
+      sizeOf: (item) => (runtime.serverSideCopy ? DEFAULTS.copyRequestBytes : item.size),
+    })
     source.edges.push(runtime)
     run.edges.push(runtime)
   }

@@ -4,9 +4,6 @@ import { DEFAULTS } from './defaults.js'
 import { itemFailed } from './failure-routing.js'
 import type { EdgeRuntime, RunState } from './run-state.js'
 
-/** What a blob copied server-side weighs when a batch is closed by bytes (one request). */
-const COPY_REQUEST_BYTES = 1024
-
 /**
  * Group an edge's items into batches (core's `batchStream`: closed on item count, bytes or
  * age, an item larger than `maxBytes` alone) and queue them for the edge's writers. Items
@@ -22,7 +19,7 @@ export async function batchEdge(edge: EdgeRuntime): Promise<void> {
     maxBytes: limits.maxBytes ?? DEFAULTS.batchMaxBytes,
     maxAgeMs: limits.maxAgeMs ?? DEFAULTS.batchMaxAgeMs,
     // A blob copied inside the store moves no bytes through here: it weighs a request.
-    sizeOf: edge.serverSideCopy ? () => COPY_REQUEST_BYTES : (item) => item.size,
+    sizeOf: edge.serverSideCopy ? () => DEFAULTS.copyRequestBytes : (item) => item.size,
     takeNow: () => queue.takeNow(),
   })
   for await (const batch of batches) await edge.batches.push(batch)
