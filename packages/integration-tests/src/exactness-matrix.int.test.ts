@@ -4,8 +4,8 @@
 // DATABASE computes in SQL over an agreed canonical text per type (floats as their IEEE-754
 // bits, integers and decimals as exact digits, times as microseconds, text and JSON as UTF-8
 // hex). A value the destination cannot hold must fail the run loudly, naming the column.
-// PostgreSQL -> PostgreSQL appends between the same types pass the COPY text through and are
-// judged by the same digest.
+// PostgreSQL -> PostgreSQL appends between the same types pass the COPY text through, and
+// MySQL -> PostgreSQL rows travel in batches by column; both are judged by the same digest.
 import { existsSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CLI, describeRun, runPipeline, scratchDir } from './support/cli.js'
@@ -125,6 +125,8 @@ describe.skipIf(skip)('exactness matrix: relational pairs through nvisy run', ()
     expect(run.summary?.status, describeRun(run)).toBe('completed')
     expect(run.summary?.stats.failedItems).toBe(0)
     expect(await pgs.exists(table)).toBe(true)
+    // The rows went in batches by column, not as one record object each.
+    expect(run.stderr + run.stdout).toContain('travel in batches by column (nvisy-columns)')
     await expectIdentical(mysqlSide, TRAP_TABLE, pgSide, table)
   })
 
@@ -191,6 +193,7 @@ describe.skipIf(skip)('exactness matrix: relational pairs through nvisy run', ()
     )
     expect(run.code, describeRun(run)).toBe(0)
     expect(run.summary?.status, describeRun(run)).toBe('completed')
+    expect(run.stderr + run.stdout).toContain('travel in batches by column (nvisy-columns)')
     await expectIdentical(mysqlSide, TRAP_TABLE, pgSide, table)
   })
 

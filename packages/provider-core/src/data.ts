@@ -333,21 +333,50 @@ export interface RecordData {
   wire?: WireRows | undefined
 }
 
-/** Rows in a system's own text format (`RecordData.wire`). */
+/**
+ * Rows moved as a batch (`RecordData.wire`): in a system's own text (`bytes`), or decoded by
+ * column (`values`, format `nvisy-columns`).
+ */
 export interface WireRows {
-  /** The format, as both providers name it: `postgresql-copy-text`. */
+  /** The format, as both providers name it: `postgresql-copy-text`, `nvisy-columns`. */
   format: string
   /** The columns of every row, in field order. */
   columns: readonly string[]
-  /** How many rows `bytes` holds (at least one). */
+  /** How many rows the item holds (at least one). */
   rows: number
-  /** The rows, whole, in the format's own encoding. */
-  bytes: Uint8Array
+  /** A text format's rows, whole, in the format's own encoding. */
+  bytes?: Uint8Array | undefined
+  /**
+   * `nvisy-columns`: the values by column, `values[c][r]` the value of `columns[c]` in row
+   * `r`, exactly as a row-by-row read gives them.
+   */
+  values?: SqlValue[][] | undefined
 }
+
+/**
+ * The batch format every record source and sink can speak: rows decoded into `SqlValue`s,
+ * held by column, so a batch of rows costs a few arrays instead of objects per row. A sink
+ * that accepts it encodes each value for its destination column as for a record.
+ */
+export const COLUMNS_WIRE = 'nvisy-columns'
 
 /** How many rows a record item stands for: `wire.rows`, or 1. */
 export function rowCount(data: Data): number {
   return data.kind === 'record' && data.wire ? data.wire.rows : 1
+}
+
+/** Row `row` of an `nvisy-columns` batch as a record (for a refused row, a dead letter). */
+export function columnsRecord(wire: WireRows, row: number): RecordData {
+  const values: Record<string, SqlValue> = {}
+  wire.columns.forEach((name, c) => {
+    Object.defineProperty(values, name, {
+      value: wire.values?.[c]?.[row] ?? null,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
+  })
+  return { kind: 'record', values }
 }
 
 /** A vector embedding. */
@@ -515,7 +544,7 @@ export function approximateSize(data: Data): number {
     case 'blob':
       return data.body instanceof Uint8Array ? data.body.byteLength : (data.size ?? 0)
     case 'record': {
-      if (data.wire) return data.wire.bytes.byteLength
+      if (data.wire) return wireSize(data.wire)
       let total = 0
       for (const key in data.values) total += key.length + approximateValueSize(data.values[key]!)
       return total
@@ -537,6 +566,17 @@ export function approximateSize(data: Data): number {
     case 'graph':
       return JSON.stringify(data, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)).length
   }
+}
+
+function wireSize(wire: WireRows): number {
+  if (wire.bytes) return wire.bytes.byteLength
+  let total = 0
+  wire.columns.forEach((name, c) => {
+    const column = wire.values?.[c] ?? []
+    total += name.length * column.length
+    for (let r = 0; r < column.length; r++) total += approximateValueSize(column[r]!)
+  })
+  return total
 }
 
 function approximateValueSize(value: SqlValue): number {

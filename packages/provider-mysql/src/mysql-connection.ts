@@ -1,4 +1,5 @@
 import {
+  COLUMNS_WIRE,
   type Connection,
   type Data,
   type PartitionOptions,
@@ -10,6 +11,7 @@ import {
 } from '@nvisy/provider-core'
 import mysql, { type Pool, type PoolOptions } from 'mysql2/promise'
 import { EXACT_VALUE_OPTIONS, MysqlClient } from './mysql-client.js'
+import { columnsOffer, readColumns } from './mysql-columns.js'
 import { mysqlError } from './mysql-errors.js'
 import { partitionTable } from './mysql-partition.js'
 import { describeTable, prepareTable, readOffset } from './mysql-prepare.js'
@@ -157,7 +159,14 @@ export class MysqlConnection implements Connection<MysqlStream, MysqlContext, My
   }
 
   read(stream: MysqlStream, options: ReadOptions<MysqlContext>) {
+    if (options.wire?.format === COLUMNS_WIRE)
+      return readColumns(this.client, stream, options, options.wire)
     return readTable(this.client, stream, options)
+  }
+
+  /** The stream's rows as `nvisy-columns` batches: its output columns and their types. */
+  wireOffer(stream: MysqlStream, { signal }: { signal: AbortSignal }) {
+    return raceAbort(columnsOffer(this.client, stream, signal), signal)
   }
 
   partition(stream: MysqlStream, { count, signal }: PartitionOptions) {

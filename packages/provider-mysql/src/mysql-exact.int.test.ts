@@ -1,14 +1,17 @@
 // Issue 14: exact values MariaDB -> MariaDB, typed sink encoding, destination creation and
 // evolution, exactly-once offsets. Data is compared by digests MariaDB computes itself.
 import {
+  COLUMNS_WIRE,
+  columnsRecord,
   type Data,
   type GuardedConnection,
   isProviderError,
   type ProviderError,
+  type RecordData,
   type SqlValue,
   tagged,
 } from '@nvisy/provider-core'
-import { readAll } from '@nvisy/provider-testkit'
+import { collect as collectAll, readAll } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createTestDatabase,
@@ -283,6 +286,36 @@ describe.skipIf(skip)('mysql exact values, typed sink, prepare and offsets (issu
       tm: tagged('interval', '838:59:59.999999'),
       b64: tagged('bits', '0'.repeat(64)),
     })
+  })
+
+  it('reads in nvisy-columns batches: every value as the row-by-row read gives it, its contexts at batch ends, resumable', async () => {
+    const rowItems = await readAll(connection, { table: 'src' })
+    const read = (wire: { maxRows: number; maxBytes: number }, after?: unknown) =>
+      collectAll(
+        connection.read(
+          { table: 'src' },
+          { signal: signal(), after, wire: { format: COLUMNS_WIRE, ...wire } },
+        ),
+      )
+    const items = await read({ maxRows: 777, maxBytes: 1 << 30 })
+    const rows = items.map((item) => (item.data as RecordData).wire!)
+    const total = rowItems.length
+    expect(rows.every((w, i) => w.rows === Math.min(777, total - i * 777))).toBe(true)
+    expect(rows.reduce((n, w) => n + w.rows, 0)).toBe(rowItems.length)
+    let at = 0
+    items.forEach((item, i) => {
+      const wire = rows[i]!
+      for (let r = 0; r < wire.rows; r++)
+        expect(columnsRecord(wire, r).values).toEqual((rowItems[at + r]!.data as RecordData).values)
+      at += wire.rows
+      expect(item.context).toEqual(rowItems[at - 1]!.context)
+    })
+    // Bounded by bytes of source text as well; and a read after a batch's context goes on from there.
+    const small = await read({ maxRows: 100_000, maxBytes: 20_000 })
+    expect(small.length).toBeGreaterThan(10)
+    expect(small.reduce((n, i) => n + (i.data as RecordData).wire!.rows, 0)).toBe(total)
+    const rest = await read({ maxRows: 5000, maxBytes: 1 << 30 }, items[3]!.context)
+    expect(rest.reduce((n, i) => n + (i.data as RecordData).wire!.rows, 0)).toBe(total - 4 * 777)
   })
 
   it('copies MariaDB -> MariaDB exactly: prepare creates the table, same MD5 computed by the server', async () => {

@@ -1,4 +1,4 @@
-import { defineProvider, SPECIFICATION_VERSION } from '@nvisy/provider-core'
+import { COLUMNS_WIRE, defineProvider, SPECIFICATION_VERSION } from '@nvisy/provider-core'
 import type { Pool } from 'mysql2/promise'
 import { checkInjectedPool, MysqlConnection } from './mysql-connection.js'
 import { classifyMysqlError } from './mysql-errors.js'
@@ -39,6 +39,7 @@ export function createMysqlProvider(options: MysqlProviderOptions = {}) {
       incremental: true,
       describe: true,
       partition: true,
+      wire: [COLUMNS_WIRE],
       ordering:
         'the cursor columns (default the primary key; the primary key breaks ties), ascending',
     },

@@ -364,13 +364,14 @@ export function readTable(
  * The rows of a read in the batches the row stream has buffered, each with the item
  * builder; `finally` releases (or, for a result set left half-read, destroys) the connection.
  */
-async function* readPages(
+export async function* readPages(
   client: MysqlClient,
   stream: MysqlStream,
   options: ReadOptions<MysqlContext>,
+  planned?: ReadPlan,
 ): AsyncGenerator<Page<unknown[], ReadItem<MysqlContext>>, void, undefined> {
   const { signal } = options
-  const plan = await planRead(client, stream, signal)
+  const plan = planned ?? (await planRead(client, stream, signal))
   const cursorNames = plan.cursor.map((c) => c.name)
   const after: CursorValue[] | undefined = options.after
     ? checkContext(plan, options.after)

@@ -34,7 +34,7 @@ import type {
 } from './postgres-schemas.js'
 import { prepareTable, writeBatch, writeWireBatch } from './postgres-sink.js'
 import { readTable } from './postgres-source.js'
-import { acceptWire, readWire, wireOffer } from './postgres-wire.js'
+import { acceptWire, COPY_TEXT, readWire, wireOffer } from './postgres-wire.js'
 
 /**
  * Session settings every value conversion (and COPY text passed through) relies on: UTF-8
@@ -249,14 +249,18 @@ export class PostgresConnection
   async write(stream: PostgresSinkStream, batch: readonly Data[], options: WriteOptions) {
     const schema = stream.schema ?? this.schema
     try {
-      return await (options.wire ? writeWireBatch : writeBatch)(
-        { acquire: this.acquire, table: this.#table, offsets: this.#offsets },
-        stream,
-        schema,
-        batch,
-        options.signal,
-        options.offset,
-      )
+      const deps = { acquire: this.acquire, table: this.#table, offsets: this.#offsets }
+      return options.wire === COPY_TEXT
+        ? await writeWireBatch(deps, stream, schema, batch, options.signal, options.offset)
+        : await writeBatch(
+            deps,
+            stream,
+            schema,
+            batch,
+            options.signal,
+            options.offset,
+            options.wire,
+          )
     } catch (error) {
       this.#tables.delete(`${schema}\u0000${stream.table}`)
       this.#offsetTables.clear()

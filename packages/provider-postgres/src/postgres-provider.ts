@@ -1,4 +1,4 @@
-import { defineProvider, SPECIFICATION_VERSION } from '@nvisy/provider-core'
+import { COLUMNS_WIRE, defineProvider, SPECIFICATION_VERSION } from '@nvisy/provider-core'
 import type pg from 'pg'
 import { PostgresConnection } from './postgres-connection.js'
 import { classifyPostgresError } from './postgres-errors.js'
@@ -51,7 +51,7 @@ export function createPostgresProvider(options: PostgresProviderOptions = {}) {
         'conflict keys (default: the primary key) in upsert mode; append mode is exactly-once with offsets, not idempotent without',
       prepare: true,
       offsets: true,
-      wire: [COPY_TEXT],
+      wire: [COPY_TEXT, COLUMNS_WIRE],
     },
     discover: true,
     classifyError: classifyPostgresError,

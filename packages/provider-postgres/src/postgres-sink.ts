@@ -1,6 +1,8 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import {
+  COLUMNS_WIRE,
+  columnsRecord,
   type Data,
   type PrepareOptions,
   type PrepareResult,
@@ -57,43 +59,106 @@ function encoders(table: TableInfo, columns: readonly string[]): Encoder[] {
   return encodersFor(table.byName, cache, columns)
 }
 
-/** A value the destination column cannot hold: that row fails alone, naming column and rule. */
-function refusal(
-  index: number,
-  table: TableInfo,
-  column: string,
-  refused: ValueRefused,
-): WriteFailure {
-  const info = table.byName.get(column)
+/**
+ * The rows of a batch to write: records (one item per row), or `nvisy-columns` items (many
+ * rows each, values by column), behind one accessor so both are encoded by the same code.
+ */
+interface BatchRows {
+  readonly count: number
+  readonly columns: readonly string[]
+  /** The value of `columns[c]` in row `r`. */
+  cell(r: number, c: number): SqlValue | undefined
+  /** Row `r` failed alone: its entry in `WriteResult.failed`. */
+  failure(r: number, error: ProviderError): WriteFailure
+}
+
+function recordRows(rows: readonly Row[], columns: readonly string[]): BatchRows {
   return {
-    index,
-    error: new ProviderError({
-      kind: 'data',
-      message: `row ${index} refused for ${JSON.stringify(table.schema)}.${JSON.stringify(table.table)}: column ${JSON.stringify(column)} (${info?.typeName ?? 'unknown type'}): ${refused.message}`,
-      issues: [{ path: `/values/${column}`, rule: 'type', message: refused.message }],
-    }),
+    count: rows.length,
+    columns,
+    cell: (r, c) => rows[r]![columns[c]!],
+    failure: (r, error) => ({ index: r, error }),
   }
+}
+
+/** The rows of `nvisy-columns` items: a refused row is reported with its item's index and as a record. */
+function columnRows(items: readonly WireRows[]): BatchRows {
+  const first = items[0]!
+  for (const wire of items) {
+    if (!wire.values || wire.values.length !== wire.columns.length)
+      throw new ProviderError({
+        kind: 'internal',
+        message: `an ${COLUMNS_WIRE} item has ${wire.values?.length ?? 0} value columns for ${wire.columns.length} columns`,
+      })
+    if (!sameColumns(first.columns, wire.columns))
+      throw new ProviderError({
+        kind: 'internal',
+        message: `the items of an ${COLUMNS_WIRE} batch name different columns`,
+      })
+  }
+  if (items.length === 1) {
+    const values = first.values!
+    return {
+      count: first.rows,
+      columns: first.columns,
+      cell: (r, c) => values[c]![r],
+      failure: (r, error) => ({ index: 0, error, data: columnsRecord(first, r) }),
+    }
+  }
+  // Several items (not how the runtime batches them): address rows through their item.
+  const starts: number[] = []
+  let count = 0
+  for (const wire of items) {
+    starts.push(count)
+    count += wire.rows
+  }
+  const locate = (r: number) => {
+    let i = starts.length - 1
+    while (starts[i]! > r) i--
+    return i
+  }
+  return {
+    count,
+    columns: first.columns,
+    cell: (r, c) => {
+      const i = locate(r)
+      return items[i]!.values![c]![r - starts[i]!]
+    },
+    failure: (r, error) => {
+      const i = locate(r)
+      return { index: i, error, data: columnsRecord(items[i]!, r - starts[i]!) }
+    },
+  }
+}
+
+/** A value the destination column cannot hold: that row fails alone, naming column and rule. */
+function refusal(row: number, table: TableInfo, column: string, refused: ValueRefused) {
+  const info = table.byName.get(column)
+  return new ProviderError({
+    kind: 'data',
+    message: `row ${row} refused for ${JSON.stringify(table.schema)}.${JSON.stringify(table.table)}: column ${JSON.stringify(column)} (${info?.typeName ?? 'unknown type'}): ${refused.message}`,
+    issues: [{ path: `/values/${column}`, rule: 'type', message: refused.message }],
+  })
 }
 
 /** Encode every row of `rows`, dropping (and reporting) the refused ones. */
 function encodeRows(
   table: TableInfo,
-  rows: readonly Row[],
-  columns: readonly string[],
+  rows: BatchRows,
   encode: readonly Encoder[],
   failed: WriteFailure[],
 ): { index: number; values: (string | null)[] }[] {
   const out: { index: number; values: (string | null)[] }[] = []
+  const columns = rows.columns
   const count = columns.length
-  for (let r = 0; r < rows.length; r++) {
-    const row = rows[r]!
+  for (let r = 0; r < rows.count; r++) {
     const values: (string | null)[] = new Array(count)
     let c = 0
     try {
-      for (; c < count; c++) values[c] = encode[c]!(row[columns[c]!])
+      for (; c < count; c++) values[c] = encode[c]!(rows.cell(r, c))
     } catch (error) {
       if (!(error instanceof ValueRefused)) throw error
-      failed.push(refusal(r, table, columns[c]!, error))
+      failed.push(rows.failure(r, refusal(r, table, columns[c]!, error)))
       continue
     }
     out.push({ index: r, values })
@@ -228,18 +293,15 @@ function insertStatement(
   }
 }
 
-function rowFailure(index: number, error: unknown, table: TableInfo): WriteFailure {
+function rowRejected(row: number, error: unknown, table: TableInfo): ProviderError {
   const classified = classifyPostgresError(error)
   const message = classified?.message ?? String((error as Error)?.message ?? error)
-  return {
-    index,
-    error: new ProviderError({
-      kind: 'data',
-      code: classified?.code,
-      message: `row ${index} rejected by ${JSON.stringify(table.schema)}.${JSON.stringify(table.table)}: ${message}`,
-      cause: error,
-    }),
-  }
+  return new ProviderError({
+    kind: 'data',
+    code: classified?.code,
+    message: `row ${row} rejected by ${JSON.stringify(table.schema)}.${JSON.stringify(table.table)}: ${message}`,
+    cause: error,
+  })
 }
 
 async function rollbackQuietly(client: PoolClient): Promise<boolean> {
@@ -263,15 +325,15 @@ type EncodedRow = { index: number; values: (string | null)[] }
 async function writeBisecting(
   client: PoolClient,
   table: TableInfo,
-  rows: readonly Row[],
-  columns: readonly string[],
+  rows: BatchRows,
   keys: readonly string[] | undefined,
   offsetsTable: string | undefined,
   offset: BatchOffset | undefined,
   signal: AbortSignal,
 ): Promise<WriteResult> {
   const failed: WriteFailure[] = []
-  const encoded = encodeRows(table, rows, columns, encoders(table, columns), failed)
+  const columns = rows.columns
+  const encoded = encodeRows(table, rows, encoders(table, columns), failed)
   const statement = keys ? insertStatement(table, columns, keys) : undefined
   await bisectInTransaction(
     client,
@@ -280,12 +342,12 @@ async function writeBisecting(
       statement
         ? upsertBatch(client, statement, part, columns, signal)
         : copyEncoded(client, table, part, columns),
-    (row, error) => failed.push(rowFailure(row.index, error, table)),
+    (row, error) => failed.push(rows.failure(row.index, rowRejected(row.index, error, table))),
     () => commitOffset(client, offsetsTable, offset),
     signal,
   )
   failed.sort((a, b) => a.index - b.index)
-  return { written: rows.length - failed.length, failed }
+  return { written: rows.count - failed.length, failed }
 }
 
 /**
@@ -373,16 +435,15 @@ async function upsertBatch(
  */
 function* copyChunks(
   table: TableInfo,
-  rows: readonly Row[],
-  columns: readonly string[],
+  rows: BatchRows,
   encode: readonly Encoder[],
   failed: WriteFailure[],
   signal: AbortSignal,
 ): Generator<Buffer> {
+  const columns = rows.columns
   let buffer = Buffer.allocUnsafe(COPY_CHUNK_BYTES)
   let at = 0
   let pending = ''
-  const first = columns[0]!
   const encodeFirst = encode[0]!
   const count = columns.length
   // Encode `pending` into the buffer; hand the buffer over first when it might not fit.
@@ -398,16 +459,15 @@ function* copyChunks(
     at += buffer.write(pending, at)
     pending = ''
   }
-  for (let r = 0; r < rows.length; r++) {
-    const row = rows[r]!
+  for (let r = 0; r < rows.count; r++) {
     let line: string
     let c = 0
     try {
-      line = copyText(encodeFirst(row[first]))
-      for (c = 1; c < count; c++) line += `\t${copyText(encode[c]!(row[columns[c]!]))}`
+      line = copyText(encodeFirst(rows.cell(r, 0)))
+      for (c = 1; c < count; c++) line += `\t${copyText(encode[c]!(rows.cell(r, c)))}`
     } catch (error) {
       if (!(error instanceof ValueRefused)) throw error
-      failed.push(refusal(r, table, columns[c]!, error))
+      failed.push(rows.failure(r, refusal(r, table, columns[c]!, error)))
       continue
     }
     pending += `${line}\n`
@@ -420,18 +480,18 @@ function* copyChunks(
 async function copyBatch(
   client: PoolClient,
   table: TableInfo,
-  rows: readonly Row[],
-  columns: readonly string[],
+  rows: BatchRows,
   failed: WriteFailure[],
   signal: AbortSignal,
 ): Promise<void> {
+  const columns = rows.columns
   const sql = `COPY ${qualifiedName(table.schema, table.table)} (${columns.map(quoteIdent).join(', ')}) FROM STDIN`
   // The whole batch's COPY text (up to COPY_BUFFER_BYTES) is handed to the socket at once:
   // the server then takes it at its own pace, without waiting for this thread to produce
   // the next chunk between the items of a read running in the same process.
   const target = client.query(copyFrom(sql, { highWaterMark: COPY_BUFFER_BYTES }))
   await pipeline(
-    Readable.from(copyChunks(table, rows, columns, encoders(table, columns), failed, signal), {
+    Readable.from(copyChunks(table, rows, encoders(table, columns), failed, signal), {
       objectMode: false,
       highWaterMark: COPY_BUFFER_BYTES,
     }),
@@ -465,16 +525,30 @@ export async function writeBatch(
   batch: readonly Data[],
   signal: AbortSignal,
   offset?: BatchOffset,
+  wire?: string,
 ): Promise<WriteResult> {
   throwIfAborted(signal)
-  const rows = batch.map((item) => (item as Extract<Data, { kind: 'record' }>).values)
-  if (rows.length === 0 && !offset) return { written: 0, failed: [] }
+  let rows: BatchRows
+  if (wire === COLUMNS_WIRE) {
+    const items = batch.map((item) => (item as Extract<Data, { kind: 'record' }>).wire!)
+    if (items.some((w) => w?.format !== COLUMNS_WIRE))
+      throw new ProviderError({
+        kind: 'internal',
+        message: `an ${COLUMNS_WIRE} write got an item that is not ${COLUMNS_WIRE} rows`,
+      })
+    if (items.length === 0 && !offset) return { written: 0, failed: [] }
+    rows = items.length === 0 ? recordRows([], []) : columnRows(items)
+  } else {
+    const records = batch.map((item) => (item as Extract<Data, { kind: 'record' }>).values)
+    if (records.length === 0 && !offset) return { written: 0, failed: [] }
+    rows = recordRows(records, batchColumns(records))
+  }
+  const columns = rows.columns
   const client = await deps.acquire()
   let destroy = false
   try {
     let table = await deps.table(client, schema, stream.table)
-    const columns = batchColumns(rows)
-    if (columns.length === 0 && rows.length > 0) {
+    if (columns.length === 0 && rows.count > 0) {
       throw new ProviderError({
         kind: 'config',
         message: 'every record in the batch is empty: nothing to write',
@@ -491,20 +565,20 @@ export async function writeBatch(
     // without BEGIN/COMMIT round trips. Larger upserts, and any batch with an offset, share
     // one transaction.
     const explicit =
-      offset !== undefined || (keys !== undefined && rows.length > rowsPerStatement(columns))
+      offset !== undefined || (keys !== undefined && rows.count > rowsPerStatement(columns))
     const failed: WriteFailure[] = []
     try {
       if (explicit) await client.query('BEGIN')
-      if (rows.length > 0) {
+      if (rows.count > 0) {
         if (keys) {
-          const encoded = encodeRows(table, rows, columns, encoders(table, columns), failed)
+          const encoded = encodeRows(table, rows, encoders(table, columns), failed)
           await upsertBatch(client, insertStatement(table, columns, keys), encoded, columns, signal)
-        } else await copyBatch(client, table, rows, columns, failed, signal)
+        } else await copyBatch(client, table, rows, failed, signal)
       }
       await commitOffset(client, offsetsTable, offset)
       if (explicit) await client.query('COMMIT')
       failed.sort((a, b) => a.index - b.index)
-      return { written: rows.length - failed.length, failed }
+      return { written: rows.count - failed.length, failed }
     } catch (error) {
       if (explicit && !(await rollbackQuietly(client))) {
         destroy = true
@@ -512,7 +586,7 @@ export async function writeBatch(
       }
       if (!isRowDataError(error) || signal.aborted) throw error
     }
-    return await writeBisecting(client, table, rows, columns, keys, offsetsTable, offset, signal)
+    return await writeBisecting(client, table, rows, keys, offsetsTable, offset, signal)
   } catch (error) {
     if (signal.aborted || !(ProviderError.isInstance(error) || hasSqlState(error))) destroy = true
     throw error
@@ -529,7 +603,10 @@ interface WireLine {
   line: Uint8Array
 }
 
-function wireLines(items: readonly WireRows[]): WireLine[] {
+/** Wire rows of a text format: `bytes` present. */
+type TextRows = WireRows & { bytes: Uint8Array }
+
+function wireLines(items: readonly TextRows[]): WireLine[] {
   const lines: WireLine[] = []
   items.forEach((wire, index) => {
     const bytes = Buffer.from(wire.bytes.buffer, wire.bytes.byteOffset, wire.bytes.byteLength)
@@ -572,11 +649,11 @@ export async function writeWireBatch(
   offset?: BatchOffset,
 ): Promise<WriteResult> {
   throwIfAborted(signal)
-  const items: WireRows[] = []
+  const items: TextRows[] = []
   let total = 0
   for (const data of batch) {
     const wire = data.kind === 'record' ? data.wire : undefined
-    if (!wire || wire.format !== COPY_TEXT)
+    if (!wire || wire.format !== COPY_TEXT || !wire.bytes)
       throw new ProviderError({
         kind: 'internal',
         message: `a ${COPY_TEXT} write got an item that is not ${COPY_TEXT} rows`,
@@ -586,7 +663,7 @@ export async function writeWireBatch(
         kind: 'internal',
         message: `the items of a ${COPY_TEXT} batch name different columns`,
       })
-    items.push(wire)
+    items.push(wire as TextRows)
     total += wire.rows
   }
   if (items.length === 0 && !offset) return { written: 0, failed: [] }

@@ -192,7 +192,7 @@ describe.skipIf(skip)('postgres type mapping and exact copy', () => {
       expect(items.map((i) => i.context)).toEqual([rows[2]!.context, rows[3]!.context])
       const table = (await describeTable(client, schema, 'source'))!
       const decoded = items.flatMap((item) => {
-        const bytes = Buffer.from((item.data as RecordData).wire!.bytes)
+        const bytes = Buffer.from((item.data as RecordData).wire!.bytes!)
         const lines = bytes.toString('latin1').split('\n').slice(0, -1)
         let at = 0
         return lines.map((line) => {

@@ -2,7 +2,13 @@
 // values and a resume cursor are inlined as literals. Hostile values (quotes, backslashes, a
 // statement after a quote) must stay values, hostile column names stay names, and an
 // aborted or abandoned COPY must not leave a connection mid-protocol in the pool.
-import type { RecordData } from '@nvisy/provider-core'
+import {
+  COLUMNS_WIRE,
+  type Data,
+  type RecordData,
+  type SqlValue,
+  tagged,
+} from '@nvisy/provider-core'
 import { collect, readAll } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { adminPool, skipReason, testInput, uniqueSchema } from './__fixtures__/postgres.js'
@@ -19,7 +25,7 @@ const NAME = 'na"me $1 \'; --'
 const rowsOf = (items: { data: unknown }[]) =>
   items.reduce((n, i) => n + ((i.data as RecordData).wire?.rows ?? 0), 0)
 const text = (items: { data: unknown }[]) =>
-  Buffer.concat(items.map((i) => Buffer.from((i.data as RecordData).wire!.bytes))).toString('utf8')
+  Buffer.concat(items.map((i) => Buffer.from((i.data as RecordData).wire!.bytes!))).toString('utf8')
 
 describe.skipIf(skip)('postgres pass-through reads', () => {
   beforeAll(async () => {
@@ -115,5 +121,59 @@ describe.skipIf(skip)('postgres pass-through reads', () => {
     } finally {
       await connection.close()
     }
+  })
+
+  it('writes nvisy-columns batches in both modes; a value or row the destination refuses fails alone, as a record', async () => {
+    await admin.query(
+      `CREATE TABLE "${schema}".cols (id bigint PRIMARY KEY, amount numeric(6,2), note varchar(5) CHECK (note <> 'bad'))`,
+    )
+    const connection = await postgresProvider.connect(testInput(schema))
+    const item = (ids: number[], amounts: SqlValue[], notes: SqlValue[]): Data => ({
+      kind: 'record',
+      values: {},
+      wire: {
+        format: COLUMNS_WIRE,
+        columns: ['id', 'amount', 'note'],
+        rows: ids.length,
+        values: [ids.map((i) => BigInt(i)), amounts, notes],
+      },
+    })
+    const dec = (value: string) => tagged('decimal', value)
+    try {
+      const append = await connection.write(
+        { table: 'cols', mode: 'append' },
+        [
+          item(
+            [1, 2, 3, 4],
+            [dec('1.50'), dec('12345.678'), dec('3'), null],
+            ['a', 'b', 'bad', null],
+          ),
+        ],
+        { signal, wire: COLUMNS_WIRE },
+      )
+      expect(append.written).toBe(2)
+      // Row 1's amount cannot be held by numeric(6,2) exactly; row 2 breaks the CHECK.
+      expect(append.failed.map((f) => [f.index, f.error.kind, f.data])).toEqual([
+        [0, 'data', { kind: 'record', values: { id: 2n, amount: dec('12345.678'), note: 'b' } }],
+        [0, 'data', { kind: 'record', values: { id: 3n, amount: dec('3'), note: 'bad' } }],
+      ])
+      expect(append.failed[1]!.error.message).toContain('row 2 rejected')
+      const upsert = await connection.write(
+        { table: 'cols', mode: 'upsert' },
+        [item([1, 5], [dec('9.99'), dec('0.01')], ['z', 'e'])],
+        { signal, wire: COLUMNS_WIRE },
+      )
+      expect(upsert).toEqual({ written: 2, failed: [] })
+    } finally {
+      await connection.close()
+    }
+    const rows = await admin.query(
+      `SELECT id::text, amount::text, note FROM "${schema}".cols ORDER BY id`,
+    )
+    expect(rows.rows).toEqual([
+      { id: '1', amount: '9.99', note: 'z' },
+      { id: '4', amount: null, note: null },
+      { id: '5', amount: '0.01', note: 'e' },
+    ])
   })
 })

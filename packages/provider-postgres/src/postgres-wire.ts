@@ -1,6 +1,7 @@
 import { addAbortSignal } from 'node:stream'
 import {
   abortReason,
+  COLUMNS_WIRE,
   ProviderError,
   type ReadItem,
   raceAbort,
@@ -76,9 +77,10 @@ export async function wireOffer(
 }
 
 /**
- * `acceptWire`: the destination takes the rows as they are when every offered column exists
- * with the same type (domains by their base type), and the sink appends (upserts go through
- * INSERT ... ON CONFLICT, row by row).
+ * `acceptWire`: COPY text is taken as it is when every offered column exists with the same
+ * type (domains by their base type) and the sink appends (upserts go through INSERT ... ON
+ * CONFLICT, row by row); `nvisy-columns` batches when every column exists (their values are
+ * encoded per destination column as records are, in either mode).
  */
 export function acceptWire(
   table: TableInfo,
@@ -86,6 +88,13 @@ export function acceptWire(
   offer: WireOffer,
 ): WireAnswer {
   const refuse = (reason: string): WireAnswer => ({ accepted: false, reason })
+  if (offer.format === COLUMNS_WIRE) {
+    // Decoded values by column: encoded per destination column as records are, in any mode.
+    const missing = offer.columns.find((name) => !table.byName.has(name))
+    return missing === undefined
+      ? { accepted: true }
+      : refuse(`column ${JSON.stringify(missing)} is not in the destination`)
+  }
   if (offer.format !== COPY_TEXT) return refuse(`format ${JSON.stringify(offer.format)}`)
   if (offer.schema.system !== 'postgres')
     return refuse(`the rows come from ${offer.schema.system}, not PostgreSQL`)

@@ -21,7 +21,9 @@ export const DEFAULTS = {
    */
   wireMaxRows: 1_000_000,
   /** Pass-through items (each a whole batch of rows) buffered between a source and its edge's batcher. */
-  wireItemBuffer: 2,
+  wireItemBuffer: 1,
+  /** Pass-through batches queued for a sink's writers, at most (each item is a whole batch). */
+  wireQueueCapacity: 2,
   /** Streamed blob bodies up to this size are read into memory so a retry or a second sink can send them again. */
   bufferBlobBytes: 8 * 1024 * 1024,
   /** The largest streamed blob read into memory to fan out to several sinks. */

@@ -1,4 +1,10 @@
-import { type ConnectInput, canCopyServerSide, retry, wireFormats } from '@nvisy/provider-core'
+import {
+  COLUMNS_WIRE,
+  type ConnectInput,
+  canCopyServerSide,
+  retry,
+  wireFormats,
+} from '@nvisy/provider-core'
 import { AckTracker, PartCounter } from './ack-tracker.js'
 import { loadCheckpoints, onCommit } from './checkpoints.js'
 import { type Converter, converterFor, IDENTITY } from './convert.js'
@@ -164,12 +170,14 @@ function planServerSideCopies(run: RunState, inputs: ReadonlyMap<string, Connect
 
 /**
  * Pass-through: a record -> record edge, the source's only one, without conversion, whose
- * source offers its rows in a wire format the sink accepts for these columns (the same types
- * at both ends; PostgreSQL -> PostgreSQL COPY text) moves the rows as the source read them,
- * in items of up to the sink's batch limits (one item per batch; without `maxItems`, bounded
- * by bytes rather than rows). Checkpoints, offsets,
- * retries and refused rows work as row by row; `options.passThrough: false` turns it off.
- * Decided after `prepare`, when the destination's columns are known.
+ * source offers its rows in a batch format the sink accepts for these columns moves them a
+ * batch per item: COPY text as the source read it when both ends have the same column types
+ * (PostgreSQL -> PostgreSQL appends, never decoded), else values held by column
+ * (`nvisy-columns`: decoded, but no object per row). Formats are tried in the source's order
+ * of preference. Items are cut at the sink's batch limits (one item per batch; a text batch
+ * without `maxItems` is bounded by bytes rather than rows). Checkpoints, offsets, retries and
+ * refused rows work as row by row; `options.passThrough: false` turns it off. Decided after
+ * `prepare`, when the destination's columns are known.
  */
 async function planPassThrough(run: RunState): Promise<void> {
   if (run.pipeline.options?.passThrough === false) return
@@ -179,42 +187,60 @@ async function planPassThrough(run: RunState): Promise<void> {
     if (edge.converter !== IDENTITY) continue
     const sink = edge.sink
     const accepted = wireFormats(sink.provider, 'sink')
-    const format = wireFormats(source.provider, 'source').find((f) => accepted.includes(f))
-    if (!format) continue
-    const why = (reason: string) =>
-      run.logger.info(
-        { nodeId: sink.node.id, sourceNodeId: source.node.id, format, reason },
-        `sink ${sink.node.id}: rows from ${source.node.id} are decoded and encoded one by one (no pass-through: ${reason})`,
+    const reasons: string[] = []
+    for (const format of wireFormats(source.provider, 'source')) {
+      if (!accepted.includes(format)) continue
+      const offer = await retry(
+        () => source.connection!.wireOffer(source.stream, format, { signal: run.signal }),
+        run.retryOptions(source.node.id, 'describe'),
       )
-    const offer = await retry(
-      () => source.connection!.wireOffer(source.stream, format, { signal: run.signal }),
-      run.retryOptions(source.node.id, 'describe'),
-    )
-    if ('reason' in offer) {
-      why(offer.reason)
-      continue
+      if ('reason' in offer) {
+        reasons.push(`${format}: ${offer.reason}`)
+        continue
+      }
+      const answer = await retry(
+        () => sink.connection!.acceptWire(sink.stream, offer, { signal: run.signal }),
+        run.retryOptions(sink.node.id, 'prepare'),
+      )
+      if (!answer.accepted) {
+        reasons.push(`${format}: ${answer.reason}`)
+        continue
+      }
+      const limits = sink.node.batch ?? {}
+      const columns = format === COLUMNS_WIRE
+      edge.wire = format
+      // Each item is a whole batch: buffer few of them (memory by bytes, not by items); a
+      // deeper queue of whole batches adds memory, not overlap.
+      edge.items = new BoundedQueue(DEFAULTS.wireItemBuffer)
+      edge.batches = new BoundedQueue(
+        Math.min(
+          run.pipeline.options?.queueCapacity ?? DEFAULTS.queueCapacity,
+          DEFAULTS.wireQueueCapacity,
+        ),
+      )
+      source.wire = {
+        format,
+        maxRows: limits.maxItems ?? (columns ? DEFAULTS.batchMaxItems : DEFAULTS.wireMaxRows),
+        maxBytes: limits.maxBytes ?? DEFAULTS.batchMaxBytes,
+        maxAgeMs: limits.maxAgeMs ?? DEFAULTS.batchMaxAgeMs,
+      }
+      run.logger.info(
+        {
+          nodeId: sink.node.id,
+          sourceNodeId: source.node.id,
+          format,
+          columns: offer.columns.length,
+        },
+        columns
+          ? `sink ${sink.node.id}: rows from ${source.node.id} travel in batches by column (${format}), decoded but without an object per row`
+          : `sink ${sink.node.id}: rows from ${source.node.id} pass through as ${format} (same column types at both ends); values are not decoded`,
+      )
+      break
     }
-    const answer = await retry(
-      () => sink.connection!.acceptWire(sink.stream, offer, { signal: run.signal }),
-      run.retryOptions(sink.node.id, 'prepare'),
-    )
-    if (!answer.accepted) {
-      why(answer.reason)
-      continue
-    }
-    const limits = sink.node.batch ?? {}
-    edge.wire = format
-    // Each item is a whole batch: buffer few of them (memory by bytes, not by items).
-    edge.items = new BoundedQueue(DEFAULTS.wireItemBuffer)
-    source.wire = {
-      format,
-      maxRows: limits.maxItems ?? DEFAULTS.wireMaxRows,
-      maxBytes: limits.maxBytes ?? DEFAULTS.batchMaxBytes,
-      maxAgeMs: limits.maxAgeMs ?? DEFAULTS.batchMaxAgeMs,
-    }
-    run.logger.info(
-      { nodeId: sink.node.id, sourceNodeId: source.node.id, format, columns: offer.columns.length },
-      `sink ${sink.node.id}: rows from ${source.node.id} pass through as ${format} (same column types at both ends); values are not decoded`,
-    )
+    if (edge.wire === undefined && reasons.length > 0)
+      run.logger.info(
+        { nodeId: sink.node.id, sourceNodeId: source.node.id, reasons },
+        `sink ${sink.node.id}: rows from ${source.node.id} are decoded and encoded one by one (no pass-through: ${reasons.join('; ')})`,
+      )
   }
 }
