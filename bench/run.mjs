@@ -15,7 +15,10 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
 const here = dirname(fileURLToPath(import.meta.url))
+// `pnpm bench -- --only x` hands over `-- --only x`: options after a leading `--` count too.
+const argv = process.argv.slice(2)
 const { values: args } = parseArgs({
+  args: argv[0] === '--' ? argv.slice(1) : argv,
   options: { only: { type: 'string' }, quick: { type: 'boolean', default: false } },
   allowPositionals: true,
 })
