@@ -450,7 +450,7 @@ export function guardConnection<
           const settings = provider.validateStream(stream)
           if (!wireFormats(provider, 'source').includes(format) || !connection.wireOffer)
             return { reason: `provider ${id} cannot read as ${JSON.stringify(format)}` }
-          const offer = await connection.wireOffer(settings, {
+          const offer = await connection.wireOffer(settings, format, {
             signal: options.signal ?? new AbortController().signal,
           })
           if ('reason' in offer) return { reason: String(offer.reason) }

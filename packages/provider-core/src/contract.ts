@@ -180,11 +180,12 @@ export interface Connection<TStream = any, TContext = any, TSinkStream = any> {
   /** Sink with `offsets`: the context last committed under `key` by a write's `offset`, if any. */
   readOffset?(stream: TSinkStream, key: string, options: { signal: AbortSignal }): Promise<unknown>
   /**
-   * Source with `wire`: what this stream can be read as in the source's own text (the
-   * columns of every row, their types), or why it cannot (`{ reason }`).
+   * Source with `wire`: what this stream can be read as in `format` (one the source lists:
+   * the columns of every row, their types), or why it cannot (`{ reason }`).
    */
   wireOffer?(
     stream: TStream,
+    format: string,
     options: { signal: AbortSignal },
   ): Promise<WireOffer | { reason: string }>
   /**

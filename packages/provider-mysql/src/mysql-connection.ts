@@ -165,7 +165,7 @@ export class MysqlConnection implements Connection<MysqlStream, MysqlContext, My
   }
 
   /** The stream's rows as `nvisy-columns` batches: its output columns and their types. */
-  wireOffer(stream: MysqlStream, { signal }: { signal: AbortSignal }) {
+  wireOffer(stream: MysqlStream, _format: string, { signal }: { signal: AbortSignal }) {
     return raceAbort(columnsOffer(this.client, stream, signal), signal)
   }
 

@@ -1,4 +1,5 @@
 import {
+  COLUMNS_WIRE,
   type Connection,
   type Data,
   type Logger,
@@ -33,7 +34,7 @@ import type {
   PostgresStream,
 } from './postgres-schemas.js'
 import { prepareTable, writeBatch, writeWireBatch } from './postgres-sink.js'
-import { readTable } from './postgres-source.js'
+import { readColumns, readTable } from './postgres-source.js'
 import { acceptWire, COPY_TEXT, readWire, wireOffer } from './postgres-wire.js'
 
 /**
@@ -183,6 +184,15 @@ export class PostgresConnection
       wire?: WireReadOptions | undefined
     },
   ) {
+    if (options.wire?.format === COLUMNS_WIRE)
+      return readColumns(
+        { acquire: this.acquire },
+        stream,
+        stream.schema ?? this.schema,
+        options.after,
+        options.wire,
+        options.signal,
+      )
     if (options.wire)
       return readWire(
         { acquire: this.acquire },
@@ -308,15 +318,16 @@ export class PostgresConnection
     }
   }
 
-  /** The stream as COPY text: its columns and their types, or why it cannot go that way. */
+  /** The stream as COPY text or column batches: its columns and their types, or why not. */
   async wireOffer(
     stream: PostgresStream,
+    format: string,
     options: { signal: AbortSignal },
   ): Promise<WireOffer | { reason: string }> {
     throwIfAborted(options.signal)
     const client = await this.acquire()
     try {
-      return await wireOffer(client, stream.schema ?? this.schema, stream)
+      return await wireOffer(client, stream.schema ?? this.schema, stream, format)
     } finally {
       client.release()
     }

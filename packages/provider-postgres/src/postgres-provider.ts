@@ -41,7 +41,7 @@ export function createPostgresProvider(options: PostgresProviderOptions = {}) {
       incremental: true,
       describe: true,
       partition: true,
-      wire: [COPY_TEXT],
+      wire: [COPY_TEXT, COLUMNS_WIRE],
       ordering: 'cursor columns (default: the primary key), primary key appended as tiebreaker',
     },
     sink: {

@@ -1,11 +1,13 @@
 import {
   abortReason,
+  COLUMNS_WIRE,
   itemsFromPages,
   type Page,
   ProviderError,
   type ReadItem,
   raceAbort,
   type SqlValue,
+  type WireReadOptions,
 } from '@nvisy/provider-core'
 import type { PoolClient } from 'pg'
 import Cursor from 'pg-cursor'
@@ -278,6 +280,101 @@ export function readTable(
 
 type Row = (string | null)[]
 
+type Pusher = (row: Row, columns: SqlValue[][]) => number
+
+/**
+ * The row-to-columns function of one read, compiled once like the row builder: each output
+ * column's text converted (inline where it can be) and pushed onto its array; it returns the
+ * row's size as text, for the byte bound.
+ */
+function compilePusher(plan: ReadPlan): Pusher {
+  const lines: string[] = ['let size = 0']
+  plan.output.forEach((field, i) => {
+    const expression = converterExpression(field.type, `t${i}`) ?? `f[${i}](t${i})`
+    lines.push(
+      `const t${i} = row[${field.index}]`,
+      `if (t${i} === null || t${i} === undefined) { cols[${i}].push(null); size += 4 } else { cols[${i}].push(${expression}); size += t${i}.length }`,
+    )
+  })
+  lines.push('return size')
+  const compile = new Function(
+    'f',
+    'timestampFromText',
+    'timestamptzFromText',
+    `return function push(row, cols) {\n${lines.join('\n')}\n}`,
+  )
+  return compile(
+    plan.output.map((field) => field.convert),
+    timestampFromText,
+    timestamptzFromText,
+  ) as Pusher
+}
+
+/**
+ * Read in `nvisy-columns` batches: the same pages and values as `readTable`, pushed into one
+ * array per column, cut at `maxRows` rows, about `maxBytes` bytes of text or with the first
+ * row of a page read after `maxAgeMs`, each with its last row's context.
+ */
+export async function* readColumns(
+  deps: SourceDeps,
+  stream: PostgresStream,
+  schema: string,
+  after: PostgresContext | undefined,
+  wire: WireReadOptions,
+  signal: AbortSignal,
+): AsyncGenerator<ReadItem<PostgresContext>, void, undefined> {
+  const maxRows = Math.max(1, Math.floor(wire.maxRows))
+  const maxBytes = Math.max(1, Math.floor(wire.maxBytes))
+  const maxAgeMs = wire.maxAgeMs ?? Number.POSITIVE_INFINITY
+  let plan: ReadPlan | undefined
+  let push: Pusher | undefined
+  let names: string[] = []
+  let columns: SqlValue[][] = []
+  let rows = 0
+  let bytes = 0
+  let since = 0
+  let last: Row | undefined
+  let build: RowBuilder | undefined
+  const cut = (): ReadItem<PostgresContext> => {
+    const item: ReadItem<PostgresContext> = {
+      data: {
+        kind: 'record',
+        values: {},
+        wire: { format: COLUMNS_WIRE, columns: names, rows, values: columns },
+      },
+      context: build!(last!).context,
+    }
+    columns = names.map((): SqlValue[] => [])
+    rows = 0
+    bytes = 0
+    return item
+  }
+  for await (const page of readPages(deps, stream, schema, after, signal, (p) => {
+    plan = p
+  })) {
+    if (!push) {
+      push = compilePusher(plan!)
+      names = plan!.output.map((f) => f.name)
+      columns = names.map((): SqlValue[] => [])
+    }
+    build = page.build
+    const now = Date.now()
+    if (rows === 0) since = now
+    let late = now - since >= maxAgeMs
+    for (const row of page.rows) {
+      bytes += push(row, columns)
+      rows++
+      last = row
+      if (late || rows >= maxRows || bytes >= maxBytes) {
+        late = false
+        since = now
+        yield cut()
+      }
+    }
+  }
+  if (rows > 0) yield cut()
+}
+
 /** The pages of a read, each with the row builder; the connection is released in `finally`. */
 async function* readPages(
   deps: SourceDeps,
@@ -285,6 +382,7 @@ async function* readPages(
   schema: string,
   after: PostgresContext | undefined,
   signal: AbortSignal,
+  planned?: (plan: ReadPlan) => void,
 ): AsyncGenerator<Page<Row, ReadItem<PostgresContext>>, void, undefined> {
   const pageSize = stream.pageSize ?? 2000
   const client = await raceAbort(deps.acquire(), signal)
@@ -295,6 +393,7 @@ async function* readPages(
     const table = await raceAbort(describeTable(client, schema, stream.table), signal)
     if (!table) throw tableNotFound(schema, stream.table)
     const plan = planRead(table, stream, after)
+    planned?.(plan)
     cursor = client.query(
       new Cursor<(string | null)[]>(plan.sql, plan.values, { rowMode: 'array', types: TEXT_TYPES }),
     )

@@ -1,4 +1,4 @@
-import type { RecordData, SqlValue } from '@nvisy/provider-core'
+import { COLUMNS_WIRE, columnsRecord, type RecordData, type SqlValue } from '@nvisy/provider-core'
 import { collect, readAll as readItems } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { adminPool, skipReason, testInput, uniqueSchema } from './__fixtures__/postgres.js'
@@ -222,6 +222,39 @@ describe.skipIf(skip)('postgres type mapping and exact copy', () => {
       await connection.close()
     }
     expect(await md5('target_wire')).toBe(await md5('source'))
+  })
+
+  it('reads in nvisy-columns batches that hold the row-by-row values (every type), and writes them in both modes: md5 equal', async () => {
+    const connection = await postgresProvider.connect(testInput(schema))
+    try {
+      const offer = await connection.wireOffer({ table: 'source', pageSize: 3 }, COLUMNS_WIRE)
+      if ('reason' in offer) throw new Error(offer.reason)
+      const wire = { format: COLUMNS_WIRE, maxRows: 3, maxBytes: 1 << 20 }
+      const items = await collect(
+        connection.read({ table: 'source', pageSize: 3 }, { signal, wire }),
+      )
+      const rows = await readItems(connection, { table: 'source' })
+      const batches = items.map((i) => (i.data as RecordData).wire!)
+      expect(batches.map((w) => w.rows)).toEqual([3, 1])
+      expect(batches[0]!.columns).toEqual(offer.columns)
+      expect(items.map((i) => i.context)).toEqual([rows[2]!.context, rows[3]!.context])
+      const decoded = batches.flatMap((w) =>
+        Array.from({ length: w.rows }, (_, r) => columnsRecord(w, r).values),
+      )
+      expect(decoded).toEqual(rows.map((r) => (r.data as RecordData).values))
+      for (const mode of ['append', 'upsert'] as const) {
+        await admin.query(`TRUNCATE "${schema}".target_wire`)
+        const result = await connection.write(
+          { table: 'target_wire', mode },
+          items.map((i) => i.data),
+          { signal, wire: COLUMNS_WIRE },
+        )
+        expect(result).toEqual({ written: 4, failed: [] })
+        expect(await md5('target_wire')).toBe(await md5('source'))
+      }
+    } finally {
+      await connection.close()
+    }
   })
 
   it('refuses pass-through to a column of another type or a money column, naming it; a write never takes COPY text unasked', async () => {

@@ -63,15 +63,24 @@ function wireColumns(table: TableInfo, plan: ReadPlan): string[] | { reason: str
   return plan.output.map((f) => f.name)
 }
 
-/** `wireOffer`: the stream's output columns and their types, or why it cannot go as COPY text. */
+/**
+ * `wireOffer`: the stream's output columns and their types, or why it cannot go as COPY text
+ * (`nvisy-columns` batches can always be read).
+ */
 export async function wireOffer(
   client: PoolClient,
   schema: string,
   stream: PostgresStream,
+  format: string,
 ): Promise<WireOffer | { reason: string }> {
   const table = await describeTable(client, schema, stream.table)
   if (!table) throw tableNotFound(schema, stream.table)
-  const columns = wireColumns(table, planRead(table, stream, undefined))
+  const plan = planRead(table, stream, undefined)
+  if (format === COLUMNS_WIRE) {
+    const columns = plan.output.map((f) => f.name)
+    return { format, columns, schema: describeColumns(table, columns) }
+  }
+  const columns = wireColumns(table, plan)
   if (!Array.isArray(columns)) return columns
   return { format: COPY_TEXT, columns, schema: describeColumns(table, columns) }
 }

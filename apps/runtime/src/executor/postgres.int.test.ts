@@ -117,7 +117,9 @@ describe.skipIf(skip)('executor against PostgreSQL', () => {
   const passedThrough = (logger: ReturnType<typeof memoryLogger>) =>
     logger.lines.some((l) => /pass through as postgresql-copy-text/.test(l.message ?? ''))
   const whyNot = (logger: ReturnType<typeof memoryLogger>) =>
-    logger.lines.find((l) => /no pass-through/.test(l.message ?? ''))?.message
+    logger.lines.find((l) => /no pass-through|batches by column/.test(l.message ?? ''))?.message
+  const byColumn = (logger: ReturnType<typeof memoryLogger>) =>
+    logger.lines.some((l) => /travel in batches by column \(nvisy-columns\)/.test(l.message ?? ''))
 
   it('an append between tables of the same types passes the rows through as COPY text, exact by md5', async () => {
     const logger = memoryLogger()
@@ -134,7 +136,7 @@ describe.skipIf(skip)('executor against PostgreSQL', () => {
     expect(await digest('wire')).toEqual(await digest('source'))
   })
 
-  it('passThrough: false decodes every row; an upsert or a column of another type is not passed through, and says why', async () => {
+  it('passThrough: false decodes every row; an upsert or a column of another type is not passed through as text, says why, and goes by column', async () => {
     const off = memoryLogger()
     const first = await runPipeline(
       world,
@@ -146,12 +148,18 @@ describe.skipIf(skip)('executor against PostgreSQL', () => {
     )
     expect(first.summary.status, JSON.stringify(first.summary.error)).toBe('completed')
     expect(passedThrough(off)).toBe(false)
+    expect(byColumn(off)).toBe(false)
     expect(await digest('wire_off')).toEqual(await digest('source'))
 
     const upsert = memoryLogger()
-    await runPipeline(world, copy(`wire-upsert-${schema}`, 'wire_upsert'), { logger: upsert })
+    const upserted = await runPipeline(world, copy(`wire-upsert-${schema}`, 'wire_upsert'), {
+      logger: upsert,
+    })
+    expect(upserted.summary.status, JSON.stringify(upserted.summary.error)).toBe('completed')
     expect(passedThrough(upsert)).toBe(false)
+    expect(byColumn(upsert)).toBe(true)
     expect(whyNot(upsert)).toMatch(/mode "upsert"/)
+    expect(await digest('wire_upsert')).toEqual(await digest('source'))
 
     await db.query(`CREATE TABLE ${schema}.wider (LIKE ${schema}.source)`)
     await db.query(`ALTER TABLE ${schema}.wider ALTER COLUMN amount TYPE numeric(30,10)`)
@@ -165,6 +173,7 @@ describe.skipIf(skip)('executor against PostgreSQL', () => {
     )
     expect(run.summary.status, JSON.stringify(run.summary.error)).toBe('completed')
     expect(passedThrough(wider)).toBe(false)
+    expect(byColumn(wider)).toBe(true)
     expect(whyNot(wider)).toContain(
       '"amount" is numeric(30,10) in the destination and numeric(20,6) in the source',
     )

@@ -232,7 +232,7 @@ async function planPassThrough(run: RunState): Promise<void> {
           columns: offer.columns.length,
         },
         columns
-          ? `sink ${sink.node.id}: rows from ${source.node.id} travel in batches by column (${format}), decoded but without an object per row`
+          ? `sink ${sink.node.id}: rows from ${source.node.id} travel in batches by column (${format}), decoded but without an object per row${reasons.length > 0 ? ` (not ${reasons.join('; ')})` : ''}`
           : `sink ${sink.node.id}: rows from ${source.node.id} pass through as ${format} (same column types at both ends); values are not decoded`,
       )
       break
