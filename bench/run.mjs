@@ -19,7 +19,12 @@ const here = dirname(fileURLToPath(import.meta.url))
 const argv = process.argv.slice(2)
 const { values: args } = parseArgs({
   args: argv[0] === '--' ? argv.slice(1) : argv,
-  options: { only: { type: 'string' }, quick: { type: 'boolean', default: false } },
+  options: {
+    only: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    // Seconds to wait, before each benchmark, for the load average to fall under 1.
+    settle: { type: 'string', default: '300' },
+  },
   allowPositionals: true,
 })
 
@@ -117,6 +122,11 @@ const results = {}
 for (const file of files) {
   const name = file.replace('.bench.mjs', '')
   const extra = args.quick ? (quickArgs[name] ?? []) : []
+  // Let the machine settle after the previous benchmark (its servers, its disk writes):
+  // start at a 1-minute load average under 1, waiting up to --settle seconds for it.
+  const settleUntil = Date.now() + Number(args.settle) * 1000
+  while (os.loadavg()[0] >= 1 && Date.now() < settleUntil)
+    await new Promise((resolve) => setTimeout(resolve, 5000))
   // The 1-minute load average as the benchmark starts (quiet means under 1).
   const loadBefore = Number(os.loadavg()[0].toFixed(2))
   console.error(`\n=== ${name} ${extra.join(' ')} (load average ${loadBefore})`)
