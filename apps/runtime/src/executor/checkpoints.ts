@@ -33,8 +33,10 @@ function everyItemsOf(run: RunState): number {
 
 /** The acknowledged prefix of a source grew by `items`: save it when the item or time cadence is due. */
 export function onCommit(run: RunState, source: SourceRuntime, items: number): void {
-  // A pass-through item holds a batch of rows: it is due a save (the time cadence still holds).
-  source.sinceSave += source.wire ? items * everyItemsOf(run) : items
+  // The cadence is in rows: a batch item counts the rows items hold on average so far.
+  source.sinceSave += source.wire
+    ? items * (source.stats.items / Math.max(1, source.itemsRead))
+    : items
   const everyItems = everyItemsOf(run)
   const everyMs =
     (run.pipeline.options?.checkpointEverySeconds ?? DEFAULTS.checkpointEverySeconds) * 1000

@@ -136,6 +136,19 @@ describe.skipIf(skip)('executor against PostgreSQL', () => {
     expect(await digest('wire')).toEqual(await digest('source'))
   })
 
+  it('checkpoints a pass-through run by rows, not once per batch item', async () => {
+    const pipeline = copy(`wire-cadence-${schema}`, 'wire_cadence', { mode: 'append' })
+    const { summary, events } = await runPipeline(world, {
+      ...pipeline,
+      options: { checkpointEveryItems: 1000 },
+    })
+    expect(summary.status, JSON.stringify(summary.error)).toBe('completed')
+    // 3000 rows in batches of 100 rows, a checkpoint every 1000 rows: about 3, not 30.
+    const saves = events.filter((e) => e.type === 'checkpoint').length
+    expect(saves).toBeGreaterThanOrEqual(2)
+    expect(saves).toBeLessThanOrEqual(5)
+  })
+
   it('passThrough: false decodes every row; an upsert or a column of another type is not passed through as text, says why, and goes by column', async () => {
     const off = memoryLogger()
     const first = await runPipeline(

@@ -64,6 +64,7 @@ export async function readSource(run: RunState, source: SourceRuntime): Promise<
     const size = sizeOf(data)
     // A pass-through item stands for its rows.
     source.stats.items += rowCount(data)
+    source.itemsRead++
     // A blob body not read yet counts its declared size in progress, not the batching guess.
     source.stats.bytes +=
       data.kind === 'blob' && data.body instanceof BufferedBody ? (data.size ?? 0) : size

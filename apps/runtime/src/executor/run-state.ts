@@ -77,6 +77,8 @@ export interface SourceRuntime extends NodeRuntime {
   saved: { context: unknown; seq: number } | undefined
   lastSaveAt: number
   sinceSave: number
+  /** Items read (a batch item counts once; `stats.items` counts its rows). */
+  itemsRead: number
   saving: Promise<void> | undefined
   saveAgain: boolean
 }

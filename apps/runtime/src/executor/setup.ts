@@ -80,6 +80,7 @@ function buildGraph(run: RunState): void {
         saved: undefined,
         lastSaveAt: Date.now(),
         sinceSave: 0,
+        itemsRead: 0,
         saving: undefined,
         saveAgain: false,
       }) as SourceRuntime
