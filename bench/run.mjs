@@ -81,7 +81,7 @@ function ratios(value, path = []) {
 }
 
 /** Baselines' figures are not ours: paths through these keys are left out of our peak RSS. */
-const BASELINE = /pgloader|rclone|pipe|baseline|bare|raw|driver|sdk|psql|peer/i
+const BASELINE = /pgloader|rclone|pipe|baseline|bare|raw|driver|sdk|psql|peer|target/i
 
 /** Our peak RSS in a report, MB: the largest `peakRss...` figure outside the baselines. */
 function peakRssMB(value, path = []) {
@@ -162,7 +162,8 @@ const rows = [
 ]
 for (const [name, result] of Object.entries(results).sort(([a], [b]) => a.localeCompare(b))) {
   const when = result.at ?? at
-  const rss = result.peakRssMB === undefined ? '' : result.peakRssMB.toFixed(0)
+  const peak = peakRssMB(result.report)
+  const rss = peak === undefined ? '' : peak.toFixed(0)
   const load = result.loadBefore === undefined ? 'not recorded' : String(result.loadBefore)
   if (result.ratios.length === 0)
     rows.push(
