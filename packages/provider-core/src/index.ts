@@ -71,7 +71,7 @@ export {
   objectListing,
   partitionObjectKeys,
 } from './object-store.js'
-export { itemsFromPages, type Page } from './paged-items.js'
+export { type ColumnPusher, columnBatches, itemsFromPages, type Page } from './paged-items.js'
 export {
   canonicalJson,
   Destination,

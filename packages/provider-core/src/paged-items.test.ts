@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { itemsFromPages, type Page } from './paged-items.js'
+import type { ReadItem } from './contract.js'
+import { COLUMNS_WIRE, type RecordData, type SqlValue } from './data.js'
+import { columnBatches, itemsFromPages, type Page } from './paged-items.js'
 
 function source(pages: number[][], log: string[]) {
   return async function* (): AsyncGenerator<Page<number, { n: number }>, void, undefined> {
@@ -77,3 +79,87 @@ describe('itemsFromPages', () => {
     expect(log).toEqual(['finally'])
   })
 })
+
+describe('columnBatches', () => {
+  const build = (row: number) => ({
+    data: { kind: 'record' as const, values: { n: row } },
+    context: { n: row },
+  })
+  async function* pages(list: number[][], pauseMs = 0) {
+    for (const rows of list) {
+      if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs))
+      yield { rows, build }
+    }
+  }
+  const prepare = () => ({
+    names: ['n', 'double'],
+    push: (row: number, columns: SqlValue[][]) => {
+      columns[0]!.push(row)
+      columns[1]!.push(row * 2)
+      return 10
+    },
+  })
+  const shape = (items: ReadItem[]) =>
+    items.map((i) => [(i.data as RecordData).wire!.values, i.context])
+
+  it('cuts at maxRows and at maxBytes, each batch with its last row context, whatever the pages', async () => {
+    const byRows = await collectAll(
+      columnBatches(
+        pages([
+          [1, 2, 3],
+          [4, 5],
+        ]),
+        prepare,
+        { format: COLUMNS_WIRE, maxRows: 2, maxBytes: 1000 },
+      ),
+    )
+    expect(shape(byRows)).toEqual([
+      [
+        [
+          [1, 2],
+          [2, 4],
+        ],
+        { n: 2 },
+      ],
+      [
+        [
+          [3, 4],
+          [6, 8],
+        ],
+        { n: 4 },
+      ],
+      [[[5], [10]], { n: 5 }],
+    ])
+    const byBytes = await collectAll(
+      columnBatches(pages([[1, 2, 3, 4, 5]]), prepare, {
+        format: COLUMNS_WIRE,
+        maxRows: 100,
+        maxBytes: 30,
+      }),
+    )
+    expect(byBytes.map((i) => (i.data as RecordData).wire!.rows)).toEqual([3, 2])
+    expect(
+      await collectAll(
+        columnBatches(pages([]), prepare, { format: COLUMNS_WIRE, maxRows: 2, maxBytes: 10 }),
+      ),
+    ).toEqual([])
+  })
+
+  it('ends a batch older than maxAgeMs with the first row of the next page', async () => {
+    const items = await collectAll(
+      columnBatches(pages([[1, 2], [3], [4]], 30), prepare, {
+        format: COLUMNS_WIRE,
+        maxRows: 100,
+        maxBytes: 1000,
+        maxAgeMs: 20,
+      }),
+    )
+    expect(items.map((i) => (i.data as RecordData).wire!.rows)).toEqual([3, 1])
+  })
+})
+
+async function collectAll<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = []
+  for await (const item of iterable) out.push(item)
+  return out
+}

@@ -1,4 +1,6 @@
 import { abortReason } from './abort.js'
+import type { ReadItem, WireReadOptions } from './contract.js'
+import { COLUMNS_WIRE, type SqlValue } from './data.js'
 
 /** Raw rows of one page, and the function that turns one into an item. */
 export interface Page<TRow, TItem> {
@@ -84,4 +86,68 @@ export function itemsFromPages<TRow, TItem>(
     },
   }
   return iterator
+}
+
+/** How a source puts one raw row into its column arrays; returns the row's size in bytes of source text. */
+export type ColumnPusher<TRow> = (row: TRow, columns: SqlValue[][]) => number
+
+/**
+ * `nvisy-columns` batches from pages of raw rows: each row pushed onto one array per column
+ * (`prepare`, called at the first page, names the columns and compiles the pusher), a batch
+ * cut at `maxRows` rows, about `maxBytes` bytes of source text, or with the first row of a
+ * page that arrives after `maxAgeMs`, and carrying its last row's context (the page's `build`
+ * applied to that row, so the contexts are the row-by-row read's).
+ */
+export async function* columnBatches<TRow, TContext>(
+  pages: AsyncIterable<Page<TRow, ReadItem<TContext>>>,
+  prepare: () => { names: readonly string[]; push: ColumnPusher<TRow> },
+  wire: WireReadOptions,
+): AsyncGenerator<ReadItem<TContext>, void, undefined> {
+  const maxRows = Math.max(1, Math.floor(wire.maxRows))
+  const maxBytes = Math.max(1, Math.floor(wire.maxBytes))
+  const maxAgeMs = wire.maxAgeMs ?? Number.POSITIVE_INFINITY
+  let shape: { names: readonly string[]; push: ColumnPusher<TRow> } | undefined
+  let columns: SqlValue[][] = []
+  let rows = 0
+  let bytes = 0
+  let since = 0
+  let last: TRow | undefined
+  let build: ((row: TRow) => ReadItem<TContext>) | undefined
+  const cut = (): ReadItem<TContext> => {
+    const names = shape!.names
+    const item: ReadItem<TContext> = {
+      data: {
+        kind: 'record',
+        values: {},
+        wire: { format: COLUMNS_WIRE, columns: names, rows, values: columns },
+      },
+      context: build!(last as TRow).context,
+    }
+    columns = names.map((): SqlValue[] => [])
+    rows = 0
+    bytes = 0
+    return item
+  }
+  for await (const page of pages) {
+    if (!shape) {
+      shape = prepare()
+      columns = shape.names.map((): SqlValue[] => [])
+    }
+    const push = shape.push
+    build = page.build
+    const now = Date.now()
+    if (rows === 0) since = now
+    let late = now - since >= maxAgeMs
+    for (const row of page.rows) {
+      bytes += push(row, columns)
+      rows++
+      last = row
+      if (late || rows >= maxRows || bytes >= maxBytes) {
+        late = false
+        since = now
+        yield cut()
+      }
+    }
+  }
+  if (rows > 0) yield cut()
 }

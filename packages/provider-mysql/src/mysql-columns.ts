@@ -1,8 +1,9 @@
 import {
   COLUMNS_WIRE,
+  type ColumnPusher,
+  columnBatches,
   type ReadItem,
   type ReadOptions,
-  type SqlValue,
   type WireOffer,
   type WireReadOptions,
 } from '@nvisy/provider-core'
@@ -33,7 +34,7 @@ export async function columnsOffer(
   }
 }
 
-type Pusher = (row: unknown[], columns: SqlValue[][]) => number
+type Pusher = ColumnPusher<unknown[]>
 
 /**
  * A row-to-columns function compiled once per read, as the row builder is: each output
@@ -56,7 +57,7 @@ function compilePusher(plan: ReadPlan): Pusher {
   return compile(plan.decoders) as Pusher
 }
 
-/** Read a stream in `nvisy-columns` items (see above). */
+/** Read a stream in `nvisy-columns` batches (see above). */
 export async function* readColumns(
   client: MysqlClient,
   stream: MysqlStream,
@@ -64,48 +65,9 @@ export async function* readColumns(
   wire: WireReadOptions,
 ): AsyncGenerator<ReadItem<MysqlContext>, void, undefined> {
   const plan = await planRead(client, stream, options.signal)
-  const names = plan.names.slice(0, plan.outputCount)
-  const push = compilePusher(plan)
-  const maxRows = Math.max(1, Math.floor(wire.maxRows))
-  const maxBytes = Math.max(1, Math.floor(wire.maxBytes))
-  const maxAgeMs = wire.maxAgeMs ?? Number.POSITIVE_INFINITY
-  const fresh = () => names.map((): SqlValue[] => [])
-  let columns = fresh()
-  let rows = 0
-  let bytes = 0
-  let since = 0
-  let last: unknown[] | undefined
-  let build: ((row: unknown[]) => ReadItem<MysqlContext>) | undefined
-  const cut = (): ReadItem<MysqlContext> => {
-    const item: ReadItem<MysqlContext> = {
-      data: {
-        kind: 'record',
-        values: {},
-        wire: { format: COLUMNS_WIRE, columns: names, rows, values: columns },
-      },
-      context: build!(last!).context,
-    }
-    columns = fresh()
-    rows = 0
-    bytes = 0
-    return item
-  }
-  for await (const page of readPages(client, stream, options, plan)) {
-    build = page.build
-    const now = Date.now()
-    if (rows === 0) since = now
-    // A batch that has waited long enough ends with this page's first row.
-    let late = now - since >= maxAgeMs
-    for (const row of page.rows) {
-      bytes += push(row, columns)
-      rows++
-      last = row
-      if (late || rows >= maxRows || bytes >= maxBytes) {
-        late = false
-        since = now
-        yield cut()
-      }
-    }
-  }
-  if (rows > 0) yield cut()
+  yield* columnBatches(
+    readPages(client, stream, options, plan),
+    () => ({ names: plan.names.slice(0, plan.outputCount), push: compilePusher(plan) }),
+    wire,
+  )
 }

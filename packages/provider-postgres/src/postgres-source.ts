@@ -1,6 +1,7 @@
 import {
   abortReason,
-  COLUMNS_WIRE,
+  type ColumnPusher,
+  columnBatches,
   itemsFromPages,
   type Page,
   ProviderError,
@@ -280,7 +281,7 @@ export function readTable(
 
 type Row = (string | null)[]
 
-type Pusher = (row: Row, columns: SqlValue[][]) => number
+type Pusher = ColumnPusher<Row>
 
 /**
  * The row-to-columns function of one read, compiled once like the row builder: each output
@@ -312,10 +313,9 @@ function compilePusher(plan: ReadPlan): Pusher {
 
 /**
  * Read in `nvisy-columns` batches: the same pages and values as `readTable`, pushed into one
- * array per column, cut at `maxRows` rows, about `maxBytes` bytes of text or with the first
- * row of a page read after `maxAgeMs`, each with its last row's context.
+ * array per column (core's `columnBatches` cuts them and gives each its last row's context).
  */
-export async function* readColumns(
+export function readColumns(
   deps: SourceDeps,
   stream: PostgresStream,
   schema: string,
@@ -323,56 +323,14 @@ export async function* readColumns(
   wire: WireReadOptions,
   signal: AbortSignal,
 ): AsyncGenerator<ReadItem<PostgresContext>, void, undefined> {
-  const maxRows = Math.max(1, Math.floor(wire.maxRows))
-  const maxBytes = Math.max(1, Math.floor(wire.maxBytes))
-  const maxAgeMs = wire.maxAgeMs ?? Number.POSITIVE_INFINITY
   let plan: ReadPlan | undefined
-  let push: Pusher | undefined
-  let names: string[] = []
-  let columns: SqlValue[][] = []
-  let rows = 0
-  let bytes = 0
-  let since = 0
-  let last: Row | undefined
-  let build: RowBuilder | undefined
-  const cut = (): ReadItem<PostgresContext> => {
-    const item: ReadItem<PostgresContext> = {
-      data: {
-        kind: 'record',
-        values: {},
-        wire: { format: COLUMNS_WIRE, columns: names, rows, values: columns },
-      },
-      context: build!(last!).context,
-    }
-    columns = names.map((): SqlValue[] => [])
-    rows = 0
-    bytes = 0
-    return item
-  }
-  for await (const page of readPages(deps, stream, schema, after, signal, (p) => {
-    plan = p
-  })) {
-    if (!push) {
-      push = compilePusher(plan!)
-      names = plan!.output.map((f) => f.name)
-      columns = names.map((): SqlValue[] => [])
-    }
-    build = page.build
-    const now = Date.now()
-    if (rows === 0) since = now
-    let late = now - since >= maxAgeMs
-    for (const row of page.rows) {
-      bytes += push(row, columns)
-      rows++
-      last = row
-      if (late || rows >= maxRows || bytes >= maxBytes) {
-        late = false
-        since = now
-        yield cut()
-      }
-    }
-  }
-  if (rows > 0) yield cut()
+  return columnBatches(
+    readPages(deps, stream, schema, after, signal, (p) => {
+      plan = p
+    }),
+    () => ({ names: plan!.output.map((f) => f.name), push: compilePusher(plan!) }),
+    wire,
+  )
 }
 
 /** The pages of a read, each with the row builder; the connection is released in `finally`. */
