@@ -68,9 +68,9 @@ function trackRss() {
  * Child process: read the source through the provider, COPY-append every batch, one write in
  * flight. `--path wire` passes the COPY text through (what a PostgreSQL -> PostgreSQL append
  * of the same column types does by default); `--path rows` decodes and encodes every row.
+ * Prints the rows written, wall and CPU time, peak RSS and heap as JSON.
  */
 async function runProvider() {
-  if (path === 'wire') return runProviderWire()
   const { postgresProvider } = await import(
     pathToFileURL(join(packageDir, 'dist', 'index.js')).href
   )
@@ -82,26 +82,7 @@ async function runProvider() {
   const signal = new AbortController().signal
   const started = process.hrtime.bigint()
   const cpuStart = process.cpuUsage()
-  let batch = []
-  let inFlight = Promise.resolve()
-  let written = 0
-  const flush = async (items) => {
-    const result = await connection.write({ table: 'target_provider', mode: 'append' }, items, {
-      signal,
-    })
-    if (result.failed.length > 0) throw result.failed[0].error
-    written += result.written
-  }
-  for await (const item of connection.read({ table: 'orders', pageSize: batchSize }, { signal })) {
-    batch.push(item.data)
-    if (batch.length >= batchSize) {
-      await inFlight
-      inFlight = flush(batch)
-      batch = []
-    }
-  }
-  await inFlight
-  if (batch.length > 0) await flush(batch)
+  const written = await (path === 'wire' ? copyWire : copyRows)(connection, signal)
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   const cpu = process.cpuUsage(cpuStart)
   await connection.close()
@@ -116,24 +97,37 @@ async function runProvider() {
   )
 }
 
-/** The pass-through path: items of `batchSize` rows of COPY text, written as they are. */
-async function runProviderWire() {
-  const { postgresProvider } = await import(
-    pathToFileURL(join(packageDir, 'dist', 'index.js')).href
-  )
-  const stopRss = trackRss()
-  const connection = await postgresProvider.connect({
-    credentials: { url },
-    params: { schema, poolSize: 2 },
-  })
-  const signal = new AbortController().signal
-  const started = process.hrtime.bigint()
-  const cpuStart = process.cpuUsage()
+const SINK = { table: 'target_provider', mode: 'append' }
+
+/** The decoded path: records read, batched by `batchSize`, written. */
+async function copyRows(connection, signal) {
+  let batch = []
+  let inFlight = Promise.resolve()
+  let written = 0
+  const flush = async (items) => {
+    const result = await connection.write(SINK, items, { signal })
+    if (result.failed.length > 0) throw result.failed[0].error
+    written += result.written
+  }
+  for await (const item of connection.read({ table: 'orders', pageSize: batchSize }, { signal })) {
+    batch.push(item.data)
+    if (batch.length >= batchSize) {
+      await inFlight
+      inFlight = flush(batch)
+      batch = []
+    }
+  }
+  await inFlight
+  if (batch.length > 0) await flush(batch)
+  return written
+}
+
+/** The pass-through path: items of COPY text, written as they are. */
+async function copyWire(connection, signal) {
   const format = 'postgresql-copy-text'
-  const sink = { table: 'target_provider', mode: 'append' }
   const offer = await connection.wireOffer({ table: 'orders' }, format)
   if ('reason' in offer) throw new Error(`no pass-through offer: ${offer.reason}`)
-  const answer = await connection.acceptWire(sink, offer)
+  const answer = await connection.acceptWire(SINK, offer)
   if (!answer.accepted) throw new Error(`pass-through refused: ${answer.reason}`)
   let inFlight = Promise.resolve()
   let written = 0
@@ -141,24 +135,13 @@ async function runProviderWire() {
   const wire = { format, maxRows: 1_000_000, maxBytes: 8 * 1024 * 1024, maxAgeMs: 1000 }
   for await (const item of connection.read({ table: 'orders' }, { signal, wire })) {
     await inFlight
-    inFlight = connection.write(sink, [item.data], { signal, wire: format }).then((result) => {
+    inFlight = connection.write(SINK, [item.data], { signal, wire: format }).then((result) => {
       if (result.failed.length > 0) throw result.failed[0].error
       written += result.written
     })
   }
   await inFlight
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9
-  const cpu = process.cpuUsage(cpuStart)
-  await connection.close()
-  process.stdout.write(
-    JSON.stringify({
-      rows: written,
-      seconds,
-      cpuSeconds: (cpu.user + cpu.system) / 1e6,
-      peakRssBytes: stopRss(),
-      peakHeapBytes: stopRss.peakHeap(),
-    }),
-  )
+  return written
 }
 
 function psql(sql) {

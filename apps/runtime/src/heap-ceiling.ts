@@ -73,9 +73,8 @@ export async function runUnderHeapCeiling(
   const worker = new Worker(new URL('./cli-worker.js', import.meta.url), {
     workerData: data,
     // A young generation of 48 MB: per-row objects die young, and a larger nursery lets them
-    // die there instead of being promoted into the capped old space. 64 MB peaked at 254-257
-    // MB of RSS on the 1M-row MySQL -> PostgreSQL benchmark (batches by column), 48 MB at 208
-    // MB for the same speed, 32 MB at 226 MB with 15% more CPU.
+    // die there instead of being promoted into the capped old space; a larger one adds RSS
+    // without speed, a smaller one costs CPU (bench/peers-pgloader, see the README's Memory).
     resourceLimits: {
       maxOldGenerationSizeMb: ceilingMb,
       maxYoungGenerationSizeMb: YOUNG_GENERATION_MB,

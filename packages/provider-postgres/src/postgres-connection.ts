@@ -184,31 +184,12 @@ export class PostgresConnection
       wire?: WireReadOptions | undefined
     },
   ) {
-    if (options.wire?.format === COLUMNS_WIRE)
-      return readColumns(
-        { acquire: this.acquire },
-        stream,
-        stream.schema ?? this.schema,
-        options.after,
-        options.wire,
-        options.signal,
-      )
-    if (options.wire)
-      return readWire(
-        { acquire: this.acquire },
-        stream,
-        stream.schema ?? this.schema,
-        options.after,
-        options.wire,
-        options.signal,
-      )
-    return readTable(
-      { acquire: this.acquire },
-      stream,
-      stream.schema ?? this.schema,
-      options.after,
-      options.signal,
-    )
+    const deps = { acquire: this.acquire }
+    const schema = stream.schema ?? this.schema
+    const { after, wire, signal } = options
+    if (!wire) return readTable(deps, stream, schema, after, signal)
+    const read = wire.format === COLUMNS_WIRE ? readColumns : readWire
+    return read(deps, stream, schema, after, wire, signal)
   }
 
   partition(stream: PostgresStream, options: PartitionOptions) {
