@@ -193,7 +193,16 @@ function runOurs() {
   return timed(
     'ours',
     process.execPath,
-    [cli, 'run', join(work, 'pipeline.json'), '--no-resume', '--checkpoints', 'checkpoints.json'],
+    [
+      // Node flags for our side alone, e.g. NVISY_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'
+      ...(process.env.NVISY_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      cli,
+      'run',
+      join(work, 'pipeline.json'),
+      '--no-resume',
+      '--checkpoints',
+      'checkpoints.json',
+    ],
     {
       ...process.env,
       NVISY_BENCH_MYSQL_PASSWORD: my.password,

@@ -243,6 +243,8 @@ function runOurs(mode) {
     'ours',
     process.execPath,
     [
+      // Node flags for our side alone, e.g. NVISY_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'
+      ...(process.env.NVISY_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
       cli,
       'run',
       join(work, `pipeline-${mode}.json`),

@@ -314,7 +314,7 @@ export class PostgresConnection
     }
   }
 
-  /** Whether the destination takes the offered COPY text as it is (same columns, same types, append). */
+  /** Whether the destination takes the offered rows as they are (COPY text: same columns and types; nvisy-columns: columns that exist). */
   async acceptWire(
     stream: PostgresSinkStream,
     offer: WireOffer,
@@ -324,7 +324,17 @@ export class PostgresConnection
     const schema = stream.schema ?? this.schema
     const client = await this.acquire()
     try {
-      return acceptWire(await this.#table(client, schema, stream.table, true), stream, offer)
+      const table = await this.#table(client, schema, stream.table, true)
+      // An upsert passes COPY text through a temporary staging table: the role must be
+      // allowed to create one in this database.
+      const temporary =
+        (stream.mode ?? 'upsert') === 'append' ||
+        (
+          await client.query<{ ok: boolean }>(
+            "SELECT has_database_privilege(current_database(), 'TEMPORARY') AS ok",
+          )
+        ).rows[0]?.ok === true
+      return acceptWire(table, stream, offer, { temporary })
     } finally {
       client.release()
     }

@@ -256,21 +256,24 @@ interface Statement {
   values(rows: readonly { values: (string | null)[] }[]): (string | null)[]
 }
 
+/** The ON CONFLICT clause of an upsert of `columns` by `keys`: the other columns are updated. */
+function onConflict(columns: readonly string[], keys: readonly string[]): string {
+  const updates = columns.filter((c) => !keys.includes(c))
+  return (
+    `ON CONFLICT (${keys.map(quoteIdent).join(', ')}) ` +
+    (updates.length === 0
+      ? 'DO NOTHING'
+      : `DO UPDATE SET ${updates.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}`)
+  )
+}
+
 function insertStatement(
   table: TableInfo,
   columns: readonly string[],
   keys: readonly string[] | undefined,
 ): Statement {
   const target = `INSERT INTO ${qualifiedName(table.schema, table.table)} (${columns.map(quoteIdent).join(', ')}) VALUES `
-  let conflict = ''
-  if (keys) {
-    const updates = columns.filter((c) => !keys.includes(c))
-    conflict =
-      ` ON CONFLICT (${keys.map(quoteIdent).join(', ')}) ` +
-      (updates.length === 0
-        ? 'DO NOTHING'
-        : `DO UPDATE SET ${updates.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}`)
-  }
+  const conflict = keys ? ` ${onConflict(columns, keys)}` : ''
   const texts = new Map<number, string>()
   return {
     text(rowCount) {
@@ -633,10 +636,51 @@ async function copyBytes(
   )
 }
 
+/** The temporary table an upsert of COPY text is staged in, for one transaction. */
+const STAGE = 'pg_temp.nvisy_upsert_stage'
+
+/**
+ * How a batch's COPY text is written. An append copies it into the table. An upsert copies
+ * it into a temporary staging table with the destination's column types (created for the
+ * transaction, `ON COMMIT DROP`; no constraints, so a missing column's default and the
+ * table's own checks apply at the move), then moves it with one INSERT ... SELECT ... ON
+ * CONFLICT that also empties the stage, so a batch written again in parts under savepoints
+ * stages each part alone. Keys repeated within one statement make PostgreSQL refuse it (a
+ * data error): the parts are then split until each key stands alone, in order, so the last
+ * row wins, as in the row-by-row upsert.
+ */
+function wireWriter(
+  client: PoolClient,
+  table: TableInfo,
+  columns: readonly string[],
+  stream: PostgresSinkStream,
+): ((chunks: readonly Uint8Array[]) => Promise<void>) & { staged: boolean } {
+  const target = qualifiedName(table.schema, table.table)
+  const list = columns.map(quoteIdent).join(', ')
+  if ((stream.mode ?? 'upsert') === 'append') {
+    const sql = `COPY ${target} (${list}) FROM STDIN`
+    return Object.assign((chunks: readonly Uint8Array[]) => copyBytes(client, sql, chunks), {
+      staged: false,
+    })
+  }
+  const keys = conflictKeys(table, stream)
+  const create = `CREATE TEMPORARY TABLE IF NOT EXISTS ${STAGE} ON COMMIT DROP AS SELECT ${list} FROM ${target} WITH NO DATA`
+  const copy = `COPY ${STAGE} (${list}) FROM STDIN`
+  const move = `WITH staged AS (DELETE FROM ${STAGE} RETURNING ${list}) INSERT INTO ${target} (${list}) SELECT ${list} FROM staged ${onConflict(columns, keys)}`
+  return Object.assign(
+    async (chunks: readonly Uint8Array[]) => {
+      await client.query(create)
+      await copyBytes(client, copy, chunks)
+      await client.query(move)
+    },
+    { staged: true },
+  )
+}
+
 /**
  * Write items of wire text (`postgresql-copy-text`, from a PostgreSQL source whose columns
- * have the destination's types, `acceptWire`) with one COPY, as they are, the offset in the
- * same transaction. When the server refuses a row's data, the batch is written again in
+ * have the destination's types, `acceptWire`) with one COPY, as they are (an upsert through
+ * a staging table, `wireWriter`), the offset in the same transaction. When the server refuses a row's data, the batch is written again in
  * parts of rows under savepoints until the refused rows stand alone: each is reported with
  * its item's index and the row as a record, and the rest of the batch commits with the offset.
  */
@@ -677,16 +721,12 @@ export async function writeWireBatch(
       checkColumns(table, columns)
     }
     const offsetsTable = offset ? await deps.offsets(client, schema, stream) : undefined
-    const sql = `COPY ${qualifiedName(table.schema, table.table)} (${columns.map(quoteIdent).join(', ')}) FROM STDIN`
-    const explicit = offset !== undefined
+    const write = wireWriter(client, table, columns, stream)
+    // An upsert's staging table lives for one transaction.
+    const explicit = offset !== undefined || write.staged
     try {
       if (explicit) await client.query('BEGIN')
-      if (items.length > 0)
-        await copyBytes(
-          client,
-          sql,
-          items.map((wire) => wire.bytes),
-        )
+      if (items.length > 0) await write(items.map((wire) => wire.bytes))
       await commitOffset(client, offsetsTable, offset)
       if (explicit) await client.query('COMMIT')
       return { written: total, failed: [] }
@@ -701,12 +741,7 @@ export async function writeWireBatch(
     await bisectInTransaction(
       client,
       wireLines(items),
-      (part) =>
-        copyBytes(
-          client,
-          sql,
-          part.map((l) => l.line),
-        ),
+      (part) => write(part.map((l) => l.line)),
       (line, error) => {
         const classified = classifyPostgresError(error)
         const message = classified?.message ?? String((error as Error)?.message ?? error)

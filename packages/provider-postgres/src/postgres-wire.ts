@@ -87,14 +87,17 @@ export async function wireOffer(
 
 /**
  * `acceptWire`: COPY text is taken as it is when every offered column exists with the same
- * type (domains by their base type) and the sink appends (upserts go through INSERT ... ON
- * CONFLICT, row by row); `nvisy-columns` batches when every column exists (their values are
- * encoded per destination column as records are, in either mode).
+ * type (domains by their base type). An append copies it into the table; an upsert copies it
+ * into a temporary staging table and moves it with INSERT ... SELECT ... ON CONFLICT, so the
+ * conflict keys must be among the offered columns and the role must be allowed to create a
+ * temporary table (`temporary`). `nvisy-columns` batches are taken when every column exists
+ * (their values are encoded per destination column as records are, in either mode).
  */
 export function acceptWire(
   table: TableInfo,
   stream: PostgresSinkStream,
   offer: WireOffer,
+  { temporary }: { temporary: boolean } = { temporary: true },
 ): WireAnswer {
   const refuse = (reason: string): WireAnswer => ({ accepted: false, reason })
   if (offer.format === COLUMNS_WIRE) {
@@ -107,8 +110,17 @@ export function acceptWire(
   if (offer.format !== COPY_TEXT) return refuse(`format ${JSON.stringify(offer.format)}`)
   if (offer.schema.system !== 'postgres')
     return refuse(`the rows come from ${offer.schema.system}, not PostgreSQL`)
-  if ((stream.mode ?? 'upsert') !== 'append')
-    return refuse('mode "upsert" writes with INSERT ... ON CONFLICT; pass-through needs "append"')
+  if ((stream.mode ?? 'upsert') !== 'append') {
+    const keys = stream.keys ?? table.primaryKey
+    if (keys.length === 0) return refuse('mode "upsert" without conflict keys')
+    const missing = keys.find((key) => !offer.columns.includes(key))
+    if (missing !== undefined)
+      return refuse(`the conflict key ${JSON.stringify(missing)} is not among the offered columns`)
+    if (!temporary)
+      return refuse(
+        'mode "upsert" stages COPY text in a temporary table, and this role may not create one (TEMPORARY privilege)',
+      )
+  }
   if (offer.columns.length !== offer.schema.columns.length)
     return refuse('the offer does not describe every column')
   for (const [i, name] of offer.columns.entries()) {

@@ -1,9 +1,10 @@
 // The executor's prepare step and exactly-once appends against a real PostgreSQL: the
 // destination is created from the source's described columns, and a crash (abort, with the
 // later checkpoints lost) then a resume leaves an append-mode target equal to the source,
-// compared by PostgreSQL's own md5 over every row. Appends between tables of the same column
-// types pass the COPY text through (no value decoded): exact, resumable from the middle of a
-// row-by-row batch, and a row the destination refuses fails alone, dead-lettered as a record.
+// compared by PostgreSQL's own md5 over every row. Copies between tables of the same column
+// types pass the COPY text through (no value decoded; an upsert through a staging table):
+// exact, resumable from the middle of a row-by-row batch, and a row the destination refuses
+// fails alone, dead-lettered as a record.
 import { randomBytes } from 'node:crypto'
 import { memoryLogger } from '@nvisy/provider-core'
 import { postgresProvider } from '@nvisy/provider-postgres'
@@ -149,7 +150,81 @@ describe.skipIf(skip)('executor against PostgreSQL', () => {
     expect(saves).toBeLessThanOrEqual(5)
   })
 
-  it('passThrough: false decodes every row; an upsert or a column of another type is not passed through as text, says why, and goes by column', async () => {
+  it('an upsert passes COPY text through a staging table: rows already there are updated, others kept, exact by md5', async () => {
+    await db.query(`CREATE TABLE ${schema}.wire_merge (LIKE ${schema}.source INCLUDING ALL)`)
+    // Every tenth source row is there already with other values, and rows the source lacks.
+    await db.query(`INSERT INTO ${schema}.wire_merge (id, amount, note)
+      SELECT i, -1, 'stale' FROM generate_series(10, ${ROWS}, 10) AS i
+      UNION ALL SELECT ${ROWS} + i, 42, 'kept' FROM generate_series(1, 50) AS i`)
+    const logger = memoryLogger()
+    const { summary } = await runPipeline(
+      world,
+      copy(`wire-merge-${schema}`, 'wire_merge', { mode: 'upsert' }),
+      { logger },
+    )
+    expect(summary.status, JSON.stringify(summary.error)).toBe('completed')
+    expect(passedThrough(logger), whyNot(logger)).toBe(true)
+    expect(summary.stats.nodes.dst?.items).toBe(ROWS)
+    expect(await digest('wire_merge', `id <= ${ROWS}`)).toEqual(await digest('source'))
+    const kept = await db.query(
+      `SELECT count(*)::int AS n FROM ${schema}.wire_merge WHERE id > ${ROWS} AND amount = 42 AND note = 'kept'`,
+    )
+    expect(kept.rows[0].n).toBe(50)
+    // Nothing of the staging table is left in the session for the next batch or user.
+    const staged = await db.query(
+      "SELECT count(*)::int AS n FROM pg_class WHERE relname = 'nvisy_upsert_stage' AND relpersistence = 't'",
+    )
+    expect(staged.rows[0].n).toBe(0)
+  })
+
+  it('an upsert passed through with keys repeated in a batch keeps the last row of each key, as row by row does', async () => {
+    await db.query(
+      `CREATE TABLE ${schema}.repeats (id bigint PRIMARY KEY, k int NOT NULL, note text)`,
+    )
+    await db.query(
+      `INSERT INTO ${schema}.repeats SELECT i, i % 37, 'row ' || i FROM generate_series(1, 1000) AS i`,
+    )
+    const target = (name: string) =>
+      db.query(`CREATE TABLE ${schema}.${name} (id bigint, k int PRIMARY KEY, note text)`)
+    await target('repeats_text')
+    await target('repeats_rows')
+    const run = async (into: string, options: Record<string, unknown>) => {
+      const logger = memoryLogger()
+      const { summary } = await runPipeline(
+        world,
+        {
+          id: `repeats-${into}-${schema}`,
+          nodes: [
+            node('src', 'source', { table: 'repeats', pageSize: 250 }),
+            {
+              ...node('dst', 'sink', { table: into, mode: 'upsert', keys: ['k'] }),
+              batch: { maxItems: 100 },
+            },
+          ],
+          edges: [{ from: 'src', to: 'dst' }],
+          options,
+        } as Pipeline,
+        { logger },
+      )
+      expect(summary.status, JSON.stringify(summary.error)).toBe('completed')
+      return logger
+    }
+    expect(passedThrough(await run('repeats_text', {}))).toBe(true)
+    expect(passedThrough(await run('repeats_rows', { passThrough: false }))).toBe(false)
+    const keyed = (table: string) =>
+      db
+        .query(
+          `SELECT count(*)::int AS n, md5(string_agg(t::text, ',' ORDER BY k)) AS md5 FROM ${schema}.${table} t`,
+        )
+        .then((r) => r.rows[0])
+    const last = await db.query(
+      `SELECT count(*)::int AS n, md5(string_agg(t::text, ',' ORDER BY k)) AS md5 FROM (SELECT DISTINCT ON (k) id, k, note FROM ${schema}.repeats ORDER BY k, id DESC) t`,
+    )
+    expect(await keyed('repeats_text')).toEqual(last.rows[0])
+    expect(await keyed('repeats_rows')).toEqual(last.rows[0])
+  })
+
+  it('passThrough: false decodes every row; a column of another type is not passed through as text, says why, and goes by column', async () => {
     const off = memoryLogger()
     const first = await runPipeline(
       world,
@@ -164,15 +239,21 @@ describe.skipIf(skip)('executor against PostgreSQL', () => {
     expect(byColumn(off)).toBe(false)
     expect(await digest('wire_off')).toEqual(await digest('source'))
 
-    const upsert = memoryLogger()
-    const upserted = await runPipeline(world, copy(`wire-upsert-${schema}`, 'wire_upsert'), {
-      logger: upsert,
-    })
+    // An upsert keyed by a column the source does not offer cannot be staged: by column.
+    await db.query(
+      `CREATE TABLE ${schema}.wire_keyed (LIKE ${schema}.source, tag text DEFAULT 'x')`,
+    )
+    await db.query(`ALTER TABLE ${schema}.wire_keyed ADD UNIQUE (id, tag)`)
+    const keyed = memoryLogger()
+    const upserted = await runPipeline(
+      world,
+      copy(`wire-keyed-${schema}`, 'wire_keyed', { mode: 'upsert', keys: ['id', 'tag'] }),
+      { logger: keyed },
+    )
     expect(upserted.summary.status, JSON.stringify(upserted.summary.error)).toBe('completed')
-    expect(passedThrough(upsert)).toBe(false)
-    expect(byColumn(upsert)).toBe(true)
-    expect(whyNot(upsert)).toMatch(/mode "upsert"/)
-    expect(await digest('wire_upsert')).toEqual(await digest('source'))
+    expect(passedThrough(keyed)).toBe(false)
+    expect(byColumn(keyed)).toBe(true)
+    expect(whyNot(keyed)).toContain('the conflict key "tag" is not among the offered columns')
 
     await db.query(`CREATE TABLE ${schema}.wider (LIKE ${schema}.source)`)
     await db.query(`ALTER TABLE ${schema}.wider ALTER COLUMN amount TYPE numeric(30,10)`)
@@ -235,13 +316,18 @@ describe.skipIf(skip)('executor against PostgreSQL', () => {
     expect(await digest('wire_resume')).toEqual(await digest('source'))
   })
 
-  it('a row the destination refuses fails alone: the rest commit, and the row is dead-lettered as a decoded record', async () => {
-    await db.query(`CREATE TABLE ${schema}.checked (LIKE ${schema}.source)`)
+  it.each([
+    'append',
+    'upsert',
+  ] as const)('%s: a row the destination refuses fails alone: the rest commit, and the row is dead-lettered as a decoded record', async (mode) => {
+    const checked = `checked_${mode}`
+    const refused = `refused_${mode}`
+    await db.query(`CREATE TABLE ${schema}.${checked} (LIKE ${schema}.source INCLUDING ALL)`)
     await db.query(
-      `ALTER TABLE ${schema}.checked ADD CONSTRAINT no_five_hundreds CHECK (id % 500 <> 0)`,
+      `ALTER TABLE ${schema}.${checked} ADD CONSTRAINT no_five_hundreds CHECK (id % 500 <> 0)`,
     )
-    await db.query(`CREATE TABLE ${schema}.refused (LIKE ${schema}.source INCLUDING ALL)`)
-    const pipeline = copy(`wire-refused-${schema}`, 'checked', { mode: 'append' })
+    await db.query(`CREATE TABLE ${schema}.${refused} (LIKE ${schema}.source INCLUDING ALL)`)
+    const pipeline = copy(`wire-refused-${mode}-${schema}`, checked, { mode })
     const sink = pipeline.nodes[1]!
     const logger = memoryLogger()
     const { summary, events } = await runPipeline(
@@ -251,7 +337,7 @@ describe.skipIf(skip)('executor against PostgreSQL', () => {
         nodes: [
           pipeline.nodes[0]!,
           { ...sink, deadLetter: 'dead' },
-          node('dead', 'sink', { table: 'refused', mode: 'upsert' }),
+          node('dead', 'sink', { table: refused, mode: 'upsert' }),
         ],
       } as Pipeline,
       { logger },
@@ -274,9 +360,9 @@ describe.skipIf(skip)('executor against PostgreSQL', () => {
       deadLettered: refusedIds.length,
     })
     expect(summary.stats.nodes.dst?.items).toBe(ROWS - refusedIds.length)
-    expect(await digest('checked')).toEqual(await digest('source', 'id % 500 <> 0'))
+    expect(await digest(checked)).toEqual(await digest('source', 'id % 500 <> 0'))
     // The refused rows, decoded from the COPY text, arrive at the dead-letter table exactly.
-    expect(await digest('refused')).toEqual(await digest('source', 'id % 500 = 0'))
+    expect(await digest(refused)).toEqual(await digest('source', 'id % 500 = 0'))
   })
 
   it('an append copy crashed mid-run and resumed holds every row exactly once', async () => {
