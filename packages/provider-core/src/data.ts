@@ -351,6 +351,11 @@ export interface WireRows {
    * `r`, exactly as a row-by-row read gives them.
    */
   values?: SqlValue[][] | undefined
+  /**
+   * The item's size in bytes as its source measured it (the source text of its rows), when
+   * known: what byte bounds on queues and batches count, instead of visiting every value.
+   */
+  size?: number | undefined
 }
 
 /**
@@ -570,6 +575,7 @@ export function approximateSize(data: Data): number {
 
 function wireSize(wire: WireRows): number {
   if (wire.bytes) return wire.bytes.byteLength
+  if (wire.size !== undefined) return wire.size
   let total = 0
   wire.columns.forEach((name, c) => {
     const column = wire.values?.[c] ?? []

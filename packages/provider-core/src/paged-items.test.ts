@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { ReadItem } from './contract.js'
-import { COLUMNS_WIRE, type RecordData, type SqlValue } from './data.js'
+import { approximateSize, COLUMNS_WIRE, type RecordData, type SqlValue } from './data.js'
 import { columnBatches, itemsFromPages, type Page } from './paged-items.js'
 
 function source(pages: number[][], log: string[]) {
@@ -138,6 +138,9 @@ describe('columnBatches', () => {
       }),
     )
     expect(byBytes.map((i) => (i.data as RecordData).wire!.rows)).toEqual([3, 2])
+    // Each batch carries its bytes of source text, which byte bounds count (not its values).
+    expect(byBytes.map((i) => (i.data as RecordData).wire!.size)).toEqual([30, 20])
+    expect(byBytes.map((i) => approximateSize(i.data))).toEqual([30, 20])
     expect(
       await collectAll(
         columnBatches(pages([]), prepare, { format: COLUMNS_WIRE, maxRows: 2, maxBytes: 10 }),

@@ -96,7 +96,8 @@ export type ColumnPusher<TRow> = (row: TRow, columns: SqlValue[][]) => number
  * (`prepare`, called at the first page, names the columns and compiles the pusher), a batch
  * cut at `maxRows` rows, about `maxBytes` bytes of source text, or with the first row of a
  * page that arrives after `maxAgeMs`, and carrying its last row's context (the page's `build`
- * applied to that row, so the contexts are the row-by-row read's).
+ * applied to that row, so the contexts are the row-by-row read's) and its bytes of source
+ * text as `size`.
  */
 export async function* columnBatches<TRow, TContext>(
   pages: AsyncIterable<Page<TRow, ReadItem<TContext>>>,
@@ -119,7 +120,7 @@ export async function* columnBatches<TRow, TContext>(
       data: {
         kind: 'record',
         values: {},
-        wire: { format: COLUMNS_WIRE, columns: names, rows, values: columns },
+        wire: { format: COLUMNS_WIRE, columns: names, rows, values: columns, size: bytes },
       },
       context: build!(last as TRow).context,
     }

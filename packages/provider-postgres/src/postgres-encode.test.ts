@@ -153,8 +153,22 @@ describe('encoding for the declared column type', () => {
     expect(refusal(tz, tagged('timestamptz', '2024-02-29T13:45:00.1234567Z'))).toMatch(
       /7 fractional second digits.*round it to 6/,
     )
+    // Digits past the precision are refused only when one of them is not zero.
+    expect(tz(tagged('timestamptz', '2024-02-29T13:45:00.1234560Z'))).toBe(
+      '2024-02-29T13:45:00.1234560Z',
+    )
+    expect(tz(tagged('timestamptz', '2024-02-29T13:45:00.123456+00'))).toBe(
+      '2024-02-29T13:45:00.123456+00',
+    )
     const ts0 = encoderFor(column(OID.timestamp, 0))
     expect(refusal(ts0, tagged('timestamp', '2024-02-29T13:45:00.5'))).toMatch(/round/)
+    expect(ts0(tagged('timestamp', '2024-02-29T13:45:00.000'))).toBe('2024-02-29T13:45:00.000')
+    expect(ts0(tagged('timestamp', '2024-02-29T13:45:00'))).toBe('2024-02-29T13:45:00')
+    const ts3 = encoderFor(column(OID.timestamp, 3))
+    expect(ts3(tagged('timestamp', '2024-02-29T13:45:00.123'))).toBe('2024-02-29T13:45:00.123')
+    expect(refusal(ts3, tagged('timestamp', '2024-02-29T13:45:00.1234'))).toMatch(
+      /4 fractional second digits.*round it to 3/,
+    )
     expect(ts0(tagged('timestamptz', '2024-02-29T13:45:00Z'))).toBe('2024-02-29T13:45:00')
     expect(refusal(ts0, tagged('timestamptz', '2024-02-29T13:45:00+02:00'))).toMatch(/offset/)
     const time = encoderFor(column(OID.time))

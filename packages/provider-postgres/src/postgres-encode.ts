@@ -323,7 +323,14 @@ function bitEncoder(varying: boolean, length: number): Encoder {
 const FRACTION = /:\d\d\.(\d+)/
 
 function checkFraction(value: TaggedValue, precision: number, name: string): string {
-  const m = FRACTION.exec(value.value)
+  const text = value.value
+  // The common case without a match object: no fraction, or one the column holds.
+  const dot = text.indexOf('.')
+  if (dot === -1) return text
+  let end = dot + 1
+  while (end < text.length && text.charCodeAt(end) >= 48 && text.charCodeAt(end) <= 57) end++
+  if (end - dot - 1 <= precision && text.indexOf('.', end) === -1) return text
+  const m = FRACTION.exec(text)
   if (m && m[1]!.length > precision && /[1-9]/.test(m[1]!.slice(precision))) {
     return refuse(
       value,
