@@ -7,6 +7,7 @@ import {
   type ReadOptions,
   raceAbort,
   tlsConnectOptions,
+  type WireOffer,
   type WriteOptions,
 } from '@nvisy/provider-core'
 import mysql, { type Pool, type PoolOptions } from 'mysql2/promise'
@@ -22,7 +23,7 @@ import type {
   MysqlSinkStream,
   MysqlStream,
 } from './mysql-schemas.js'
-import { writeTable } from './mysql-sink.js'
+import { acceptColumns, writeTable } from './mysql-sink.js'
 import { discoverTables, readTable } from './mysql-source.js'
 import { quoteString } from './mysql-values.js'
 
@@ -173,8 +174,14 @@ export class MysqlConnection implements Connection<MysqlStream, MysqlContext, My
     return partitionTable(this.client, stream, count, signal)
   }
 
+  /** Records, or with `options.wire` `nvisy-columns` batches: see mysql-sink. */
   write(stream: MysqlSinkStream, batch: readonly Data[], options: WriteOptions) {
     return writeTable(this.client, stream, batch, options)
+  }
+
+  /** Whether the table takes `nvisy-columns` batches of the offered columns (it has them all). */
+  acceptWire(stream: MysqlSinkStream, offer: WireOffer, { signal }: { signal: AbortSignal }) {
+    return raceAbort(acceptColumns(this.client, stream, offer, signal), signal)
   }
 
   describeStream(stream: MysqlStream, { signal }: { signal: AbortSignal }) {

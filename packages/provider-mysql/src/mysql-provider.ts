@@ -49,6 +49,7 @@ export function createMysqlProvider(options: MysqlProviderOptions = {}) {
       idempotentBy: 'primary key / unique keys (INSERT ... ON DUPLICATE KEY UPDATE)',
       prepare: true,
       offsets: true,
+      wire: [COLUMNS_WIRE],
     },
     discover: true,
     classifyError: classifyMysqlError,

@@ -1,9 +1,15 @@
 import {
+  COLUMNS_WIRE,
+  columnsRecord,
   type Data,
   ProviderError,
+  type RecordData,
   raceAbort,
   type SqlValue,
   throwIfAborted,
+  type WireAnswer,
+  type WireOffer,
+  type WireRows,
   type WriteFailure,
   type WriteOptions,
   type WriteResult,
@@ -18,7 +24,7 @@ import { type ColumnInfo, quoteId, quoteTable } from './mysql-values.js'
 
 const MAX_ROWS_PER_STATEMENT = 1000
 
-/** One encoded row: its index in the batch and its VALUES tuple. */
+/** One encoded row: its row number in the batch (see BatchRows) and its VALUES tuple. */
 interface EncodedRow {
   index: number
   tuple: string
@@ -32,8 +38,248 @@ interface RowGroup {
   rows: EncodedRow[]
 }
 
-function dataFailure(index: number, message: string, cause?: unknown): WriteFailure {
-  return { index, error: mysqlError('data', message, cause === undefined ? {} : { cause }) }
+/** A row that failed alone, by its row number in the batch (failures are reported in row order). */
+interface RowFailure {
+  row: number
+  failure: WriteFailure
+}
+
+/**
+ * Rows of a batch that name the same columns: `names` as the items give them, `columns` the
+ * destination columns they resolve to, `cell(r, c)` the value of `names[c]` in row `r`.
+ */
+interface RowShape {
+  names: readonly string[]
+  columns: ColumnInfo[]
+  rows: readonly number[]
+  cell(r: number, c: number): SqlValue | undefined
+}
+
+/**
+ * The rows of a batch to write: records (one item per row; records may name different
+ * columns, one shape per column list), or `nvisy-columns` items (many rows each, values by
+ * column, one shape), behind one accessor so both are encoded and written by the same code.
+ * Rows are numbered across the batch: for records, row r is item r.
+ */
+interface BatchRows {
+  readonly shapes: readonly RowShape[]
+  /** How a message names row `r`: `item 3`, or `row 17 of item 0` in a column batch. */
+  label(r: number): string
+  /** Row `r` failed alone: its entry in `WriteResult.failed`. */
+  failure(r: number, error: ProviderError): WriteFailure
+}
+
+function dataFailure(index: number, message: string, cause?: unknown): RowFailure {
+  return {
+    row: index,
+    failure: { index, error: mysqlError('data', message, cause === undefined ? {} : { cause }) },
+  }
+}
+
+function tableName(info: TableInfo): string {
+  return JSON.stringify(`${info.database}.${info.table}`)
+}
+
+/**
+ * The records of a batch, one shape per column list (in the order the records name them);
+ * an item that is not a record, names no column or a column the table lacks fails alone here.
+ */
+function recordRows(info: TableInfo, batch: readonly Data[], failures: RowFailure[]): BatchRows {
+  const shapes = new Map<string, RowShape & { rows: number[] }>()
+  batch.forEach((item, index) => {
+    if (item.kind !== 'record') {
+      failures.push(dataFailure(index, `item ${index} is a ${item.kind}; this sink takes records`))
+      return
+    }
+    if (item.wire) {
+      failures.push(
+        dataFailure(
+          index,
+          `item ${index} holds ${JSON.stringify(item.wire.format)} rows; this write takes decoded records`,
+        ),
+      )
+      return
+    }
+    const names = Object.keys(item.values)
+    if (names.length === 0) {
+      failures.push(dataFailure(index, `item ${index} has no values`))
+      return
+    }
+    const signature = names.join('\u0000')
+    const known = shapes.get(signature)
+    if (known) {
+      known.rows.push(index)
+      return
+    }
+    const columns = resolveColumns(info, names)
+    if (typeof columns === 'string') {
+      failures.push(dataFailure(index, `item ${index}: ${columns}`))
+      return
+    }
+    shapes.set(signature, {
+      names,
+      columns,
+      rows: [index],
+      cell: (r, c) => (batch[r] as RecordData).values[names[c]!],
+    })
+  })
+  return {
+    shapes: [...shapes.values()],
+    label: (r) => `item ${r}`,
+    failure: (r, error) => ({ index: r, error }),
+  }
+}
+
+/** A malformed `nvisy-columns` batch: a bug of whoever built it, named with the rule it breaks. */
+function malformed(path: string, rule: string, message: string): ProviderError {
+  return new ProviderError({
+    kind: 'internal',
+    providerId: 'mysql',
+    message: `malformed ${COLUMNS_WIRE} batch: ${message}`,
+    issues: [{ path, rule, message }],
+  })
+}
+
+/**
+ * The `nvisy-columns` items of a write, their shape checked: every item holds `nvisy-columns`
+ * rows, one array of values per column, each with `rows` values, and every item of the
+ * batch names the same columns.
+ */
+function columnItems(batch: readonly Data[]): WireRows[] {
+  const items: WireRows[] = []
+  batch.forEach((item, i) => {
+    const wire = item.kind === 'record' ? item.wire : undefined
+    if (!wire || wire.format !== COLUMNS_WIRE)
+      throw malformed(
+        `/batch/${i}/wire/format`,
+        'format',
+        `item ${i} ${wire ? `holds ${JSON.stringify(wire.format)} rows` : item.kind === 'record' ? 'is a decoded record' : `is a ${item.kind}`}; every item of the write must hold ${COLUMNS_WIRE} rows`,
+      )
+    if (!Array.isArray(wire.columns) || wire.columns.some((name) => typeof name !== 'string'))
+      throw malformed(
+        `/batch/${i}/wire/columns`,
+        'columns',
+        `item ${i}: wire.columns must be a list of column names`,
+      )
+    if (!Number.isSafeInteger(wire.rows) || wire.rows < 0)
+      throw malformed(
+        `/batch/${i}/wire/rows`,
+        'rows',
+        `item ${i}: wire.rows must be a count of rows (a non-negative integer)`,
+      )
+    const seen = new Set<string>()
+    const twice = wire.columns.find((name) => seen.size === seen.add(name).size)
+    if (twice !== undefined)
+      throw malformed(
+        `/batch/${i}/wire/columns`,
+        'distinct columns',
+        `item ${i} names the column ${JSON.stringify(twice)} twice`,
+      )
+    if (wire.rows > 0 && wire.columns.length === 0)
+      throw malformed(
+        `/batch/${i}/wire/columns`,
+        'columns',
+        `item ${i} holds ${wire.rows} rows but names no columns`,
+      )
+    const values = wire.values
+    if (!Array.isArray(values) || values.length !== wire.columns.length)
+      throw malformed(
+        `/batch/${i}/wire/values`,
+        'one value array per column',
+        `item ${i} has ${Array.isArray(values) ? values.length : 0} value arrays for ${wire.columns.length} columns (wire.values must hold one array per column)`,
+      )
+    values.forEach((column, c) => {
+      if (!Array.isArray(column) || column.length !== wire.rows)
+        throw malformed(
+          `/batch/${i}/wire/values/${c}`,
+          'one value per row',
+          `item ${i}: column ${JSON.stringify(wire.columns[c])} holds ${Array.isArray(column) ? column.length : 0} values for ${wire.rows} rows (each column must hold wire.rows values)`,
+        )
+    })
+    const first = items[0]
+    if (first && !sameColumns(first.columns, wire.columns))
+      throw malformed(
+        `/batch/${i}/wire/columns`,
+        'same columns',
+        `item ${i} names the columns (${wire.columns.join(', ')}) and item 0 (${first.columns.join(', ')}); every item of a batch must name the same columns`,
+      )
+    items.push(wire)
+  })
+  return items
+}
+
+function sameColumns(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((name, i) => name === b[i])
+}
+
+/**
+ * The rows of `nvisy-columns` items (checked by `columnItems`), numbered across the items: one
+ * shape. A column the table lacks, or two names of one column, is a `config` error for the
+ * batch (the runtime's `acceptWire` checks the same before it sends any). A refused row is
+ * reported with its item's index and, as `data`, the row as a record.
+ */
+function columnRows(info: TableInfo, items: readonly WireRows[]): BatchRows {
+  const names = items[0]?.columns ?? []
+  const columns = resolveColumns(info, names)
+  if (typeof columns === 'string') throw mysqlError('config', columns)
+  // Row r of the batch: row r - starts[i] of item i.
+  const starts: number[] = []
+  let count = 0
+  for (const wire of items) {
+    starts.push(count)
+    count += wire.rows
+  }
+  const locate = (r: number) => {
+    let low = 0
+    let high = starts.length - 1
+    while (low < high) {
+      const mid = (low + high + 1) >> 1
+      if (starts[mid]! <= r) low = mid
+      else high = mid - 1
+    }
+    return low
+  }
+  // Several items (not how the runtime batches them): their columns joined end to end.
+  const values =
+    items.length === 1
+      ? items[0]!.values!
+      : names.map((_, c) => {
+          const joined = new Array<SqlValue>(count)
+          for (const [i, wire] of items.entries()) {
+            const column = wire.values![c]!
+            for (let r = 0; r < wire.rows; r++) joined[starts[i]! + r] = column[r]!
+          }
+          return joined
+        })
+  const rows = new Array<number>(count)
+  for (let r = 0; r < count; r++) rows[r] = r
+  return {
+    shapes: count === 0 ? [] : [{ names, columns, rows, cell: (r, c) => values[c]![r] }],
+    label: (r) => {
+      const i = locate(r)
+      return `row ${r - starts[i]!} of item ${i}`
+    },
+    failure: (r, error) => {
+      const i = locate(r)
+      return { index: i, error, data: columnsRecord(items[i]!, r - starts[i]!) }
+    },
+  }
+}
+
+/** The destination columns `names` write to, or why they cannot be written. */
+function resolveColumns(info: TableInfo, names: readonly string[]): ColumnInfo[] | string {
+  const columns: ColumnInfo[] = []
+  const seen = new Map<ColumnInfo, string>()
+  for (const name of names) {
+    const column = findColumn(info, name)
+    if (!column) return `column ${JSON.stringify(name)} does not exist in ${tableName(info)}`
+    const other = seen.get(column)
+    if (other !== undefined)
+      return `the names ${JSON.stringify(other)} and ${JSON.stringify(name)} are both column ${JSON.stringify(column.name)} of ${tableName(info)} (MySQL column names are not case-sensitive)`
+    seen.set(column, name)
+    columns.push(column)
+  }
+  return columns
 }
 
 function statementHead(info: TableInfo, columns: readonly ColumnInfo[]): string {
@@ -70,67 +316,50 @@ function statementTail(
   return ` ON DUPLICATE KEY UPDATE ${assignments.join(', ')}`
 }
 
-/** Group the batch by column set and encode every value; rows that cannot be encoded fail here. */
-function encodeBatch(
-  info: TableInfo,
+/** Encode every value of every row for its column's declared type; a value refused fails its row alone. */
+function encodeRows(
+  rows: BatchRows,
   keys: readonly ColumnInfo[],
-  batch: readonly Data[],
-  failed: WriteFailure[],
+  failures: RowFailure[],
 ): RowGroup[] {
-  const groups = new Map<string, RowGroup>()
-  batch.forEach((item, index) => {
-    if (item.kind !== 'record') {
-      failed.push(dataFailure(index, `item ${index} is a ${item.kind}; this sink takes records`))
-      return
-    }
-    const names = Object.keys(item.values)
-    if (names.length === 0) {
-      failed.push(dataFailure(index, `item ${index} has no values`))
-      return
-    }
-    const columns: ColumnInfo[] = []
-    for (const name of names) {
-      const column = findColumn(info, name)
-      if (!column) {
-        failed.push(
-          dataFailure(
-            index,
-            `item ${index}: column ${JSON.stringify(name)} does not exist in ${JSON.stringify(`${info.database}.${info.table}`)}`,
-          ),
-        )
-        return
-      }
-      columns.push(column)
-    }
-    const literals: string[] = new Array(names.length)
-    for (let i = 0; i < names.length; i++) {
-      try {
-        literals[i] = encodeFor(columns[i]!, item.values[names[i]!] as SqlValue)
-      } catch (error) {
-        failed.push(
-          dataFailure(
-            index,
-            `item ${index}: column ${JSON.stringify(names[i])} (${columns[i]!.columnType}): ${(error as Error).message}`,
-            error,
-          ),
-        )
-        return
-      }
-    }
-    const signature = columns.map((c) => c.name).join('\u0000')
-    let group = groups.get(signature)
-    if (!group) {
-      group = { columns, rows: [] }
-      groups.set(signature, group)
-    }
+  const groups: RowGroup[] = []
+  for (const shape of rows.shapes) {
+    const { names, columns, cell } = shape
+    const count = columns.length
     const firstKey = keys[0] ? columns.indexOf(keys[0]) : -1
-    group.rows.push({
-      index,
-      tuple: `(${literals.join(', ')})`,
-      keyPresent: firstKey >= 0 && literals[firstKey] !== 'NULL',
-    })
-  })
-  return [...groups.values()]
+    const encoded: EncodedRow[] = []
+    nextRow: for (const r of shape.rows) {
+      const literals = new Array<string>(count)
+      for (let c = 0; c < count; c++) {
+        const value = cell(r, c)
+        try {
+          literals[c] = encodeFor(columns[c]!, value)
+        } catch (error) {
+          // The encoder refuses a value with an error naming its type and the rule (reading
+          // the value, outside this try, is not the row's fault).
+          failures.push({
+            row: r,
+            failure: rows.failure(
+              r,
+              mysqlError(
+                'data',
+                `${rows.label(r)}: column ${JSON.stringify(names[c])} (${columns[c]!.columnType}): ${(error as Error).message}`,
+                { cause: error },
+              ),
+            ),
+          })
+          continue nextRow
+        }
+      }
+      encoded.push({
+        index: r,
+        tuple: `(${literals.join(', ')})`,
+        keyPresent: firstKey >= 0 && literals[firstKey] !== 'NULL',
+      })
+    }
+    if (encoded.length > 0) groups.push({ columns, rows: encoded })
+  }
+  return groups
 }
 
 /** Multi-row INSERT statements, each under the row and byte limits. */
@@ -186,9 +415,12 @@ async function rollbackQuietly(connection: PoolConnection): Promise<void> {
 
 /**
  * Write a batch in one transaction: multi-row INSERTs (upserts by key), committed
- * together. When a statement fails on a row's values, the transaction is rolled back and
- * the batch replayed row by row behind savepoints, so each bad row fails alone and the
- * good rows are committed.
+ * together, with the batch's offset when it has one. The batch is records, or with
+ * `options.wire` set to `nvisy-columns` items of rows held by column (see BatchRows): the
+ * same encoding and statements either way. When a statement fails on a row's values, the
+ * transaction is rolled back and the batch replayed row by row behind savepoints, so each
+ * bad row fails alone (a row of a column batch with its item's index and the row as a
+ * record) and the good rows are committed.
  */
 export async function writeTable(
   client: MysqlClient,
@@ -198,13 +430,23 @@ export async function writeTable(
 ): Promise<WriteResult> {
   const { signal } = options
   throwIfAborted(signal)
+  if (options.wire !== undefined && options.wire !== COLUMNS_WIRE)
+    throw mysqlError(
+      'config',
+      `this sink writes decoded records or ${COLUMNS_WIRE} batches, not ${JSON.stringify(options.wire)} rows`,
+    )
+  // A column batch is checked whole before anything is written.
+  const items = options.wire === COLUMNS_WIRE ? columnItems(batch) : undefined
   const database = client.database(stream.database)
   let info = await client.tableInfo(database, stream.table, signal)
   // A column the cached metadata does not know may have been added since: look again once.
-  const unknownColumn = batch.some(
-    (item) =>
-      item.kind === 'record' && Object.keys(item.values).some((name) => !findColumn(info, name)),
-  )
+  const unknownColumn = items
+    ? (items[0]?.columns ?? []).some((name) => !findColumn(info, name))
+    : batch.some(
+        (item) =>
+          item.kind === 'record' &&
+          Object.keys(item.values).some((name) => !findColumn(info, name)),
+      )
   if (unknownColumn) info = await client.tableInfo(database, stream.table, signal, true)
   if (info.type === 'view')
     throw mysqlError(
@@ -229,8 +471,11 @@ export async function writeTable(
     )
   }
 
-  const failed: WriteFailure[] = []
-  const groups = encodeBatch(info, keys, batch, failed)
+  const failures: RowFailure[] = []
+  const rows = items ? columnRows(info, items) : recordRows(info, batch, failures)
+  const groups = encodeRows(rows, keys, failures)
+  // In row order (for records, item order); a sort keeps each row's failures in their order.
+  const failed = () => failures.sort((a, b) => a.row - b.row).map((f) => f.failure)
   const maxBytes = client.statementBytes()
   const plans = groups.map((group) => {
     const head = statementHead(info, group.columns)
@@ -239,8 +484,7 @@ export async function writeTable(
   })
   const rowCount = groups.reduce((n, g) => n + g.rows.length, 0)
   const offset = options.offset
-  if (rowCount === 0 && !offset)
-    return { written: 0, failed: failed.sort((a, b) => a.index - b.index) }
+  if (rowCount === 0 && !offset) return { written: 0, failed: failed() }
 
   const connection = await client.acquire(signal)
   let broken = false
@@ -274,7 +518,7 @@ export async function writeTable(
         }
       }
       await connection.query('COMMIT')
-      return { written: rowCount, failed: failed.sort((a, b) => a.index - b.index) }
+      return { written: rowCount, failed: failed() }
     } catch (error) {
       if (broken) throw error
       await rollbackQuietly(connection)
@@ -307,16 +551,19 @@ export async function writeTable(
                 guardColumn !== undefined &&
                 classified.message.includes(`'${guardColumn.name}'`) &&
                 row.keyPresent
-              failed.push({
-                index: row.index,
-                error: new ProviderError({
-                  kind: 'data',
-                  message: collided
-                    ? `item ${row.index}: collides with another row on a unique key other than (${keys.map((k) => k.name).join(', ')}); not overwritten`
-                    : `item ${row.index}: ${classified.message}`,
-                  code: classified.code,
-                  cause: error,
-                }),
+              failures.push({
+                row: row.index,
+                failure: rows.failure(
+                  row.index,
+                  new ProviderError({
+                    kind: 'data',
+                    message: collided
+                      ? `${rows.label(row.index)}: collides with another row on a unique key other than (${keys.map((k) => k.name).join(', ')}); not overwritten`
+                      : `${rows.label(row.index)}: ${classified.message}`,
+                    code: classified.code,
+                    cause: error,
+                  }),
+                ),
               })
             }
           }
@@ -333,7 +580,7 @@ export async function writeTable(
       await rollbackQuietly(connection)
       throw error
     }
-    return { written, failed: failed.sort((a, b) => a.index - b.index) }
+    return { written, failed: failed() }
   } finally {
     if (broken && signal.aborted) {
       // A statement may still be running on this connection: do not hand it to someone else.
@@ -342,4 +589,24 @@ export async function writeTable(
       connection.release()
     }
   }
+}
+
+/**
+ * `acceptWire`: whether the destination takes `nvisy-columns` batches with the offered
+ * columns. Their values are encoded per destination column as records' are, in either mode,
+ * so a table that has every offered column (read again, after `prepare`) takes them.
+ */
+export async function acceptColumns(
+  client: MysqlClient,
+  stream: MysqlSinkStream,
+  offer: WireOffer,
+  signal: AbortSignal,
+): Promise<WireAnswer> {
+  throwIfAborted(signal)
+  if (offer.format !== COLUMNS_WIRE)
+    return { accepted: false, reason: `format ${JSON.stringify(offer.format)}` }
+  const info = await client.tableInfo(client.database(stream.database), stream.table, signal, true)
+  if (info.type === 'view') return { accepted: false, reason: `${tableName(info)} is a view` }
+  const columns = resolveColumns(info, offer.columns)
+  return typeof columns === 'string' ? { accepted: false, reason: columns } : { accepted: true }
 }
