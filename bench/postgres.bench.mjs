@@ -67,7 +67,8 @@ function trackRss() {
 /**
  * Child process: read the source through the provider, COPY-append every batch, one write in
  * flight. `--path wire` passes the COPY text through (what a PostgreSQL -> PostgreSQL append
- * of the same column types does by default); `--path rows` decodes and encodes every row.
+ * of the same column types does by default); `--path upsert` the same into an upsert (through
+ * a staging table); `--path rows` decodes and encodes every row.
  * Prints the rows written, wall and CPU time, peak RSS and heap as JSON.
  */
 async function runProvider() {
@@ -82,7 +83,7 @@ async function runProvider() {
   const signal = new AbortController().signal
   const started = process.hrtime.bigint()
   const cpuStart = process.cpuUsage()
-  const written = await (path === 'wire' ? copyWire : copyRows)(connection, signal)
+  const written = await (path === 'rows' ? copyRows : copyWire)(connection, signal)
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   const cpu = process.cpuUsage(cpuStart)
   await connection.close()
@@ -97,7 +98,9 @@ async function runProvider() {
   )
 }
 
-const SINK = { table: 'target_provider', mode: 'append' }
+// `--path upsert` passes the COPY text through an upsert (a staging table moved by INSERT ...
+// SELECT ... ON CONFLICT) into the empty target: every row an insert through the stage.
+const SINK = { table: 'target_provider', mode: path === 'upsert' ? 'upsert' : 'append' }
 
 /** The decoded path: records read, batched by `batchSize`, written. */
 async function copyRows(connection, signal) {
@@ -272,7 +275,7 @@ async function main() {
     // Each round: the pipe, the pass-through path and the decoded path, in a rotating order;
     // each copy is checked against the source's md5 (computed by PostgreSQL) as it ends.
     const sourceMd5 = md5('orders')
-    const exact = { provider: true, decoded: true, pipe: true }
+    const exact = { provider: true, decoded: true, upsert: true, pipe: true }
     const results = []
     for (let round = 0; round < rounds; round++) {
       const sides = {
@@ -294,31 +297,43 @@ async function main() {
           exact.decoded &&= md5('target_provider') === sourceMd5
           return run
         },
+        upsert: async () => {
+          psql(`TRUNCATE "${schema}".target_provider`)
+          const run = await runChild('upsert')
+          exact.upsert &&= md5('target_provider') === sourceMd5
+          return run
+        },
       }
       const order = [
-        ['pipe', 'wire', 'rows'],
-        ['wire', 'rows', 'pipe'],
-        ['rows', 'pipe', 'wire'],
+        ['pipe', 'wire', 'rows', 'upsert'],
+        ['wire', 'upsert', 'rows', 'pipe'],
+        ['rows', 'pipe', 'upsert', 'wire'],
       ][round % 3]
       const got = {}
       for (const side of order) got[side] = await sides[side]()
       const pipeSeconds = got.pipe
       const provider = got.wire
       const decoded = got.rows
+      const upsert = got.upsert
       results.push({
         pipeSeconds,
         provider,
         decoded,
+        upsert,
         ratio: pipeSeconds / provider.seconds,
         decodedRatio: pipeSeconds / decoded.seconds,
+        upsertRatio: pipeSeconds / upsert.seconds,
       })
       console.error(
-        `round ${round + 1}/${rounds}: pipe ${pipeSeconds.toFixed(2)} s, pass-through ${provider.seconds.toFixed(2)} s (CPU ${provider.cpuSeconds.toFixed(2)} s): ${(pipeSeconds / provider.seconds).toFixed(3)}, decoded ${decoded.seconds.toFixed(2)} s (CPU ${decoded.cpuSeconds.toFixed(2)} s): ${(pipeSeconds / decoded.seconds).toFixed(3)}`,
+        `round ${round + 1}/${rounds}: pipe ${pipeSeconds.toFixed(2)} s, pass-through ${provider.seconds.toFixed(2)} s (CPU ${provider.cpuSeconds.toFixed(2)} s): ${(pipeSeconds / provider.seconds).toFixed(3)}, decoded ${decoded.seconds.toFixed(2)} s (CPU ${decoded.cpuSeconds.toFixed(2)} s): ${(pipeSeconds / decoded.seconds).toFixed(3)}, upsert passed through ${upsert.seconds.toFixed(2)} s (CPU ${upsert.cpuSeconds.toFixed(2)} s): ${(pipeSeconds / upsert.seconds).toFixed(3)}`,
       )
     }
     const median = [...results].sort((a, b) => a.ratio - b.ratio)[Math.floor(results.length / 2)]
     const { pipeSeconds, provider } = median
     const decodedMedian = [...results].sort((a, b) => a.decodedRatio - b.decodedRatio)[
+      Math.floor(results.length / 2)
+    ]
+    const upsertMedian = [...results].sort((a, b) => a.upsertRatio - b.upsertRatio)[
       Math.floor(results.length / 2)
     ]
     const mb = copyBytes / 1e6
@@ -351,6 +366,16 @@ async function main() {
           (Math.max(...results.map((r) => r.decoded.peakRssBytes)) / 1024 / 1024).toFixed(1),
         ),
       },
+      // An upsert of the same rows passing the COPY text through a staging table (into the
+      // empty target: each row inserted by INSERT ... SELECT ... ON CONFLICT).
+      upsert: {
+        seconds: Number(upsertMedian.upsert.seconds.toFixed(3)),
+        rowsPerSecond: Math.round(rows / upsertMedian.upsert.seconds),
+        cpuMicrosPerRow: Number(((upsertMedian.upsert.cpuSeconds * 1e6) / rows).toFixed(2)),
+        peakRssMB: Number(
+          (Math.max(...results.map((r) => r.upsert.peakRssBytes)) / 1024 / 1024).toFixed(1),
+        ),
+      },
       psqlPipe: {
         seconds: Number(pipeSeconds.toFixed(3)),
         rowsPerSecond: Math.round(rows / pipeSeconds),
@@ -358,12 +383,14 @@ async function main() {
       },
       ratio: Number((pipeSeconds / provider.seconds).toFixed(3)),
       decodedRatio: Number((decodedMedian.pipeSeconds / decodedMedian.decoded.seconds).toFixed(3)),
+      upsertRatio: Number((upsertMedian.pipeSeconds / upsertMedian.upsert.seconds).toFixed(3)),
       rounds: results.map((r) => ({
         pipeSeconds: Number(r.pipeSeconds.toFixed(3)),
         providerSeconds: Number(r.provider.seconds.toFixed(3)),
         providerCpuMicrosPerRow: Number(((r.provider.cpuSeconds * 1e6) / rows).toFixed(2)),
         decodedSeconds: Number(r.decoded.seconds.toFixed(3)),
         decodedCpuMicrosPerRow: Number(((r.decoded.cpuSeconds * 1e6) / rows).toFixed(2)),
+        upsertSeconds: Number(r.upsert.seconds.toFixed(3)),
       })),
       loadAverageBefore,
       loadAverage: os.loadavg().map((l) => Number(l.toFixed(1))),
@@ -375,15 +402,16 @@ async function main() {
       report.provider.peakRssMB < 256 &&
       exact.provider &&
       exact.decoded &&
+      exact.upsert &&
       exact.pipe
     // The JSON report is the last thing on stdout (bench/run.mjs reads it); the summary goes
     // to stderr so it is the last line a person sees.
     console.log(JSON.stringify(report))
     console.error(
-      `postgres (${report.table}): pass-through ${report.provider.rowsPerSecond} rows/s (${report.provider.mbPerSecond} MB/s, peak RSS ${report.provider.peakRssMB} MB) vs psql pipe ${report.psqlPipe.rowsPerSecond} rows/s: ratio ${report.ratio} (target >= ${report.targets.minimumOfPipe}); decoded ${report.decoded.rowsPerSecond} rows/s: ${report.decodedRatio}; exact ${exact.provider && exact.decoded && exact.pipe} -> ${report.pass ? 'PASS' : 'FAIL'}`,
+      `postgres (${report.table}): pass-through ${report.provider.rowsPerSecond} rows/s (${report.provider.mbPerSecond} MB/s, peak RSS ${report.provider.peakRssMB} MB) vs psql pipe ${report.psqlPipe.rowsPerSecond} rows/s: ratio ${report.ratio} (target >= ${report.targets.minimumOfPipe}); decoded ${report.decoded.rowsPerSecond} rows/s: ${report.decodedRatio}; upsert passed through ${report.upsert.rowsPerSecond} rows/s: ${report.upsertRatio}; exact ${exact.provider && exact.decoded && exact.upsert && exact.pipe} -> ${report.pass ? 'PASS' : 'FAIL'}`,
     )
     // A missed speed target is a result; a copy that is not exact is a failure.
-    if (!(exact.provider && exact.decoded && exact.pipe)) process.exitCode = 1
+    if (!(exact.provider && exact.decoded && exact.upsert && exact.pipe)) process.exitCode = 1
   } finally {
     psql(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
   }
