@@ -671,7 +671,12 @@ function wireWriter(
     return { staged: false, whole: copy, part: copy }
   }
   const keys = conflictKeys(table, stream)
-  const create = `CREATE TEMPORARY TABLE IF NOT EXISTS ${STAGE} ON COMMIT DROP AS SELECT ${list} FROM ${target} WITH NO DATA`
+  // The columns' own types (format_type), declared rather than copied from the table with a
+  // query: a role that may insert and update but not select still stages.
+  const declared = columns
+    .map((name) => `${quoteIdent(name)} ${table.byName.get(name)!.typeName}`)
+    .join(', ')
+  const create = `CREATE TEMPORARY TABLE IF NOT EXISTS ${STAGE} (${declared}) ON COMMIT DROP`
   const copy = `COPY ${STAGE} (${list}) FROM STDIN`
   // A plain INSERT ... SELECT: emptying the stage in the same statement (a DELETE ...
   // RETURNING) cost a fifth more, and a whole batch is staged once.

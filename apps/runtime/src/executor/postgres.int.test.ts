@@ -177,6 +177,47 @@ describe.skipIf(skip)('executor against PostgreSQL', () => {
     expect(staged.rows[0].n).toBe(0)
   })
 
+  it('an upsert stages columns of enum, domain, array and bounded types under hostile names, exact by md5', async () => {
+    await db.query(`CREATE TYPE ${schema}."mo""od" AS ENUM ('sad', 'ok', 'happy')`)
+    await db.query(`CREATE DOMAIN ${schema}.positive AS numeric(12,2) CHECK (VALUE > 0)`)
+    const columns = `"id ""key""" bigint PRIMARY KEY, "Mood; DROP TABLE x" ${schema}."mo""od",
+      price ${schema}.positive, tags varchar(5)[], code varchar(5), "at" timestamptz(3)`
+    await db.query(`CREATE TABLE ${schema}."odd src" (${columns})`)
+    await db.query(`CREATE TABLE ${schema}."odd ""dst""" (${columns})`)
+    await db.query(`INSERT INTO ${schema}."odd src"
+      SELECT i, (ARRAY['sad','ok','happy'])[1 + i % 3]::${schema}."mo""od", i / 100.0 + 0.01,
+        ARRAY['a' || i % 10, NULL], 'c' || i % 1000, timestamptz '2024-01-01Z' + i * interval '1.001 second'
+      FROM generate_series(1, 700) AS i`)
+    // A third of the keys are there already, with other values.
+    await db.query(`INSERT INTO ${schema}."odd ""dst"""
+      SELECT "id ""key""", 'sad', 1, NULL, 'stale', NULL FROM ${schema}."odd src" WHERE "id ""key""" % 3 = 0`)
+    const logger = memoryLogger()
+    const { summary } = await runPipeline(
+      world,
+      {
+        id: `odd-${schema}`,
+        nodes: [
+          node('src', 'source', { table: 'odd src', pageSize: 250 }),
+          {
+            ...node('dst', 'sink', { table: 'odd "dst"', mode: 'upsert' }),
+            batch: { maxItems: 300 },
+          },
+        ],
+        edges: [{ from: 'src', to: 'dst' }],
+      } as Pipeline,
+      { logger },
+    )
+    expect(summary.status, JSON.stringify(summary.error)).toBe('completed')
+    expect(passedThrough(logger), whyNot(logger)).toBe(true)
+    const sum = (table: string) =>
+      db
+        .query(
+          `SELECT count(*)::int AS n, md5(string_agg(t::text, ',' ORDER BY t."id ""key""")) AS md5 FROM ${schema}.${table} t`,
+        )
+        .then((r) => r.rows[0])
+    expect(await sum(`"odd ""dst"""`)).toEqual(await sum(`"odd src"`))
+  })
+
   it('an upsert passed through with keys repeated in a batch keeps the last row of each key, as row by row does', async () => {
     await db.query(
       `CREATE TABLE ${schema}.repeats (id bigint PRIMARY KEY, k int NOT NULL, note text)`,
