@@ -1,7 +1,13 @@
 import { type SqlValue, tagged } from '@nvisy/provider-core'
 import { describe, expect, it } from 'vitest'
 import type { ColumnInfo } from './postgres-catalog.js'
-import { encoderFor, isFloat32, parseDecimal, ValueRefused } from './postgres-encode.js'
+import {
+  encoderFor,
+  isFloat32,
+  parseDecimal,
+  plainDecimalFits,
+  ValueRefused,
+} from './postgres-encode.js'
 import { OID } from './postgres-values.js'
 
 function column(
@@ -94,6 +100,66 @@ describe('encoding for the declared column type', () => {
     const negativeScale = encoderFor(column(OID.numeric, numericTypmod(5, -2)))
     expect(negativeScale(1200n)).toBe('1200')
     expect(refusal(negativeScale, 1234n)).toMatch(/round/)
+  })
+
+  it('the allocation-free numeric(p,s) check agrees with the full decimal parse on plain decimals', () => {
+    // The full rule: digits x 10^exponent fits when exponent >= -scale and its integer digits
+    // (digits + exponent) are at most precision - scale; zero always fits.
+    const fullRule = (text: string, precision: number, scale: number) => {
+      const d = parseDecimal(text)
+      if (!d) return undefined
+      return (
+        d.digits === '' ||
+        (d.exponent >= -scale && d.digits.length + d.exponent <= precision - scale)
+      )
+    }
+    let seed = 7
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      return seed % n
+    }
+    const pieces = ['0', '00', '1', '9', '10', '120', '5', '0000', '']
+    const texts = [
+      '0',
+      '-0',
+      '+0.00',
+      '.5',
+      '5.',
+      '-.0',
+      '',
+      '+',
+      '-',
+      '.',
+      '1e3',
+      ' 1',
+      '1.2.3',
+      'NaN',
+    ]
+    for (let i = 0; i < 4000; i++) {
+      const sign = ['', '-', '+'][random(3)]!
+      const whole = Array.from({ length: random(4) }, () => pieces[random(pieces.length)]).join('')
+      const fraction = Array.from({ length: random(4) }, () => pieces[random(pieces.length)]).join(
+        '',
+      )
+      texts.push(random(4) === 0 ? `${sign}${whole}` : `${sign}${whole}.${fraction}`)
+    }
+    for (const [precision, scale] of [
+      [10, 2],
+      [4, 4],
+      [5, 0],
+      [38, 18],
+      [3, 1],
+    ] as const) {
+      for (const text of texts) {
+        const fits = plainDecimalFits(text, precision, scale)
+        const plain = /^[+-]?\d*(\.\d*)?$/.test(text) && /\d/.test(text)
+        // Never accepts what the full rule refuses; on plain decimal text, decides the same.
+        if (fits)
+          expect(fullRule(text, precision, scale), `${text} in (${precision},${scale})`).toBe(true)
+        if (plain)
+          expect(fits, `${text} in (${precision},${scale})`).toBe(fullRule(text, precision, scale))
+      }
+    }
   })
 
   it('real only from exact float32 values, double precision in shortest round-trip text', () => {

@@ -70,6 +70,38 @@ function sameDecimal(a: string, b: string): boolean {
   )
 }
 
+/**
+ * Whether plain decimal text (`[+-]digits[.digits]`) fits numeric(precision, scale) exactly,
+ * read without allocating: at most `precision - scale` integer digits after leading zeros and
+ * `scale` fraction digits before trailing zeros. False for anything else (other text, a
+ * negative scale), which the full parse below decides.
+ */
+export function plainDecimalFits(text: string, precision: number, scale: number): boolean {
+  const n = text.length
+  let i = 0
+  let c = n > 0 ? text.charCodeAt(0) : 0
+  if (c === 43 || c === 45) i = 1
+  let integer = 0
+  let digits = 0
+  for (; i < n; i++) {
+    c = text.charCodeAt(i)
+    if (c < 48 || c > 57) break
+    digits++
+    if (integer > 0 || c !== 48) integer++
+  }
+  let fraction = 0
+  if (i < n) {
+    if (c !== 46) return false
+    for (let at = 1, j = i + 1; j < n; j++, at++) {
+      c = text.charCodeAt(j)
+      if (c < 48 || c > 57) return false
+      digits++
+      if (c !== 48) fraction = at
+    }
+  }
+  return digits > 0 && scale >= 0 && integer <= precision - scale && fraction <= scale
+}
+
 /** numeric(precision, scale): refuse what the server would round or overflow. */
 function checkNumeric(
   value: SqlValue | undefined,
@@ -77,6 +109,7 @@ function checkNumeric(
   precision: number,
   scale: number,
 ): string {
+  if (plainDecimalFits(text, precision, scale)) return text
   if (/^\s*[+-]?(nan|infinity|inf)\s*$/i.test(text)) {
     if (/nan/i.test(text)) return text
     return refuse(value, `is infinite: numeric(${precision},${scale}) cannot hold infinity`)
