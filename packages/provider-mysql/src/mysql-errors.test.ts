@@ -53,3 +53,100 @@ describe('classifyMysqlError', () => {
     expect(classifyMysqlError('text')).toBeUndefined()
   })
 })
+
+describe('server messages without the values they quote', () => {
+  const canary = 'CANARY-5f3a9c1e-errors'
+  /** A mysql2 error as the driver builds it: the server's text, and the statement it ran. */
+  const serverError = (errno: number, code: string, sqlState: string, sqlMessage: string) =>
+    Object.assign(new Error(sqlMessage), {
+      errno,
+      code,
+      sqlState,
+      sqlMessage,
+      sql: `INSERT INTO t VALUES ('${canary}')`,
+    })
+
+  it.each([
+    [1062, 'ER_DUP_ENTRY', '23000', `Duplicate entry '${canary}' for key 'PRIMARY'`],
+    [
+      1062,
+      'ER_DUP_ENTRY',
+      '23000',
+      `Duplicate entry '${canary}' for key 'x'-1' for key 'uniq_email'`,
+    ],
+    [1586, 'ER_DUP_ENTRY_WITH_KEY_NAME', '23000', `Duplicate entry '${canary}' for key 'k'`],
+    [
+      1292,
+      'ER_TRUNCATED_WRONG_VALUE',
+      '22007',
+      `Incorrect date value: '${canary}' for column \`db\`.\`t\`.\`d\` at row 1`,
+    ],
+    [
+      1366,
+      'ER_TRUNCATED_WRONG_VALUE_FOR_FIELD',
+      '22007',
+      `Incorrect integer value: '${canary}' for column \`db\`.\`t\`.\`i\` at row 1`,
+    ],
+    [1292, 'ER_TRUNCATED_WRONG_VALUE', '22007', `Truncated incorrect DOUBLE value: '${canary}'`],
+    [
+      1411,
+      'ER_WRONG_VALUE_FOR_TYPE',
+      '22007',
+      `Incorrect datetime value: '${canary}' for function str_to_date`,
+    ],
+    [
+      1367,
+      'ER_ILLEGAL_VALUE_FOR_TYPE',
+      '22007',
+      `Illegal double '${canary}' value found during parsing`,
+    ],
+    [1690, 'ER_DATA_OUT_OF_RANGE', '22003', `BIGINT value is out of range in '${canary} + 1'`],
+    [
+      1064,
+      'ER_PARSE_ERROR',
+      '42000',
+      `You have an error in your SQL syntax; check the manual that corresponds to your MariaDB server version for the right syntax to use near '${canary}')' at line 1`,
+    ],
+  ])('errno %i (%s): the message and its cause keep the rule, not the value', (errno, code, state, text) => {
+    const classified = classifyMysqlError(serverError(errno, code, state, text))!
+    expect(classified.code).toBe(code)
+    expect(classified.message).toContain(String(errno))
+    expect(classified.message).not.toContain('CANARY')
+    const cause = classified.cause as Record<string, unknown> & Error
+    expect(cause).toBeInstanceOf(Error)
+    expect(cause.errno).toBe(errno)
+    expect(cause.code).toBe(code)
+    expect(cause.sqlState).toBe(state)
+    expect(
+      [cause.message, String(cause.stack), JSON.stringify(cause), String(cause.sqlMessage)].join(
+        ' ',
+      ),
+    ).not.toContain('CANARY')
+  })
+
+  it('keeps what names the row, the column and the key', () => {
+    const dup = classifyMysqlError(
+      serverError(
+        1062,
+        'ER_DUP_ENTRY',
+        '23000',
+        `Duplicate entry '${canary}' for key 'uniq_email'`,
+      ),
+    )!
+    expect(dup.message).toMatch(/^Duplicate entry \S* ?for key 'uniq_email'/)
+    const date = classifyMysqlError(
+      serverError(
+        1292,
+        'ER_TRUNCATED_WRONG_VALUE',
+        '22007',
+        `Incorrect date value: '${canary}' for column \`db\`.\`t\`.\`d\` at row 1`,
+      ),
+    )!
+    expect(date.message).toMatch(/^Incorrect date value .*for column `db`.`t`.`d` at row 1/)
+    // Messages without a quoted value pass unchanged.
+    const tooLong = classifyMysqlError(
+      serverError(1406, 'ER_DATA_TOO_LONG', '22001', "Data too long for column 'name' at row 1"),
+    )!
+    expect(tooLong.message).toBe("Data too long for column 'name' at row 1 (ER_DATA_TOO_LONG 1406)")
+  })
+})

@@ -151,20 +151,82 @@ export function mysqlErrorKind(error: unknown): ErrorKind | undefined {
   return undefined
 }
 
-/** Classify a raw mysql2 error; the core falls back to its own rules when this returns undefined. */
+/**
+ * Where the server's messages quote a value, with what replaces it: the value is left out and
+ * the rest (the rule, the column, the key, the row number) kept. A value may be personal or
+ * secret data. The patterns are greedy: a value that itself holds the text after it still
+ * ends at the message's last occurrence of that text.
+ */
+const QUOTED_VALUES: [RegExp, string][] = [
+  // 1062, 1586: Duplicate entry '<value>' for key '<key>'
+  [/Duplicate entry '[\s\S]*' for key /, 'Duplicate entry for key '],
+  // 1292, 1366, 1411: Incorrect <type> value: '<value>' for column <column> at row <n>, or
+  // ... for function <name>; Truncated incorrect <type> value: '<value>'
+  [/ value: '[\s\S]*'(?= for column | for function |$)/, ' value'],
+  // 1367: Illegal <type> '<value>' value found during parsing
+  [/Illegal (\S+) '[\s\S]*' value found/, 'Illegal $1 value found'],
+  // 1690: <TYPE> value is out of range in '<expression with its values>'
+  [/ is out of range in '[\s\S]*'$/, ' is out of range'],
+  // 1064: ... the right syntax to use near '<statement text>' at line <n>
+  [/ near '[\s\S]*' at line (\d+)$/, ' near line $1'],
+]
+
+/** A server or driver message without the values it quotes (see QUOTED_VALUES). */
+function withoutValues(message: string): string {
+  let text = message
+  for (const [pattern, replacement] of QUOTED_VALUES) text = text.replace(pattern, replacement)
+  return text
+}
+
+/**
+ * A copy of a driver error without the values it carries: mysql2 keeps the statement it ran
+ * (`sql`: every row of a multi-row INSERT) and the server's message, which may quote a value.
+ * The copy keeps what classifies and locates the error: code, errno, SQLSTATE, fatal and the
+ * stack's frames.
+ */
+function withoutValuesError(error: MysqlDriverError & object): Error {
+  const message = withoutValues(driverText(error))
+  const copy = new Error(message)
+  copy.name = error instanceof Error ? error.name : 'Error'
+  const fields: Record<string, unknown> = {}
+  if (error.code !== undefined) fields.code = error.code
+  if (error.errno !== undefined) fields.errno = error.errno
+  if (error.sqlState !== undefined) fields.sqlState = error.sqlState
+  if (error.sqlMessage !== undefined) fields.sqlMessage = withoutValues(String(error.sqlMessage))
+  if (error.fatal !== undefined) fields.fatal = error.fatal
+  Object.assign(copy, fields)
+  const stack = error instanceof Error ? error.stack : undefined
+  const frames = stack?.indexOf('\n    at ') ?? -1
+  copy.stack = `${copy.name}: ${message}${frames >= 0 ? stack!.slice(frames) : ''}`
+  return copy
+}
+
+function driverText(error: MysqlDriverError): string {
+  return error.sqlMessage ?? error.message ?? 'MySQL error'
+}
+
+/**
+ * Classify a raw mysql2 error; the core falls back to its own rules when this returns
+ * undefined. The message and the cause are the driver's without the values it carries.
+ */
 export function classifyMysqlError(error: unknown): ProviderError | undefined {
   const kind = mysqlErrorKind(error)
   if (!kind) return undefined
-  const driver = error as MysqlDriverError
+  const driver = error as MysqlDriverError & object
   const code = driver.code ?? (driver.errno !== undefined ? String(driver.errno) : undefined)
-  const detail = driver.sqlMessage ?? driver.message ?? 'MySQL error'
+  const detail = withoutValues(driverText(driver))
   const errnoText =
     driver.errno !== undefined
       ? ` (${driver.code ?? 'errno'} ${driver.errno})`
       : driver.code
         ? ` (${driver.code})`
         : ''
-  return new ProviderError({ kind, message: `${detail}${errnoText}`, code, cause: error })
+  return new ProviderError({
+    kind,
+    message: `${detail}${errnoText}`,
+    code,
+    cause: withoutValuesError(driver),
+  })
 }
 
 /** Shorthand for errors this package raises itself. */

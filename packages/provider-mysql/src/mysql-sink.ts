@@ -32,6 +32,12 @@ interface EncodedRow {
   keyPresent: boolean
 }
 
+/** One multi-row INSERT and the rows it writes. */
+interface Statement {
+  sql: string
+  rows: EncodedRow[]
+}
+
 /** Rows that share one column list, and so one INSERT statement shape. */
 interface RowGroup {
   columns: ColumnInfo[]
@@ -362,28 +368,31 @@ function encodeRows(
   return groups
 }
 
-/** Multi-row INSERT statements, each under the row and byte limits. */
+/** Multi-row INSERT statements of `rows`, in their order, each under the row and byte limits. */
 function buildStatements(
-  group: RowGroup,
+  rows: readonly EncodedRow[],
   head: string,
   tail: string,
   maxBytes: number,
-): { sql: string; rows: EncodedRow[] }[] {
-  const statements: { sql: string; rows: EncodedRow[] }[] = []
-  let rows: EncodedRow[] = []
+): Statement[] {
+  const statements: Statement[] = []
+  let current: EncodedRow[] = []
   let bytes = head.length + tail.length
   const flush = () => {
-    if (rows.length === 0) return
-    statements.push({ sql: `${head}${rows.map((r) => r.tuple).join(', ')}${tail}`, rows })
-    rows = []
+    if (current.length === 0) return
+    statements.push({
+      sql: `${head}${current.map((r) => r.tuple).join(', ')}${tail}`,
+      rows: current,
+    })
+    current = []
     bytes = head.length + tail.length
   }
-  for (const row of group.rows) {
+  for (const row of rows) {
     // String length counts UTF-16 units; *3 bounds the UTF-8 size of any BMP text.
     const size = row.tuple.length * 3 + 2
-    if (rows.length > 0 && (rows.length >= MAX_ROWS_PER_STATEMENT || bytes + size > maxBytes))
+    if (current.length > 0 && (current.length >= MAX_ROWS_PER_STATEMENT || bytes + size > maxBytes))
       flush()
-    rows.push(row)
+    current.push(row)
     bytes += size
   }
   flush()
@@ -401,7 +410,7 @@ function offsetError(error: unknown): unknown {
   return mysqlError(
     'config',
     `the offsets table refused the batch's offset (${classified.message}); it must have the columns \`key\` VARCHAR(700), \`context\` LONGTEXT, \`updated_at\` DATETIME(6); nothing of the batch was committed`,
-    { cause: error },
+    { cause: classified.cause },
   )
 }
 
@@ -413,14 +422,96 @@ async function rollbackQuietly(connection: PoolConnection): Promise<void> {
   }
 }
 
+/** How `replayBisecting` writes a part of the rows and reports a row refused alone. */
+interface Replay {
+  connection: PoolConnection
+  signal: AbortSignal
+  /** Write `part` (its multi-row INSERTs, in row order); throws what the server refused. */
+  write(part: readonly EncodedRow[]): Promise<void>
+  refused(row: EncodedRow, error: unknown): void
+}
+
+/**
+ * Inside the replay's transaction: write `rows` under a savepoint; when the server refuses
+ * them on a row's values, roll back to the savepoint and write each half the same way, until
+ * the refused rows stand alone. The parts are written in row order, so with keys repeated in a
+ * batch the last row of a key still wins. A few bad rows among n cost about 2*log2(n)
+ * statements each, not one per row. Any other error ends the replay (the batch fails).
+ *
+ * One savepoint name serves every part: a part starts after the previous one is written or
+ * rolled back, and SAVEPOINT with a name in use moves it (so none is released).
+ */
+async function replayBisecting(
+  replay: Replay,
+  rows: readonly EncodedRow[],
+  refusedWhole = false,
+): Promise<void> {
+  const { connection, signal } = replay
+  // The statement the first attempt saw refused is split at once (not sent whole again).
+  if (!refusedWhole || rows.length === 1) {
+    throwIfAborted(signal)
+    await connection.query('SAVEPOINT nvisy_part')
+    try {
+      await replay.write(rows)
+      return
+    } catch (error) {
+      if (!isDataError(error)) throw error
+      await connection.query('ROLLBACK TO SAVEPOINT nvisy_part')
+      if (rows.length === 1) {
+        replay.refused(rows[0]!, error)
+        return
+      }
+    }
+  }
+  const half = Math.ceil(rows.length / 2)
+  await replayBisecting(replay, rows.slice(0, half))
+  await replayBisecting(replay, rows.slice(half))
+}
+
+/**
+ * A row the server refused alone: its failure, naming the row and the server's reason without
+ * the values (see withoutValues). In upsert mode a NULL refused for the first key column is the
+ * guard of statementTail: the row collides with another row on a different unique key.
+ */
+function refusal(
+  rows: BatchRows,
+  row: EncodedRow,
+  error: unknown,
+  keys: readonly ColumnInfo[],
+  mode: 'upsert' | 'append',
+): RowFailure {
+  const classified = classifyMysqlError(error)!
+  const guardColumn = keys[0]
+  const collided =
+    mode === 'upsert' &&
+    (error as { errno?: number }).errno === 1048 &&
+    guardColumn !== undefined &&
+    classified.message.includes(`'${guardColumn.name}'`) &&
+    row.keyPresent
+  return {
+    row: row.index,
+    failure: rows.failure(
+      row.index,
+      new ProviderError({
+        kind: 'data',
+        message: collided
+          ? `${rows.label(row.index)}: collides with another row on a unique key other than (${keys.map((k) => k.name).join(', ')}); not overwritten`
+          : `${rows.label(row.index)}: ${classified.message}`,
+        code: classified.code,
+        cause: classified.cause,
+      }),
+    ),
+  }
+}
+
 /**
  * Write a batch in one transaction: multi-row INSERTs (upserts by key), committed
  * together, with the batch's offset when it has one. The batch is records, or with
  * `options.wire` set to `nvisy-columns` items of rows held by column (see BatchRows): the
  * same encoding and statements either way. When a statement fails on a row's values, the
- * transaction is rolled back and the batch replayed row by row behind savepoints, so each
- * bad row fails alone (a row of a column batch with its item's index and the row as a
- * record) and the good rows are committed.
+ * transaction is rolled back and the batch replayed in parts under savepoints, a refused part
+ * split in two until each bad row fails alone (see `replayBisecting`; a row of a column batch
+ * with its item's index and the row as a record) and the good rows are committed.
  */
 export async function writeTable(
   client: MysqlClient,
@@ -480,7 +571,7 @@ export async function writeTable(
   const plans = groups.map((group) => {
     const head = statementHead(info, group.columns)
     const tail = statementTail(group.columns, keys, mode)
-    return { head, tail, statements: buildStatements(group, head, tail, maxBytes) }
+    return { head, tail, statements: buildStatements(group.rows, head, tail, maxBytes) }
   })
   const rowCount = groups.reduce((n, g) => n + g.rows.length, 0)
   const offset = options.offset
@@ -498,14 +589,17 @@ export async function writeTable(
         )
       : undefined
     // Fast path: every statement in one transaction.
+    let running: Statement | undefined
     await connection.query('START TRANSACTION')
     try {
       for (const plan of plans) {
         for (const statement of plan.statements) {
           throwIfAborted(signal)
+          running = statement
           await raceAbort(connection.query(statement.sql), signal)
         }
       }
+      running = undefined
       if (offsetSql) {
         throwIfAborted(signal)
         try {
@@ -528,46 +622,25 @@ export async function writeTable(
       }
     }
 
-    // Slow path: row by row, each behind a savepoint.
+    // Slow path: the same statements again, in parts under savepoints, split where refused.
     let written = 0
     await connection.query('START TRANSACTION')
     try {
       for (const plan of plans) {
-        for (const statement of plan.statements) {
-          for (const row of statement.rows) {
-            throwIfAborted(signal)
-            await connection.query('SAVEPOINT nvisy_row')
-            try {
-              await connection.query(`${plan.head}${row.tuple}${plan.tail}`)
-              written++
-            } catch (error) {
-              if (!isDataError(error)) throw error
-              await connection.query('ROLLBACK TO SAVEPOINT nvisy_row')
-              const classified = classifyMysqlError(error)!
-              const guardColumn = keys[0]
-              const collided =
-                mode === 'upsert' &&
-                (error as { errno?: number }).errno === 1048 &&
-                guardColumn !== undefined &&
-                classified.message.includes(`'${guardColumn.name}'`) &&
-                row.keyPresent
-              failures.push({
-                row: row.index,
-                failure: rows.failure(
-                  row.index,
-                  new ProviderError({
-                    kind: 'data',
-                    message: collided
-                      ? `${rows.label(row.index)}: collides with another row on a unique key other than (${keys.map((k) => k.name).join(', ')}); not overwritten`
-                      : `${rows.label(row.index)}: ${classified.message}`,
-                    code: classified.code,
-                    cause: error,
-                  }),
-                ),
-              })
+        const replay: Replay = {
+          connection,
+          signal,
+          write: async (part) => {
+            for (const statement of buildStatements(part, plan.head, plan.tail, maxBytes)) {
+              throwIfAborted(signal)
+              await raceAbort(connection.query(statement.sql), signal)
             }
-          }
+            written += part.length
+          },
+          refused: (row, error) => failures.push(refusal(rows, row, error, keys, mode)),
         }
+        for (const statement of plan.statements)
+          await replayBisecting(replay, statement.rows, statement === running)
       }
       // The good rows and the offset commit together.
       if (offsetSql)

@@ -1,4 +1,4 @@
-import { type ColumnInfo as PortableColumn, tagged } from '@nvisy/provider-core'
+import { type ColumnInfo as PortableColumn, type SqlValue, tagged } from '@nvisy/provider-core'
 import { describe, expect, it } from 'vitest'
 import {
   durationMicros,
@@ -142,6 +142,57 @@ describe('encoding for the declared column type', () => {
     ).toThrow(/fixed length/)
     expect(() => encodeFor(column('enum', "enum('a')"), 'b')).toThrow(/not one of the ENUM/)
     expect(() => encodeFor(column('year'), 1800)).toThrow(/YEAR/)
+  })
+
+  it('never quotes the refused value: each refusal names the type and the rule only', () => {
+    const canary = 'CANARY-5f3a9c1e-types'
+    // 2^60 + 1: no double holds it, and its digits are as distinctive as the text canary.
+    const digits = 1152921504606846977n
+    const refusals: [ColumnInfo, SqlValue][] = [
+      [column('decimal', 'decimal(10,2)'), tagged('decimal', canary)],
+      [column('decimal', 'decimal(10,2)'), tagged('decimal', `1${digits}`)],
+      [column('int', 'int(11)'), tagged('decimal', canary)],
+      [column('float'), tagged('decimal', canary)],
+      [column('double'), tagged('decimal', canary)],
+      [column('double'), digits],
+      [column('float'), digits],
+      [column('bit', 'bit(4)'), tagged('bits', canary)],
+      [column('date'), tagged('timestamp', canary)],
+      [column('datetime', 'datetime(6)'), tagged('timestamp', canary)],
+      [column('datetime', 'datetime(6)'), tagged('timestamptz', `${canary}Z`)],
+      [column('timestamp', 'timestamp(6)'), tagged('timestamptz', `${canary}+02:00`)],
+      [column('datetime', 'datetime(6)'), tagged('timestamptz', `2024-01-01T${canary}+02:00`)],
+      [column('time', 'time(6)'), tagged('interval', canary)],
+      [column('time', 'time(6)'), tagged('time', `10:00:00${canary}+02:00`)],
+      [column('year'), canary],
+      [column('longtext', 'longtext', { json: true }), tagged('decimal', canary)],
+      [column('enum', "enum('a','b')"), canary],
+      [column('set', "set('a','b')"), `a,${canary}`],
+      [column('set', "set('a','b')"), ['a', canary]],
+      [column('set', "set('a','b')"), [`a,${canary}`]],
+      [column('varchar', 'varchar(10)'), [canary]],
+      [column('varbinary', 'varbinary(10)'), tagged('decimal', canary)],
+      [column('point'), canary],
+      // A type this package has no encoder for (MariaDB's UUID, INET6) goes through toLiteral.
+      [column('uuid'), tagged('decimal', canary)],
+      [column('inet6'), [`x,${canary}`]],
+      [column('inet6'), Number.NaN],
+    ]
+    const accepted: string[] = []
+    const leaks: string[] = []
+    for (const [target, value] of refusals) {
+      const label = `${target.columnType} <- ${typeof value === 'bigint' ? 'bigint' : JSON.stringify(value)}`
+      try {
+        encodeFor(target, value)
+        accepted.push(label)
+      } catch (error) {
+        const message = (error as Error).message
+        if (message.includes('CANARY') || message.includes(String(digits)))
+          leaks.push(`${label}: ${message}`)
+      }
+    }
+    expect(accepted).toEqual([])
+    expect(leaks).toEqual([])
   })
 
   it('parses decimal and duration texts exactly', () => {

@@ -270,7 +270,7 @@ export function mysqlTypeFor(column: PortableColumn, isKey: boolean): string {
 // ---------------------------------------------------------------------------------------
 // Writing: an encoder per destination column, chosen by its declared type. An encoder
 // returns the SQL literal, or throws a TypeError whose message names the value's type and
-// the rule; the sink turns it into a per-row `data` failure naming the column.
+// the rule, never the value; the sink turns it into a per-row `data` failure naming the column.
 // ---------------------------------------------------------------------------------------
 
 export type Encoder = (value: SqlValue) => string
@@ -284,9 +284,16 @@ function kindOf(value: SqlValue): string {
   return `a ${typeof value}`
 }
 
+/**
+ * The refusal of `value`: its type and the rule it breaks, never the value itself (values may
+ * be personal or secret data; a length, a digit count or a range may be named).
+ */
 function cannot(value: SqlValue, rule: string): TypeError {
   return new TypeError(`${kindOf(value)} ${rule}`)
 }
+
+const NOT_FINITE = 'that is not finite (NaN, Infinity or -Infinity) cannot be stored in MySQL'
+const NUMBER_RULE = 'digits with an optional sign, point and exponent'
 
 const NUMBER_TEXT = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/
 
@@ -353,13 +360,13 @@ function decimalEncoder(column: ColumnInfo): Encoder {
   return (value) => {
     let text: string
     if (typeof value === 'number') {
-      if (!Number.isFinite(value)) throw cannot(value, `${value} cannot be stored in MySQL`)
+      if (!Number.isFinite(value)) throw cannot(value, NOT_FINITE)
       text = String(value)
     } else if (typeof value === 'bigint') text = value.toString()
     else if (isTaggedValue(value) && value.$type === 'decimal') text = value.value
     else throw cannot(value, `cannot be stored in ${column.columnType}`)
     const parts = splitDecimal(text)
-    if (!parts) throw cannot(value, `${JSON.stringify(text)} is not a decimal number`)
+    if (!parts) throw cannot(value, `whose text is not a decimal number (${NUMBER_RULE})`)
     if (parts.int.length > precision - scale || parts.frac.length > scale)
       throw cannot(
         value,
@@ -378,14 +385,17 @@ function floatEncoder(column: ColumnInfo, bits: 32 | 64): Encoder {
     if (typeof value === 'number') n = value
     else if (isTaggedValue(value) && value.$type === 'decimal') {
       if (!splitDecimal(value.value))
-        throw cannot(value, `${JSON.stringify(value.value)} is not a number`)
+        throw cannot(value, `whose text is not a decimal number (${NUMBER_RULE})`)
       n = Number(value.value)
     } else if (typeof value === 'bigint') {
       n = Number(value)
       if (BigInt(n) !== value)
-        throw cannot(value, `${value} is not exactly representable in ${column.columnType}`)
+        throw cannot(
+          value,
+          `is not exactly representable in ${column.columnType} (more than 53 significant bits; no rounding)`,
+        )
     } else throw cannot(value, `cannot be stored in ${column.columnType}`)
-    if (!Number.isFinite(n)) throw cannot(value, `${n} cannot be stored in MySQL`)
+    if (!Number.isFinite(n)) throw cannot(value, NOT_FINITE)
     if (unsigned && n < 0)
       throw cannot(value, `that is negative cannot be stored in ${column.columnType}`)
     if (bits === 32) {
@@ -479,7 +489,7 @@ function datetimeEncoder(column: ColumnInfo): Encoder {
       if (value.$type === 'timestamp' || value.$type === 'timestamptz')
         throw cannot(
           value,
-          `${JSON.stringify(value.value)} is not a timestamp MySQL can hold (years 1000-9999)`,
+          'is not a timestamp MySQL can hold (YYYY-MM-DD hh:mm:ss with up to 6 fraction digits, years 1000-9999)',
         )
     }
     throw cannot(value, `cannot be stored in ${column.columnType}`)
@@ -532,7 +542,7 @@ function timeEncoder(column: ColumnInfo): Encoder {
       if (!parsed)
         throw cannot(
           value,
-          `${JSON.stringify(value.value)} is not a duration of fixed length (no years or months)`,
+          'is not a duration of fixed length (hh:mm:ss, ISO 8601 PnDTnHnMnS or PostgreSQL "n days hh:mm:ss"; no years or months)',
         )
       checkFraction(value, parsed.fraction, digits, column.columnType)
       const { micros } = parsed
@@ -579,24 +589,29 @@ function jsonEncoder(column: ColumnInfo): Encoder {
 function memberEncoder(column: ColumnInfo, isSet: boolean): Encoder {
   const members = enumMembers(column.nativeType ?? column.columnType)
   const known = new Map(members.map((m) => [m.toLowerCase(), m]))
-  const check = (value: SqlValue, member: string) => {
+  const kind = isSet ? 'SET' : 'ENUM'
+  // The refusal says which member (by position) is unknown, never what it holds.
+  const check = (value: SqlValue, member: string, position: number | undefined) => {
     if (!known.has(member.toLowerCase()))
       throw cannot(
         value,
-        `member ${JSON.stringify(member)} is not one of the ${isSet ? 'SET' : 'ENUM'} members of column`,
+        position === undefined
+          ? `is not one of the ${kind} members of the column`
+          : `has a member (the ${ordinal(position)}) that is not one of the ${kind} members of the column`,
       )
   }
   return (value) => {
     if (typeof value === 'string') {
       if (isSet) {
-        if (value !== '') for (const member of value.split(',')) check(value, member)
-      } else check(value, value)
+        if (value !== '')
+          for (const [i, member] of value.split(',').entries()) check(value, member, i)
+      } else check(value, value, undefined)
       return quoteString(value)
     }
     if (isSet && Array.isArray(value) && value.every((m) => typeof m === 'string')) {
-      for (const member of value as string[]) {
+      for (const [i, member] of (value as string[]).entries()) {
         if (member.includes(',')) throw cannot(value, 'of SET members cannot hold a comma')
-        check(value, member)
+        check(value, member, i)
       }
       return quoteString(value.join(','))
     }
@@ -605,6 +620,14 @@ function memberEncoder(column: ColumnInfo, isSet: boolean): Encoder {
       `cannot be stored in ${column.columnType} (a string${isSet ? ' or an array of strings' : ''})`,
     )
   }
+}
+
+/** 0 -> `1st`, 1 -> `2nd`, 10 -> `11th`. */
+function ordinal(index: number): string {
+  const n = index + 1
+  const tens = n % 100
+  const suffix = tens >= 11 && tens <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th')
+  return `${n}${suffix}`
 }
 
 function textEncoder(column: ColumnInfo): Encoder {

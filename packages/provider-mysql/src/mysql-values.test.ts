@@ -73,6 +73,27 @@ describe('toLiteral', () => {
     expect(() => toLiteral({ a: 1 } as never, undefined)).toThrow(TypeError)
   })
 
+  it('names the type and the rule of a refusal, never the value', () => {
+    const canary = 'CANARY-5f3a9c1e-values'
+    const messageOf = (fn: () => unknown) => {
+      try {
+        fn()
+      } catch (error) {
+        return (error as Error).message
+      }
+      throw new Error('not refused')
+    }
+    const messages = [
+      messageOf(() => toLiteral(tagged('decimal', canary), undefined)),
+      messageOf(() => toLiteral(tagged('decimal', `1; ${canary}`), column('uuid'))),
+      messageOf(() => toLiteral([`a,${canary}`, 'b'], undefined)),
+      messageOf(() => instantToUtcText(`2024-01-01T${canary}+02:00`)),
+      messageOf(() => cursorLiteral(`2024-01-01T${canary}+02:00`, column('timestamp'))),
+    ]
+    for (const message of messages) expect(message).not.toContain('CANARY')
+    expect(messageOf(() => toLiteral(Number.NaN, undefined))).toMatch(/not finite/)
+  })
+
   it('converts instants with an offset to UTC, keeping the fraction', () => {
     expect(instantToUtcText('2024-03-01T01:30:00.000007+02:00')).toBe('2024-02-29 23:30:00.000007')
     expect(instantToUtcText('2024-12-31T23:30:00-01:00')).toBe('2025-01-01 00:30:00')
@@ -117,8 +138,10 @@ describe('decoders', () => {
   it('refuses zero dates naming the column and row key, or reads them as null', () => {
     const c = column('date')
     const strict = decoderFor(c, { tinyint1AsBoolean: false, rowKey: () => '(id=7)' })!
-    expect(() => strict('0000-00-00', [7])).toThrow(/column "c".*"0000-00-00".*\(id=7\)/)
+    expect(() => strict('0000-00-00', [7])).toThrow(/column "c" holds a zero date.*\(id=7\)/)
     expect(() => strict('2024-00-10', [7])).toThrow(expect.objectContaining({ kind: 'data' }))
+    // The date itself (a birth date with a zero day, say) is a value: it is not quoted.
+    expect(() => strict('1985-07-00', [7])).toThrow(/^(?![\s\S]*1985)[\s\S]*zero date/)
     const lax = decoderFor(column('datetime'), { tinyint1AsBoolean: false, zeroDates: 'null' })!
     expect(lax('2024-01-00 10:00:00')).toBeNull()
     expect(lax('2024-01-01 10:00:00')).toEqual(tagged('timestamp', '2024-01-01T10:00:00'))

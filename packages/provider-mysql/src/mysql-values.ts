@@ -89,7 +89,10 @@ export function instantToUtcText(value: string): string {
   if (!offset) return text.replace('T', ' ')
   text = text.slice(0, offset.index)
   const match = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(\.\d+)?$/.exec(text)
-  if (!match) throw new TypeError(`timestamptz ${JSON.stringify(value)} is not an ISO 8601 instant`)
+  if (!match)
+    throw new TypeError(
+      'a timestamptz value is not an ISO 8601 instant (YYYY-MM-DDThh:mm:ss[.ffffff] with Z or an offset)',
+    )
   const [, y, mo, d, h, mi, s, fraction = ''] = match
   const sign = offset[1] === '-' ? -1 : 1
   const offsetMinutes = sign * (Number(offset[2]) * 60 + Number(offset[3]))
@@ -129,7 +132,8 @@ export function isGeometry(column: ColumnInfo | undefined): boolean {
 
 /**
  * The SQL literal for a value written to `column`. Throws a TypeError for a value this
- * column cannot take; the sink turns that into a per-row `data` failure.
+ * column cannot take, naming its type and the rule but never the value; the sink turns that
+ * into a per-row `data` failure.
  */
 export function toLiteral(value: SqlValue | undefined, column: ColumnInfo | undefined): string {
   if (value === null || value === undefined) return 'NULL'
@@ -137,7 +141,10 @@ export function toLiteral(value: SqlValue | undefined, column: ColumnInfo | unde
     case 'string':
       return quoteString(value)
     case 'number':
-      if (!Number.isFinite(value)) throw new TypeError(`${value} cannot be stored in MySQL`)
+      if (!Number.isFinite(value))
+        throw new TypeError(
+          'a number that is not finite (NaN, Infinity or -Infinity) cannot be stored in MySQL',
+        )
       return String(value)
     case 'bigint':
       return value.toString()
@@ -159,7 +166,7 @@ export function toLiteral(value: SqlValue | undefined, column: ColumnInfo | unde
     switch (value.$type) {
       case 'decimal':
         if (!DECIMAL.test(value.value))
-          throw new TypeError(`decimal ${JSON.stringify(value.value)} is not a number`)
+          throw new TypeError('a decimal value whose text is not a decimal number')
         return quoteString(value.value)
       case 'json':
       case 'interval':
@@ -233,7 +240,7 @@ function temporalDecoder(
       if (zero === 'null') return null
       throw mysqlError(
         'data',
-        `column ${JSON.stringify(column.name)} holds the zero date ${JSON.stringify(raw)}${row && options.rowKey ? ` in the row with key ${options.rowKey(row)}` : ''}: it is not a date any other system can hold (set the stream's zeroDates: "null" to read it as null)`,
+        `column ${JSON.stringify(column.name)} holds a zero date (its month or day is 00)${row && options.rowKey ? ` in the row with key ${options.rowKey(row)}` : ''}: it is not a date any other system can hold (set the stream's zeroDates: "null" to read it as null)`,
       )
     }
     return make(raw)
