@@ -3,6 +3,9 @@ import { Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import {
   approximateSize,
+  COLUMNS_WIRE,
+  columnsRecord,
+  columnValues,
   type Data,
   DocumentDataSchema,
   describeItem,
@@ -16,6 +19,7 @@ import {
   sqlValuesToDocument,
   sqlValueToJson,
   tagged,
+  type WireRows,
 } from './data.js'
 import * as core from './index.js'
 import { validateValue } from './schema.js'
@@ -372,5 +376,40 @@ describe('package', () => {
     ]) {
       expect(core, name).toHaveProperty(name)
     }
+  })
+})
+
+describe('columnValues and columnsRecord', () => {
+  const wire: WireRows = {
+    format: COLUMNS_WIRE,
+    columns: ['id', 'amount', 'at', 'note'],
+    rows: 2,
+    values: [
+      [1n, 2n],
+      ['12.50', null],
+      ['2024-01-01T00:00:00', '2024-01-02T00:00:00'],
+      ['a', null],
+    ],
+    tags: [undefined, 'decimal', 'timestamp'],
+  }
+
+  it('gives a tagged column text back as tagged values, other columns as they are', () => {
+    expect([0, 1].map(columnValues(wire, 1))).toEqual([tagged('decimal', '12.50'), null])
+    expect([0, 1].map(columnValues(wire, 2))).toEqual([
+      tagged('timestamp', '2024-01-01T00:00:00'),
+      tagged('timestamp', '2024-01-02T00:00:00'),
+    ])
+    // No tag (past the end of `tags`, or undefined in it): the strings are the values.
+    expect([0, 1].map(columnValues(wire, 3))).toEqual(['a', null])
+    expect([0, 1].map(columnValues(wire, 0))).toEqual([1n, 2n])
+    expect(columnsRecord(wire, 0)).toEqual({
+      kind: 'record',
+      values: {
+        id: 1n,
+        amount: tagged('decimal', '12.50'),
+        at: tagged('timestamp', '2024-01-01T00:00:00'),
+        note: 'a',
+      },
+    })
   })
 })

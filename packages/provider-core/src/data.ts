@@ -352,10 +352,32 @@ export interface WireRows {
    */
   values?: SqlValue[][] | undefined
   /**
+   * `nvisy-columns`: per column, the `$type` of a column held as text: each string `s` in
+   * `values[c]` stands for the TaggedValue `tagged(tags[c], s)` (null stays null), so a batch
+   * holds one string instead of an object per value while it waits in queues and batches.
+   * Read values with `columnValues` (or `columnsRecord`), which give SqlValues back. A column
+   * without a tag holds its SqlValues as they are.
+   */
+  tags?: readonly (TaggedValueType | undefined)[] | undefined
+  /**
    * The item's size in bytes as its source measured it (the source text of its rows), when
    * known: what byte bounds on queues and batches count, instead of visiting every value.
    */
   size?: number | undefined
+}
+
+/**
+ * Column `c` of an `nvisy-columns` batch as a function of the row: the SqlValue of row `r`
+ * (a tagged column's text tagged again, see `WireRows.tags`).
+ */
+export function columnValues(wire: WireRows, c: number): (r: number) => SqlValue {
+  const column = wire.values?.[c] ?? []
+  const tag = wire.tags?.[c]
+  if (tag === undefined) return (r) => column[r] ?? null
+  return (r) => {
+    const value = column[r]
+    return typeof value === 'string' ? { $type: tag, value } : (value ?? null)
+  }
 }
 
 /**
@@ -375,7 +397,7 @@ export function columnsRecord(wire: WireRows, row: number): RecordData {
   const values: Record<string, SqlValue> = {}
   wire.columns.forEach((name, c) => {
     Object.defineProperty(values, name, {
-      value: wire.values?.[c]?.[row] ?? null,
+      value: columnValues(wire, c)(row),
       enumerable: true,
       writable: true,
       configurable: true,

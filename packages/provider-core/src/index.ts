@@ -71,7 +71,13 @@ export {
   objectListing,
   partitionObjectKeys,
 } from './object-store.js'
-export { type ColumnPusher, columnBatches, itemsFromPages, type Page } from './paged-items.js'
+export {
+  type ColumnPusher,
+  type ColumnShape,
+  columnBatches,
+  itemsFromPages,
+  type Page,
+} from './paged-items.js'
 export {
   canonicalJson,
   Destination,

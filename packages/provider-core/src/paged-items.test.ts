@@ -138,6 +138,19 @@ describe('columnBatches', () => {
       }),
     )
     expect(byBytes.map((i) => (i.data as RecordData).wire!.rows)).toEqual([3, 2])
+    // A shape's tags travel with every batch (WireRows.tags).
+    const tagged = await collectAll(
+      columnBatches(pages([[1, 2, 3]]), () => ({ ...prepare(), tags: [undefined, 'decimal'] }), {
+        format: COLUMNS_WIRE,
+        maxRows: 2,
+        maxBytes: 1000,
+      }),
+    )
+    expect(tagged.map((i) => (i.data as RecordData).wire!.tags)).toEqual([
+      [undefined, 'decimal'],
+      [undefined, 'decimal'],
+    ])
+    expect(byRows.every((i) => (i.data as RecordData).wire!.tags === undefined)).toBe(true)
     // Each batch carries its bytes of source text, which byte bounds count (not its values).
     expect(byBytes.map((i) => (i.data as RecordData).wire!.size)).toEqual([30, 20])
     expect(byBytes.map((i) => approximateSize(i.data))).toEqual([30, 20])

@@ -1,6 +1,6 @@
 import { abortReason } from './abort.js'
 import type { ReadItem, WireReadOptions } from './contract.js'
-import { COLUMNS_WIRE, type SqlValue } from './data.js'
+import { COLUMNS_WIRE, type SqlValue, type TaggedValueType } from './data.js'
 
 /** Raw rows of one page, and the function that turns one into an item. */
 export interface Page<TRow, TItem> {
@@ -92,6 +92,16 @@ export function itemsFromPages<TRow, TItem>(
 export type ColumnPusher<TRow> = (row: TRow, columns: SqlValue[][]) => number
 
 /**
+ * The columns of a read by column: their names, the pusher, and (optionally) the tag of each
+ * column the pusher fills with the text of its tagged values (`WireRows.tags`).
+ */
+export interface ColumnShape<TRow> {
+  names: readonly string[]
+  push: ColumnPusher<TRow>
+  tags?: readonly (TaggedValueType | undefined)[] | undefined
+}
+
+/**
  * `nvisy-columns` batches from pages of raw rows: each row pushed onto one array per column
  * (`prepare`, called at the first page, names the columns and compiles the pusher), a batch
  * cut at `maxRows` rows, about `maxBytes` bytes of source text, or with the first row of a
@@ -101,13 +111,13 @@ export type ColumnPusher<TRow> = (row: TRow, columns: SqlValue[][]) => number
  */
 export async function* columnBatches<TRow, TContext>(
   pages: AsyncIterable<Page<TRow, ReadItem<TContext>>>,
-  prepare: () => { names: readonly string[]; push: ColumnPusher<TRow> },
+  prepare: () => ColumnShape<TRow>,
   wire: WireReadOptions,
 ): AsyncGenerator<ReadItem<TContext>, void, undefined> {
   const maxRows = Math.max(1, Math.floor(wire.maxRows))
   const maxBytes = Math.max(1, Math.floor(wire.maxBytes))
   const maxAgeMs = wire.maxAgeMs ?? Number.POSITIVE_INFINITY
-  let shape: { names: readonly string[]; push: ColumnPusher<TRow> } | undefined
+  let shape: ColumnShape<TRow> | undefined
   let columns: SqlValue[][] = []
   let rows = 0
   let bytes = 0
@@ -120,7 +130,14 @@ export async function* columnBatches<TRow, TContext>(
       data: {
         kind: 'record',
         values: {},
-        wire: { format: COLUMNS_WIRE, columns: names, rows, values: columns, size: bytes },
+        wire: {
+          format: COLUMNS_WIRE,
+          columns: names,
+          rows,
+          values: columns,
+          ...(shape!.tags ? { tags: shape!.tags } : {}),
+          size: bytes,
+        },
       },
       context: build!(last as TRow).context,
     }

@@ -2,8 +2,12 @@ import {
   COLUMNS_WIRE,
   type ColumnPusher,
   columnBatches,
+  isTaggedValue,
+  ProviderError,
   type ReadItem,
   type ReadOptions,
+  type SqlValue,
+  type TaggedValueType,
   type WireOffer,
   type WireReadOptions,
 } from '@nvisy/provider-core'
@@ -11,6 +15,7 @@ import type { MysqlClient } from './mysql-client.js'
 import { describeTable } from './mysql-prepare.js'
 import type { MysqlContext, MysqlStream } from './mysql-schemas.js'
 import { planRead, type ReadPlan, readPages } from './mysql-source.js'
+import { decoderTag } from './mysql-values.js'
 
 /*
  * Batches of rows held by column (`nvisy-columns`): the same keyset pages and the same
@@ -41,20 +46,35 @@ type Pusher = ColumnPusher<unknown[]>
  * column's value decoded and pushed onto its array; it returns the row's size in source
  * text (strings by length, buffers by bytes, other values as 8), for the byte bound.
  */
-function compilePusher(plan: ReadPlan): Pusher {
+function compilePusher(plan: ReadPlan, tags: readonly (TaggedValueType | undefined)[]): Pusher {
   const lines: string[] = ['let size = 0']
   for (let i = 0; i < plan.outputCount; i++) {
+    const decode = `r${i} === null ? null : d[${i}](r${i}, row)`
     lines.push(
       `const r${i} = row[${i}]`,
-      plan.decoders[i]
-        ? `cols[${i}].push(r${i} === null ? null : d[${i}](r${i}, row))`
-        : `cols[${i}].push(r${i})`,
+      !plan.decoders[i]
+        ? `cols[${i}].push(r${i})`
+        : tags[i] === undefined
+          ? `cols[${i}].push(${decode})`
+          : // A tagged column holds the text: the tagged value made here dies young.
+            `{ const v = ${decode}; cols[${i}].push(v === null ? null : v.$type === t[${i}] ? v.value : untagged(${i}, v)) }`,
       `size += typeof r${i} === 'string' ? r${i}.length : r${i} !== null && typeof r${i} === 'object' && typeof r${i}.length === 'number' ? r${i}.length : 8`,
     )
   }
   lines.push('return size')
-  const compile = new Function('d', `return function push(row, cols) {\n${lines.join('\n')}\n}`)
-  return compile(plan.decoders) as Pusher
+  const compile = new Function(
+    'd',
+    't',
+    'untagged',
+    `return function push(row, cols) {\n${lines.join('\n')}\n}`,
+  )
+  const untagged = (i: number, value: SqlValue) => {
+    throw new ProviderError({
+      kind: 'internal',
+      message: `column ${JSON.stringify(plan.names[i])} decoded to a ${isTaggedValue(value) ? `tagged ${value.$type}` : typeof value} value, not a tagged ${tags[i]}`,
+    })
+  }
+  return compile(plan.decoders, tags, untagged) as Pusher
 }
 
 /** Read a stream in `nvisy-columns` batches (see above). */
@@ -67,7 +87,16 @@ export async function* readColumns(
   const plan = await planRead(client, stream, options.signal)
   yield* columnBatches(
     readPages(client, stream, options, plan),
-    () => ({ names: plan.names.slice(0, plan.outputCount), push: compilePusher(plan) }),
+    () => {
+      const tags = plan.selected
+        .slice(0, plan.outputCount)
+        .map((column, i) => (plan.decoders[i] ? decoderTag(column) : undefined))
+      return {
+        names: plan.names.slice(0, plan.outputCount),
+        push: compilePusher(plan, tags),
+        tags: tags.some((tag) => tag !== undefined) ? tags : undefined,
+      }
+    },
     wire,
   )
 }

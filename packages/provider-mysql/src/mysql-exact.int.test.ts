@@ -302,6 +302,27 @@ describe.skipIf(skip)('mysql exact values, typed sink, prepare and offsets (issu
     const total = rowItems.length
     expect(rows.every((w, i) => w.rows === Math.min(777, total - i * 777))).toBe(true)
     expect(rows.reduce((n, w) => n + w.rows, 0)).toBe(rowItems.length)
+    // Columns of tagged values (decimal, temporal, json, bit) travel as their text, tagged
+    // again when read (WireRows.tags): no object per value waits in a batch.
+    const first = rows[0]!
+    const tags = Object.fromEntries(first.columns.map((name, c) => [name, first.tags?.[c]]))
+    expect(tags).toMatchObject({
+      dec65: 'decimal',
+      b64: 'bits',
+      j: 'json',
+      dt: 'date',
+      tm: 'interval',
+      dtm: 'timestamp',
+      ts: 'timestamptz',
+    })
+    expect(tags.vc).toBeUndefined()
+    first.columns.forEach((name, c) => {
+      if (tags[name] === undefined) return
+      expect(
+        first.values![c]!.every((v) => v === null || typeof v === 'string'),
+        `${name} held as text`,
+      ).toBe(true)
+    })
     let at = 0
     items.forEach((item, i) => {
       const wire = rows[i]!

@@ -1,6 +1,7 @@
 import {
   COLUMNS_WIRE,
   columnsRecord,
+  columnValues,
   type Data,
   ProviderError,
   type RecordData,
@@ -245,22 +246,23 @@ function columnRows(info: TableInfo, items: readonly WireRows[]): BatchRows {
     }
     return low
   }
-  // Several items (not how the runtime batches them): their columns joined end to end.
-  const values =
+  // Each column read through `columnValues` (a tagged column's text tagged again); several
+  // items (not how the runtime batches them) have their columns joined end to end.
+  const values: ((r: number) => SqlValue)[] =
     items.length === 1
-      ? items[0]!.values!
+      ? names.map((_, c) => columnValues(items[0]!, c))
       : names.map((_, c) => {
           const joined = new Array<SqlValue>(count)
           for (const [i, wire] of items.entries()) {
-            const column = wire.values![c]!
-            for (let r = 0; r < wire.rows; r++) joined[starts[i]! + r] = column[r]!
+            const read = columnValues(wire, c)
+            for (let r = 0; r < wire.rows; r++) joined[starts[i]! + r] = read(r)
           }
-          return joined
+          return (r: number) => joined[r]!
         })
   const rows = new Array<number>(count)
   for (let r = 0; r < count; r++) rows[r] = r
   return {
-    shapes: count === 0 ? [] : [{ names, columns, rows, cell: (r, c) => values[c]![r] }],
+    shapes: count === 0 ? [] : [{ names, columns, rows, cell: (r, c) => values[c]!(r) }],
     label: (r) => {
       const i = locate(r)
       return `row ${r - starts[i]!} of item ${i}`

@@ -1,4 +1,10 @@
-import { isTaggedValue, type SqlValue, type TaggedValue, tagged } from '@nvisy/provider-core'
+import {
+  isTaggedValue,
+  type SqlValue,
+  type TaggedValue,
+  type TaggedValueType,
+  tagged,
+} from '@nvisy/provider-core'
 import { mysqlError } from './mysql-errors.js'
 
 /** A column as information_schema describes it. */
@@ -244,6 +250,32 @@ function temporalDecoder(
       )
     }
     return make(raw)
+  }
+}
+
+/**
+ * The `$type` of every non-null value `decoderFor` gives for this column (they are all tagged
+ * values of that type), or undefined for a column whose values are not. A read by column
+ * holds such a column's values as their text (`WireRows.tags`).
+ */
+export function decoderTag(column: ColumnInfo): TaggedValueType | undefined {
+  if (column.json) return 'json'
+  switch (column.dataType) {
+    case 'decimal':
+    case 'numeric':
+      return 'decimal'
+    case 'bit':
+      return 'bits'
+    case 'date':
+      return 'date'
+    case 'time':
+      return 'interval'
+    case 'datetime':
+      return 'timestamp'
+    case 'timestamp':
+      return 'timestamptz'
+    default:
+      return undefined
   }
 }
 

@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises'
 import {
   COLUMNS_WIRE,
   columnsRecord,
+  columnValues,
   type Data,
   type PrepareOptions,
   type PrepareResult,
@@ -96,12 +97,14 @@ function columnRows(items: readonly WireRows[]): BatchRows {
         message: `the items of an ${COLUMNS_WIRE} batch name different columns`,
       })
   }
+  // Each column read through `columnValues` (a tagged column's text tagged again).
+  const readers = items.map((wire) => wire.columns.map((_, c) => columnValues(wire, c)))
   if (items.length === 1) {
-    const values = first.values!
+    const columns = readers[0]!
     return {
       count: first.rows,
       columns: first.columns,
-      cell: (r, c) => values[c]![r],
+      cell: (r, c) => columns[c]!(r),
       failure: (r, error) => ({ index: 0, error, data: columnsRecord(first, r) }),
     }
   }
@@ -122,7 +125,7 @@ function columnRows(items: readonly WireRows[]): BatchRows {
     columns: first.columns,
     cell: (r, c) => {
       const i = locate(r)
-      return items[i]!.values![c]![r - starts[i]!]
+      return readers[i]![c]!(r - starts[i]!)
     },
     failure: (r, error) => {
       const i = locate(r)
