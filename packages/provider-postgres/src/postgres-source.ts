@@ -25,6 +25,7 @@ import type { PostgresContext, PostgresFilter, PostgresStream } from './postgres
 import {
   arrayLiteral,
   type ColumnType,
+  columnTagText,
   converterExpression,
   converterFor,
   OID,
@@ -291,7 +292,11 @@ type Pusher = ColumnPusher<Row>
 function compilePusher(plan: ReadPlan): Pusher {
   const lines: string[] = ['let size = 0']
   plan.output.forEach((field, i) => {
-    const expression = converterExpression(field.type, `t${i}`) ?? `f[${i}](t${i})`
+    // A tagged column holds its text (WireRows.tags, see columnTags).
+    const expression =
+      columnTagText(field.type, `t${i}`)?.text ??
+      converterExpression(field.type, `t${i}`) ??
+      `f[${i}](t${i})`
     lines.push(
       `const t${i} = row[${field.index}]`,
       `if (t${i} === null || t${i} === undefined) { cols[${i}].push(null); size += 4 } else { cols[${i}].push(${expression}); size += t${i}.length }`,
@@ -328,7 +333,14 @@ export function readColumns(
     readPages(deps, stream, schema, after, signal, (p) => {
       plan = p
     }),
-    () => ({ names: plan!.output.map((f) => f.name), push: compilePusher(plan!) }),
+    () => {
+      const tags = plan!.output.map((field) => columnTagText(field.type, '')?.tag)
+      return {
+        names: plan!.output.map((f) => f.name),
+        push: compilePusher(plan!),
+        tags: tags.some((tag) => tag !== undefined) ? tags : undefined,
+      }
+    },
     wire,
   )
 }

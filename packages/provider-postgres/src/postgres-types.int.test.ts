@@ -242,6 +242,16 @@ describe.skipIf(skip)('postgres type mapping and exact copy', () => {
         Array.from({ length: w.rows }, (_, r) => columnsRecord(w, r).values),
       )
       expect(decoded).toEqual(rows.map((r) => (r.data as RecordData).values))
+      // Columns of tagged values travel as their text (WireRows.tags), tagged again when read.
+      const first = batches[0]!
+      const tagOf = (name: string) => first.tags?.[first.columns.indexOf(name)]
+      expect(tagOf('c_numeric')).toBe('decimal')
+      expect(tagOf('c_bit64')).toBe('bits')
+      expect(tagOf('c_text')).toBeUndefined()
+      expect(tagOf('c_numeric_arr')).toBeUndefined()
+      for (const [c, tag] of (first.tags ?? []).entries())
+        if (tag !== undefined)
+          expect(first.values![c]!.every((v) => v === null || typeof v === 'string')).toBe(true)
       for (const mode of ['append', 'upsert'] as const) {
         await admin.query(`TRUNCATE "${schema}".target_wire`)
         const result = await connection.write(

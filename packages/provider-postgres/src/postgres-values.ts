@@ -166,6 +166,40 @@ export function converterExpression(type: ColumnType, t: string): string | undef
   return converterFor(type) === identity ? t : undefined
 }
 
+/**
+ * For a column whose values are all tagged values of one type (numeric, dates and times,
+ * intervals, json, bit strings): that `$type` and the expression of its text from the
+ * server's text `t` (what `converterExpression` puts in `value`). A read by column holds such
+ * a column as that text (`WireRows.tags`). Undefined for other columns.
+ */
+export function columnTagText(
+  type: ColumnType,
+  t: string,
+): { tag: TaggedValue['$type']; text: string } | undefined {
+  switch (type.baseOid || type.oid) {
+    case OID.numeric:
+      return { tag: 'decimal', text: t }
+    case OID.date:
+      return { tag: 'date', text: t }
+    case OID.time:
+    case OID.timetz:
+      return { tag: 'time', text: t }
+    case OID.timestamp:
+      return { tag: 'timestamp', text: `timestampFromText(${t})` }
+    case OID.timestamptz:
+      return { tag: 'timestamptz', text: `timestamptzFromText(${t})` }
+    case OID.interval:
+      return { tag: 'interval', text: t }
+    case OID.json:
+    case OID.jsonb:
+      return { tag: 'json', text: t }
+    case OID.bit:
+    case OID.varbit:
+      return { tag: 'bits', text: t }
+  }
+  return undefined
+}
+
 /** '{1,2,NULL}' (possibly with '[1:3]=' bounds, possibly nested) to nested arrays. */
 export function parseArrayText(text: string, element: TextConverter): SqlValue[] {
   const body = text.startsWith('[') ? text.slice(text.indexOf('=') + 1) : text
