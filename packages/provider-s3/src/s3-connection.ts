@@ -22,6 +22,7 @@ import { classifyS3Error } from './s3-errors.js'
 import type { S3Context, S3Credentials, S3Params, S3SinkStream, S3Stream } from './s3-schemas.js'
 import { writeS3 } from './s3-sink.js'
 import { partitionS3, readS3 } from './s3-source.js'
+import { PartBufferPool } from './s3-upload.js'
 
 export function createS3ClientConfig(params: S3Params, credentials: S3Credentials): S3ClientConfig {
   const checksums = params.checksums ?? (params.endpoint ? 'when_required' : 'when_supported')
@@ -67,6 +68,8 @@ function sdkLogger(logger: Logger): NonNullable<S3ClientConfig['logger']> {
  */
 export class S3Connection implements Connection<S3Stream, S3Context, S3SinkStream> {
   readonly #copier: S3Copier
+  /** The sink's part buffers, reused by every object this connection streams. */
+  readonly #parts = new PartBufferPool()
 
   constructor(
     readonly client: S3Client,
@@ -168,10 +171,11 @@ export class S3Connection implements Connection<S3Stream, S3Context, S3SinkStrea
   }
 
   write(stream: S3SinkStream, batch: readonly Data[], options: WriteOptions): Promise<WriteResult> {
-    return writeS3(this.client, this.bucket, stream, batch, options, this.#copier)
+    return writeS3(this.client, this.bucket, stream, batch, options, this.#copier, this.#parts)
   }
 
   async close(): Promise<void> {
+    this.#parts.clear()
     if (this.owned) this.client.destroy()
   }
 }

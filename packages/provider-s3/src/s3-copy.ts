@@ -25,11 +25,10 @@ import {
 } from '@nvisy/provider-core'
 import { classifyS3Error } from './s3-errors.js'
 import type { S3Params, S3SinkStream, S3Stream } from './s3-schemas.js'
+import { partSizeFor } from './s3-upload.js'
 
 /** The largest object one CopyObject copies (S3's limit); larger ones are copied in parts. */
 export const MAX_SINGLE_COPY_BYTES = 5 * 1024 ** 3
-/** S3's limit on parts per multipart upload. */
-const MAX_PARTS = 10_000
 
 function endpointKey(endpoint: string | undefined): string {
   if (endpoint === undefined) return ''
@@ -231,7 +230,7 @@ export class S3Copier {
     signal: AbortSignal,
   ): Promise<void> {
     // The streamed upload's part size, grown when the object would need more than 10,000 parts.
-    const partSize = Math.max(stream.partSizeBytes, Math.ceil(size / MAX_PARTS))
+    const partSize = partSizeFor(size, stream.partSizeBytes)
     const count = Math.ceil(size / partSize)
     // A multipart upload takes its headers at creation: the source's, as CopyObject's COPY
     // directive would keep them (one HEAD per large object, pinned to the listed version).

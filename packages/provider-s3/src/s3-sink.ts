@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
-import { Upload } from '@aws-sdk/lib-storage'
 import {
   type BlobData,
   type ByteSource,
@@ -16,6 +15,13 @@ import { plainMd5, type S3Copier } from './s3-copy.js'
 import { classifyS3Error } from './s3-errors.js'
 import { encodeMetadata, metadataKeyProblem } from './s3-metadata.js'
 import type { S3SinkStream } from './s3-schemas.js'
+import {
+  type ObjectParams,
+  PartBufferPool,
+  partSizeFor,
+  uploadBytes,
+  uploadStream,
+} from './s3-upload.js'
 
 const MAX_KEY_BYTES = 1024
 
@@ -146,7 +152,9 @@ async function putBytes(
 
 /**
  * Upload a batch of blobs, `concurrency` objects at a time, each streamed through a
- * multipart upload (a single PutObject when it fits in one part). Put-by-key is
+ * multipart upload (a single PutObject when it fits in one part; see s3-upload), with part
+ * buffers from `parts` (the connection's pool; one for this batch when none is given),
+ * `partConcurrency` parts in flight per object. Put-by-key is
  * idempotent: a replayed batch overwrites each object with the same bytes. In create-only
  * mode `If-None-Match: *` makes an existing key a data failure for that blob alone.
  * Any other failure (auth, throttling, network) fails the batch so the runtime retries it.
@@ -161,6 +169,7 @@ export async function writeS3(
   batch: readonly Data[],
   options: { signal: AbortSignal; serverSideCopy?: boolean | undefined },
   copier?: S3Copier,
+  parts: PartBufferPool = new PartBufferPool(),
 ): Promise<WriteResult> {
   const { signal } = options
   const copies = options.serverSideCopy === true && stream.serverSideCopy ? copier : undefined
@@ -184,7 +193,7 @@ export async function writeS3(
         if (outcome === 'exists') return itemDataError(what, exists)
       }
       try {
-        const params = {
+        const params: ObjectParams = {
           Bucket: bucket,
           Key: key,
           ContentType: blob.contentType,
@@ -203,9 +212,11 @@ export async function writeS3(
           }
           source = resume(collected.read, collected.rest)
         }
+        const partSize = partSizeFor(blob.size, stream.partSizeBytes)
         const multipart =
-          !(source instanceof Uint8Array) &&
-          (blob.size === undefined || blob.size > stream.partSizeBytes)
+          source instanceof Uint8Array
+            ? source.byteLength > partSize
+            : blob.size === undefined || blob.size > partSize
         if (stream.createOnly && multipart) {
           // Some S3-compatible servers ignore If-None-Match on CompleteMultipartUpload; check first.
           const found = await client
@@ -223,24 +234,17 @@ export async function writeS3(
             )
           if (found) return itemDataError(what, exists)
         }
-        const body =
-          source instanceof Uint8Array ? source : Readable.from(source, { objectMode: false })
-        const upload = new Upload({
+        const settings = {
           client,
-          params: { ...params, Body: body },
-          partSize: stream.partSizeBytes,
-          queueSize: stream.partConcurrency,
-          leavePartsOnError: false,
-        })
-        const abortUpload = () => {
-          upload.abort().catch(() => {})
+          params,
+          partSize,
+          partConcurrency: stream.partConcurrency,
+          pool: parts,
+          signal: stop,
+          size: blob.size,
         }
-        stop.addEventListener('abort', abortUpload, { once: true })
-        try {
-          await upload.done()
-        } finally {
-          stop.removeEventListener('abort', abortUpload)
-        }
+        if (source instanceof Uint8Array) await uploadBytes(source, settings)
+        else await uploadStream(source, settings)
         return undefined
       } catch (raw) {
         const error = toProviderError(raw, { classify: classifyS3Error, stream: key })
