@@ -100,7 +100,7 @@ describe.skipIf(skip)('postgres partitions against PostgreSQL', () => {
     for (const part of parts) {
       // By rows: each part near a quarter. TABLESAMPLE SYSTEM samples whole pages (about 280
       // of ~1900 here), so a boundary moves by about 3% of the rows (one standard deviation,
-      // ~6000 rows); +-12 000 failed about one run in twenty. A split by value would give
+      // ~6000 rows); +-12 000 failed in a CI run (62 783 rows). A split by value would give
       // 20 000, 0, 0 and 180 000 rows.
       expect(part.length).toBeGreaterThan(200_000 / 4 - 20_000)
       expect(part.length).toBeLessThan(200_000 / 4 + 20_000)
