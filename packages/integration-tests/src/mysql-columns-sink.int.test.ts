@@ -78,6 +78,24 @@ describe.skipIf(skip)('MySQL sink by column through nvisy run', () => {
     return JSON.parse(rows[0]!.context)
   }
 
+  /**
+   * Pipeline `id` copies TRAP_TABLE of `from` into `table`, a new MySQL trap table: it
+   * completes by column, writing every row, and the copy is identical by digest.
+   */
+  async function copyByColumn(id: string, from: MysqlScratch | PgScratch, table: string) {
+    await my.createTrapTable(table)
+    const run = await runPipeline(work.dir, {
+      id,
+      nodes: [node('src', 'source', from, TRAP_TABLE), node('dst', 'sink', my, table)],
+      edges: [{ from: 'src', to: 'dst' }],
+    })
+    expect(run.code, describeRun(run)).toBe(0)
+    expect(run.summary?.status, describeRun(run)).toBe('completed')
+    expect(run.stderr + run.stdout, describeRun(run)).toContain(BY_COLUMN)
+    expect(run.summary?.stats.nodes.dst?.items, describeRun(run)).toBe(ROWS.length)
+    await expectIdentical(from, TRAP_TABLE, table)
+  }
+
   beforeAll(async () => {
     work = await scratchDir('mysql-columns')
     await Promise.all([my.create(), pgs.create()])
@@ -91,35 +109,13 @@ describe.skipIf(skip)('MySQL sink by column through nvisy run', () => {
   })
 
   it('MySQL -> MySQL (upsert into an existing table) goes by column: identical by digest, the offset of the last row committed', async () => {
-    const table = 'by column `copy`'
-    await my.createTrapTable(table)
     const id = 'my-to-my-columns'
-    const run = await runPipeline(work.dir, {
-      id,
-      nodes: [node('src', 'source', my, TRAP_TABLE), node('dst', 'sink', my, table)],
-      edges: [{ from: 'src', to: 'dst' }],
-    })
-    expect(run.code, describeRun(run)).toBe(0)
-    expect(run.summary?.status, describeRun(run)).toBe('completed')
-    expect(run.stderr + run.stdout, describeRun(run)).toContain(BY_COLUMN)
-    expect(run.summary?.stats.nodes.dst?.items, describeRun(run)).toBe(ROWS.length)
-    await expectIdentical(my, TRAP_TABLE, table)
+    await copyByColumn(id, my, 'by column `copy`')
     expect((await committedOffset(id)).values.map(String)).toEqual([LAST_KEY])
   })
 
   it('PostgreSQL -> MySQL goes by column: identical by digest', async () => {
-    const table = 'from pg by column'
-    await my.createTrapTable(table)
-    const run = await runPipeline(work.dir, {
-      id: 'pg-to-my-columns',
-      nodes: [node('src', 'source', pgs, TRAP_TABLE), node('dst', 'sink', my, table)],
-      edges: [{ from: 'src', to: 'dst' }],
-    })
-    expect(run.code, describeRun(run)).toBe(0)
-    expect(run.summary?.status, describeRun(run)).toBe('completed')
-    expect(run.stderr + run.stdout, describeRun(run)).toContain(BY_COLUMN)
-    expect(run.summary?.stats.nodes.dst?.items, describeRun(run)).toBe(ROWS.length)
-    await expectIdentical(pgs, TRAP_TABLE, table)
+    await copyByColumn('pg-to-my-columns', pgs, 'from pg by column')
   })
 
   it('a row the destination refuses fails alone and reaches the dead-letter sink exact; the rest of its batch lands', async () => {

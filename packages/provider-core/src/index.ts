@@ -53,6 +53,7 @@ export {
   toProviderError,
   type ValidationIssue,
 } from './errors.js'
+export { ItemRows } from './item-rows.js'
 export { exactNumberFields, jsonNumberParsesExactly } from './json-numbers.js'
 export { type KeyRange, partitionPlan, quantileBounds, splitAtBounds } from './key-ranges.js'
 export { type Logger, memoryLogger, redactingLogger, silentLogger } from './logger.js'

@@ -17,8 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createTestDatabase,
   mysqlSkipReason,
-  TEST_URL,
   type TestDatabase,
+  testServerOptions,
 } from './__fixtures__/mysql-test-db.js'
 import { EXACT_VALUE_OPTIONS } from './mysql-client.js'
 import { createMysqlProvider } from './mysql-provider.js'
@@ -106,13 +106,9 @@ describe.skipIf(skip)('mysql sink: refused rows isolated by halves', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase()
-    const url = new URL(TEST_URL)
     // One connection: the server's session counters are the sink's own.
     pool = mysql.createPool({
-      host: url.hostname,
-      port: url.port ? Number(url.port) : 3306,
-      user: decodeURIComponent(url.username),
-      password: decodeURIComponent(url.password),
+      ...testServerOptions(),
       database: db.name,
       connectionLimit: 1,
       ...EXACT_VALUE_OPTIONS,

@@ -3,6 +3,7 @@ import {
   columnsRecord,
   columnValues,
   type Data,
+  ItemRows,
   ProviderError,
   type RecordData,
   raceAbort,
@@ -229,23 +230,8 @@ function columnRows(info: TableInfo, items: readonly WireRows[]): BatchRows {
   const names = items[0]?.columns ?? []
   const columns = resolveColumns(info, names)
   if (typeof columns === 'string') throw mysqlError('config', columns)
-  // Row r of the batch: row r - starts[i] of item i.
-  const starts: number[] = []
-  let count = 0
-  for (const wire of items) {
-    starts.push(count)
-    count += wire.rows
-  }
-  const locate = (r: number) => {
-    let low = 0
-    let high = starts.length - 1
-    while (low < high) {
-      const mid = (low + high + 1) >> 1
-      if (starts[mid]! <= r) low = mid
-      else high = mid - 1
-    }
-    return low
-  }
+  const byItem = new ItemRows(items)
+  const count = byItem.count
   // Each column read through `columnValues` (a tagged column's text tagged again); several
   // items (not how the runtime batches them) have their columns joined end to end.
   const values: ((r: number) => SqlValue)[] =
@@ -255,7 +241,8 @@ function columnRows(info: TableInfo, items: readonly WireRows[]): BatchRows {
           const joined = new Array<SqlValue>(count)
           for (const [i, wire] of items.entries()) {
             const read = columnValues(wire, c)
-            for (let r = 0; r < wire.rows; r++) joined[starts[i]! + r] = read(r)
+            const start = byItem.start(i)
+            for (let r = 0; r < wire.rows; r++) joined[start + r] = read(r)
           }
           return (r: number) => joined[r]!
         })
@@ -264,12 +251,12 @@ function columnRows(info: TableInfo, items: readonly WireRows[]): BatchRows {
   return {
     shapes: count === 0 ? [] : [{ names, columns, rows, cell: (r, c) => values[c]!(r) }],
     label: (r) => {
-      const i = locate(r)
-      return `row ${r - starts[i]!} of item ${i}`
+      const i = byItem.locate(r)
+      return `row ${r - byItem.start(i)} of item ${i}`
     },
     failure: (r, error) => {
-      const i = locate(r)
-      return { index: i, error, data: columnsRecord(items[i]!, r - starts[i]!) }
+      const i = byItem.locate(r)
+      return { index: i, error, data: columnsRecord(items[i]!, r - byItem.start(i)) }
     },
   }
 }

@@ -5,6 +5,7 @@ import {
   columnsRecord,
   columnValues,
   type Data,
+  ItemRows,
   type PrepareOptions,
   type PrepareResult,
   ProviderError,
@@ -109,27 +110,17 @@ function columnRows(items: readonly WireRows[]): BatchRows {
     }
   }
   // Several items (not how the runtime batches them): address rows through their item.
-  const starts: number[] = []
-  let count = 0
-  for (const wire of items) {
-    starts.push(count)
-    count += wire.rows
-  }
-  const locate = (r: number) => {
-    let i = starts.length - 1
-    while (starts[i]! > r) i--
-    return i
-  }
+  const byItem = new ItemRows(items)
   return {
-    count,
+    count: byItem.count,
     columns: first.columns,
     cell: (r, c) => {
-      const i = locate(r)
-      return readers[i]![c]!(r - starts[i]!)
+      const i = byItem.locate(r)
+      return readers[i]![c]!(r - byItem.start(i))
     },
     failure: (r, error) => {
-      const i = locate(r)
-      return { index: i, error, data: columnsRecord(items[i]!, r - starts[i]!) }
+      const i = byItem.locate(r)
+      return { index: i, error, data: columnsRecord(items[i]!, r - byItem.start(i)) }
     },
   }
 }

@@ -12,6 +12,17 @@ export function mysqlSkipReason(): Promise<string | false> {
   return serviceSkipReason('MySQL/MariaDB', `${host}:${port}`, () => tcpReachable(host, port))
 }
 
+/** The test server and its login, from TEST_URL, as mysql2 connection options. */
+export function testServerOptions() {
+  const url = new URL(TEST_URL)
+  return {
+    host: url.hostname,
+    port: url.port ? Number(url.port) : 3306,
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+  }
+}
+
 export interface TestDatabase {
   name: string
   /** An admin pool on the test database, with the exact-value options. */
@@ -24,14 +35,8 @@ export interface TestDatabase {
 }
 
 export async function createTestDatabase(): Promise<TestDatabase> {
-  const url = new URL(TEST_URL)
   const name = `nvisy_${randomBytes(5).toString('hex')}`
-  const base = {
-    host: url.hostname,
-    port: url.port ? Number(url.port) : 3306,
-    user: decodeURIComponent(url.username),
-    password: decodeURIComponent(url.password),
-  }
+  const base = testServerOptions()
   const bootstrap = await mysql.createConnection(base)
   await bootstrap.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4`)
   await bootstrap.end()
