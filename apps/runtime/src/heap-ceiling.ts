@@ -1,4 +1,3 @@
-import { setFlagsFromString } from 'node:v8'
 import { Worker } from 'node:worker_threads'
 
 /**
@@ -12,23 +11,6 @@ export const DEFAULT_HEAP_CEILING_MB = 192
 
 /** The worker's young generation (V8's nursery) in MB. */
 const YOUNG_GENERATION_MB = 48
-
-/**
- * The floor under the worker's old-generation allocation limit in MB (V8's
- * `--initial-old-space-size`, which V8 keeps as the least limit it computes after a full GC).
- *
- * V8 sets the limit from the live heap (about 18 MB in an object copy, so a limit near 41 MB)
- * and counts the external memory allocated since the last full GC against it: the socket
- * chunks of a download (ArrayBuffers outside the heap, freed only by a later GC) used up that
- * slack every few MB of transfer, and a 768 MiB S3 -> S3 copy ran 58-79 full GCs, a sixth of
- * its CPU. With a 52 MB floor it ran 27-32 and took 15-25% less CPU (Node 20; Node 22 alike),
- * for about 15-20 MB more peak RSS (the garbage waits longer). Higher floors cut a little more
- * CPU but cost more RSS: 56 MB peaked at 243-257 MB and 64 MB at 251-266, against the 256 MB
- * the ceiling keeps to. A row pipeline holds more than the floor live, so its limit and RSS
- * stay as they were. Not on V8 13 (Node 24): there a floor of 56 MB cut CPU by a fifth but
- * raised the copy's peak RSS from 255 to 287 MB. See the README's Memory.
- */
-export const OLD_GENERATION_FLOOR_MB = 52
 
 /** The commands that move data for a long time and so run under the ceiling. */
 const CEILING_COMMANDS = new Set(['run', 'serve'])
@@ -66,26 +48,6 @@ export function heapCeilingMb(
   return mb
 }
 
-/**
- * The V8 flag that sets the old-generation floor for a worker under a ceiling of `ceilingMb`,
- * or undefined where it is not set: V8 13 and later (measured: more RSS than the ceiling
- * allows), a floor the user set for Node already (`--initial-old-space-size` in the node
- * options or `NODE_OPTIONS`, which wins), or a ceiling not above the floor.
- */
-export function oldGenerationFloorFlag(
-  ceilingMb: number,
-  v8Version: string,
-  env: Readonly<Record<string, string | undefined>>,
-  execArgv: readonly string[],
-): string | undefined {
-  const v8Major = Number.parseInt(v8Version, 10)
-  if (!(v8Major < 13)) return undefined
-  if (ceilingMb <= OLD_GENERATION_FLOOR_MB) return undefined
-  const nodeOptions = `${execArgv.join(' ')} ${env.NODE_OPTIONS ?? ''}`
-  if (/--initial[-_]old[-_]space[-_]size/.test(nodeOptions)) return undefined
-  return `--initial-old-space-size=${OLD_GENERATION_FLOOR_MB}`
-}
-
 /** What the worker is given: the CLI arguments and how its output is shown. */
 export interface CeilingWorkerData {
   args: string[]
@@ -108,15 +70,6 @@ export async function runUnderHeapCeiling(
   },
 ): Promise<number> {
   const data: CeilingWorkerData = { args, stderrIsTTY: io.stderr.isTTY === true }
-  // V8 reads its heap flags when an isolate is created: set before the worker's exists, the
-  // floor applies to the worker's heap (this thread's was configured at start-up).
-  const floor = oldGenerationFloorFlag(
-    ceilingMb,
-    process.versions.v8,
-    process.env,
-    process.execArgv,
-  )
-  if (floor) setFlagsFromString(floor)
   const worker = new Worker(new URL('./cli-worker.js', import.meta.url), {
     workerData: data,
     // A young generation of 48 MB: per-row objects die young, and a larger nursery lets them
