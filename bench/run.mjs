@@ -52,6 +52,23 @@ const quickArgs = {
   partitions: ['--rows', '20000'],
 }
 
+// Full-size arguments a benchmark runs with here instead of its own defaults.
+const fullArgs = {
+  // Three alternating rounds, the median counts: one round of either side can be an outlier.
+  'peers-pgloader': ['--rounds', '3'],
+}
+
+// Benchmarks that run a second time, under their own name, with other arguments. Each runs
+// when its benchmark does (or when `--only` names it).
+const variants = {
+  // Issue 16's wide table (32 columns of every type a copy has to keep) beside the narrow one.
+  'postgres-wide': {
+    of: 'postgres',
+    args: ['--wide', '--rows', '100000', '--rounds', '3'],
+    quickArgs: ['--wide', '--rows', '5000', '--rounds', '1'],
+  },
+}
+
 function lastJson(text) {
   const trimmed = text.trim()
   try {
@@ -113,15 +130,21 @@ function run(file, extra) {
   })
 }
 
-const files = readdirSync(here)
+const only = args.only?.split(',')
+const jobs = []
+for (const file of readdirSync(here)
   .filter((f) => f.endsWith('.bench.mjs'))
-  .filter((f) => !args.only || args.only.split(',').includes(f.replace('.bench.mjs', '')))
-  .sort()
+  .sort()) {
+  const name = file.replace('.bench.mjs', '')
+  if (!only || only.includes(name))
+    jobs.push({ name, file, extra: args.quick ? (quickArgs[name] ?? []) : (fullArgs[name] ?? []) })
+  for (const [variant, { of, args: full, quickArgs: quick }] of Object.entries(variants))
+    if (of === name && (!only || only.includes(name) || only.includes(variant)))
+      jobs.push({ name: variant, file, extra: args.quick ? quick : full })
+}
 
 const results = {}
-for (const file of files) {
-  const name = file.replace('.bench.mjs', '')
-  const extra = args.quick ? (quickArgs[name] ?? []) : []
+for (const { name, file, extra } of jobs) {
   // Let the machine settle after the previous benchmark (its servers, its disk writes):
   // start at a 1-minute load average under 1, waiting up to --settle seconds for it.
   const settleUntil = Date.now() + Number(args.settle) * 1000
