@@ -37,7 +37,9 @@ import { fuzzMessage, type Mutation, prng } from './support/fuzz.js'
 import { NATS_URL, natsConnect, natsSkipReason } from './support/nats.js'
 import { scratch } from './support/runtime-process.js'
 
-const MESSAGES = Number(process.env.NVISY_FUZZ_MESSAGES ?? 10_500)
+// Requests actually sent: a valid cancel drawn for the protected run is skipped, not sent, so
+// the loop runs until this many went out (a fixed count of draws fell short with some seeds).
+const MESSAGES = Number(process.env.NVISY_FUZZ_MESSAGES ?? 10_000)
 const SEED = Number(process.env.NVISY_FUZZ_SEED ?? Date.now() % 2 ** 31)
 const IN_FLIGHT = 24
 const PROTECTED_DOCUMENTS = 40_000
@@ -271,7 +273,7 @@ describe.skipIf(skip)('NATS boundary fuzzing', () => {
 
     let next = 0
     const worker = async () => {
-      while (next < MESSAGES) {
+      while (sent < MESSAGES) {
         const index = next++
         await one(index)
         if (index === 500) baseline = heapAfterGc()
@@ -312,7 +314,7 @@ describe.skipIf(skip)('NATS boundary fuzzing', () => {
           .map(([k, n]) => `  ${k}: ${n}`)
           .join('\n'),
     )
-    expect(sent).toBeGreaterThanOrEqual(10_000)
+    expect(sent).toBeGreaterThanOrEqual(MESSAGES)
     expect(problems.slice(0, 20)).toEqual([])
     expect(growth).toBeLessThan(50e6)
   }, 240_000)
