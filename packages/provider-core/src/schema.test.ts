@@ -179,6 +179,17 @@ describe('compileSchema', () => {
     )
     expect(compileSchema(again)({ id: 1, next: [{ id: 2, next: [] }] })).toBe(true)
   })
+
+  // Schemas are not checked against the meta-schema (a start-up cost): a provider's malformed
+  // schema must still fail when it is compiled, naming the keyword, not validate anything.
+  it.each([
+    [{ type: 'strin' }, /type must be JSONType/],
+    [{ type: 'object', properties: { a: { type: 'integer', minimum: 'x' } } }, /minimum value/],
+    [{ type: 'object', required: 'a' }, /required value/],
+    [{ type: 'string', pattern: '([' }, /pattern|Invalid regular expression/],
+  ])('refuses the malformed schema %j when compiling it', (schema, message) => {
+    expect(() => compileSchema(schema as never)).toThrow(message)
+  })
 })
 
 describe('checkValue and formatIssues', () => {

@@ -1,9 +1,4 @@
-import {
-  HeadBucketCommand,
-  ListObjectsV2Command,
-  S3Client,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3'
+import type { S3ClientConfig } from '@aws-sdk/client-s3'
 import {
   type Connection,
   type Data,
@@ -20,6 +15,7 @@ import {
 import { S3Copier } from './s3-copy.js'
 import { classifyS3Error } from './s3-errors.js'
 import type { S3Context, S3Credentials, S3Params, S3SinkStream, S3Stream } from './s3-schemas.js'
+import { HeadBucketCommand, ListObjectsV2Command, S3Client } from './s3-sdk.js'
 import { writeS3 } from './s3-sink.js'
 import { partitionS3, readS3 } from './s3-source.js'
 import { PartBufferPool } from './s3-upload.js'

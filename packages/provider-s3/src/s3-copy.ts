@@ -6,16 +6,7 @@
 // Whatever the store will not copy is streamed instead, exactly as without copies.
 import { createHash } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CopyObjectCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  HeadObjectCommand,
-  type S3Client,
-  UploadPartCopyCommand,
-} from '@aws-sdk/client-s3'
+import type { S3Client } from '@aws-sdk/client-s3'
 import {
   type BlobOrigin,
   isAbortError,
@@ -25,6 +16,15 @@ import {
 } from '@nvisy/provider-core'
 import { classifyS3Error } from './s3-errors.js'
 import type { S3Params, S3SinkStream, S3Stream } from './s3-schemas.js'
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  HeadObjectCommand,
+  UploadPartCopyCommand,
+} from './s3-sdk.js'
 import { partSizeFor } from './s3-upload.js'
 
 /** The largest object one CopyObject copies (S3's limit); larger ones are copied in parts. */

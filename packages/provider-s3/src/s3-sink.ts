@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
-import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import type { S3Client } from '@aws-sdk/client-s3'
 import {
   type BlobData,
   type ByteSource,
@@ -15,6 +15,7 @@ import { plainMd5, type S3Copier } from './s3-copy.js'
 import { classifyS3Error } from './s3-errors.js'
 import { encodeMetadata, metadataKeyProblem } from './s3-metadata.js'
 import type { S3SinkStream } from './s3-schemas.js'
+import { HeadObjectCommand, PutObjectCommand } from './s3-sdk.js'
 import {
   type ObjectParams,
   PartBufferPool,

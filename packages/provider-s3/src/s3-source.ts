@@ -1,10 +1,4 @@
-import {
-  type _Object,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  type S3Client,
-} from '@aws-sdk/client-s3'
+import type { _Object, S3Client } from '@aws-sdk/client-s3'
 import {
   allowObjectBodyListeners,
   type BlobData,
@@ -19,6 +13,7 @@ import picomatch from 'picomatch'
 import { classifyS3Error } from './s3-errors.js'
 import { decodeMetadata } from './s3-metadata.js'
 import type { S3Context, S3Stream } from './s3-schemas.js'
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from './s3-sdk.js'
 
 /** HeadObject requests kept in flight ahead of the consumer, to hide their latency. */
 const HEAD_PREFETCH = 8

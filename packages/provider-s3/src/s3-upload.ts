@@ -22,16 +22,15 @@
 // unless the payload is sent unsigned).
 
 import { setMaxListeners } from 'node:events'
+import type { CompletedPart, S3Client } from '@aws-sdk/client-s3'
+import { abortReason, ProviderError, raceAbort } from '@nvisy/provider-core'
 import {
   AbortMultipartUploadCommand,
-  type CompletedPart,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   PutObjectCommand,
-  type S3Client,
   UploadPartCommand,
-} from '@aws-sdk/client-s3'
-import { abortReason, ProviderError, raceAbort } from '@nvisy/provider-core'
+} from './s3-sdk.js'
 
 /** S3's limit on parts per multipart upload. */
 export const MAX_PARTS = 10_000
