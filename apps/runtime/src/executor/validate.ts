@@ -45,13 +45,39 @@ export function nodeDataKind(provider: Provider, node: PipelineNode): DataKind |
 }
 
 /**
+ * The pipeline schema without a node's `convert` (any value): a sink's conversion options
+ * (declared columns of 30-odd column types) compile to about 150 kB of validation code, about
+ * 50 ms at every start, so they are compiled only when a node has them (`checkShape`).
+ */
+const PipelineShapeSchema = (() => {
+  const schema = structuredClone(PipelineSchema) as typeof PipelineSchema
+  const node = schema.properties.nodes.items
+  ;(node.properties as Record<string, unknown>).convert = {}
+  return schema
+})()
+const ConvertSettingSchema = PipelineSchema.properties.nodes.items.properties.convert
+
+/** `checkValue(PipelineSchema, pipeline)`, the same issues, compiling `convert` only when used. */
+export function checkShape(pipeline: unknown): ValidationIssue[] {
+  const issues = checkValue(PipelineShapeSchema, pipeline)
+  const nodes = (pipeline as { nodes?: unknown } | null)?.nodes
+  if (Array.isArray(nodes))
+    nodes.forEach((node, i) => {
+      const convert = (node as { convert?: unknown } | null)?.convert
+      if (convert !== undefined)
+        issues.push(...checkValue(ConvertSettingSchema, convert, `/nodes/${i}/convert`))
+    })
+  return issues
+}
+
+/**
  * Check a pipeline before anything runs: its shape, that every provider is loaded and can
  * read or write as used, every node's params and stream settings, and that every edge goes
  * from a source to a sink whose data kinds match or have a built-in conversion.
  * Returns the issues, each with a JSON pointer into the pipeline; none means valid.
  */
 export function validatePipeline(pipeline: unknown, registry: ProviderRegistry): ValidationIssue[] {
-  const shape = checkValue(PipelineSchema, pipeline)
+  const shape = checkShape(pipeline)
   if (shape.length > 0) return shape
   const p = pipeline as Pipeline
   const issues: ValidationIssue[] = []
