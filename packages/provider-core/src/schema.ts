@@ -36,7 +36,7 @@ function createAjv(): Ajv {
     // per row.
     code: { optimize: false },
     // No check of each schema against the JSON Schema meta-schema: compiling the meta-schema
-    // cost about 45 ms of every CLI start, at the first schema compiled. Compiling still
+    // cost 32-55 ms of every CLI start, at the first schema compiled. Compiling still
     // refuses a malformed keyword (a `type` that is no JSON type, a non-numeric `minimum`, a
     // `required` that is no array), naming it (schema.test.ts).
     validateSchema: false,

@@ -4,7 +4,7 @@ import type * as ClientS3 from '@aws-sdk/client-s3'
 /*
  * The AWS SDK's S3 client, loaded with `require`. The package is CommonJS (one 270 kB bundle
  * and the @smithy packages it requires); imported from ESM, Node first scans the bundle for
- * its export names (cjs-module-lexer) and wraps it, which cost 60-80 ms of every `nvisy`
+ * its export names (cjs-module-lexer) and wraps it, which cost 60-100 ms of every `nvisy`
  * start that loads this provider (2026-12-07, Node 20). `require` returns the same module
  * object without that scan. Types come from the package itself (`import type`).
  */
