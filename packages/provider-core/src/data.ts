@@ -264,6 +264,29 @@ export function parseJsonExact(
 
 export type ByteSource = Uint8Array | AsyncIterable<Uint8Array>
 
+/**
+ * The mark of a body that can be read again: each `[Symbol.asyncIterator]()` call reads the
+ * same bytes from the start (an object store's GetObject pinned to the listed version), or
+ * fails. A registered symbol, so that every copy of this package installed beside a provider
+ * agrees on it. The runtime does not buffer such a body to send it again (a retry reads it
+ * again, and so does a second sink of a large one), and a sink may stream it and read it a
+ * second time when the store refuses its digest.
+ */
+export const REPLAYABLE_BODY: unique symbol = Symbol.for('nvisy.body.replayable')
+
+/** A body marked `REPLAYABLE_BODY`: each iteration reads the same bytes from the start. */
+export interface ReplayableBody extends AsyncIterable<Uint8Array> {
+  readonly [REPLAYABLE_BODY]: true
+}
+
+/** Whether `body` is marked as replayable (see `REPLAYABLE_BODY`). */
+export function isReplayableBody(body: ByteSource): body is ReplayableBody {
+  return (
+    !(body instanceof Uint8Array) &&
+    (body as Partial<Record<typeof REPLAYABLE_BODY, unknown>>)[REPLAYABLE_BODY] === true
+  )
+}
+
 export async function* iterateBytes(source: ByteSource): AsyncGenerator<Uint8Array> {
   if (source instanceof Uint8Array) {
     yield source

@@ -1,9 +1,14 @@
 // How the sink signs and checks a streamed single-part object: with the source's MD5 (from its
 // listed ETag) as Content-MD5 and an unsigned payload, and with a SHA-256 signed payload
 // whenever that MD5 is not known or turns out not to be the MD5 of the bytes.
-import { createHash } from 'node:crypto'
-import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3'
-import { type BlobData, type GuardedConnection, readBytes } from '@nvisy/provider-core'
+import { createHash, randomBytes } from 'node:crypto'
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3'
+import {
+  type BlobData,
+  type GuardedConnection,
+  isReplayableBody,
+  readBytes,
+} from '@nvisy/provider-core'
 import { readAll } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import {
@@ -15,6 +20,7 @@ import {
   testS3Client,
 } from './__fixtures__/s3-test-server.js'
 import { createS3Provider, s3Provider } from './s3-provider.js'
+import { S3ObjectBody } from './s3-source.js'
 
 const skip = await s3SkipReason()
 const client = testS3Client()
@@ -23,10 +29,13 @@ const signal = new AbortController().signal
 
 /** The headers of each PutObject / UploadPart the sink's client sent, as signed. */
 const sent: { command: string; sha256: string | undefined; md5: string | undefined }[] = []
+/** The keys of each GetObject the sink's client sent. */
+const gets: string[] = []
 const recording = testS3Client()
 recording.middlewareStack.add(
   (next, context) => (args) => {
     const headers = (args.request as { headers?: Record<string, string> }).headers ?? {}
+    if (context.commandName === 'GetObjectCommand') gets.push((args.input as { Key: string }).Key)
     if (context.commandName === 'PutObjectCommand' || context.commandName === 'UploadPartCommand')
       sent.push({
         command: context.commandName,
@@ -41,6 +50,18 @@ recording.middlewareStack.add(
 const md5 = (bytes: Uint8Array) => createHash('md5').update(bytes).digest()
 const etagOf = async (key: string) =>
   (await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag
+/** Whether the key exists (GetObject, so a store's listing lag cannot hide an object). */
+const exists = (key: string) =>
+  client.send(new GetObjectCommand({ Bucket: bucket, Key: key })).then(
+    async (response) => {
+      await response.Body?.transformToByteArray()
+      return true
+    },
+    (error: { $metadata?: { httpStatusCode?: number } }) => {
+      if (error.$metadata?.httpStatusCode === 404) return false
+      throw error
+    },
+  )
 
 describe.skipIf(skip)('s3 sink signing and Content-MD5', () => {
   let connection: GuardedConnection
@@ -56,6 +77,7 @@ describe.skipIf(skip)('s3 sink signing and Content-MD5', () => {
   })
   beforeEach(() => {
     sent.length = 0
+    gets.length = 0
   })
 
   it('sends a listed single-part object with its ETag as Content-MD5 and an unsigned payload', async () => {
@@ -164,5 +186,103 @@ describe.skipIf(skip)('s3 sink signing and Content-MD5', () => {
     expect(sent.map((s) => s.md5)).toEqual([undefined, undefined])
     expect(sent.every((s) => /^[0-9a-f]{64}$/.test(s.sha256 ?? ''))).toBe(true)
     expect(await etagOf('dst/resized.txt')).toBe(`"${md5(resized).toString('hex')}"`)
+  })
+  it('streams a listed object from its GetObject into its PutObject, and a long one through parts', async () => {
+    // Many socket chunks: a body held in memory would have been joined or re-chunked.
+    const body = randomBytes(3 * 1024 * 1024 + 17)
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'stream/one.bin', Body: body }))
+    const [item] = await readAll(connection, { prefix: 'stream/' })
+    const blob = item!.data as BlobData
+    expect(blob.body).toBeInstanceOf(S3ObjectBody)
+    expect(isReplayableBody(blob.body)).toBe(true)
+    const result = await connection.write({ prefix: 'dst/' }, [blob], { signal })
+    expect(result).toEqual({ written: 1, failed: [] })
+    expect(gets).toEqual(['stream/one.bin'])
+    expect(sent).toEqual([
+      {
+        command: 'PutObjectCommand',
+        sha256: 'UNSIGNED-PAYLOAD',
+        md5: md5(body).toString('base64'),
+      },
+    ])
+    expect(await etagOf('dst/stream/one.bin')).toBe(blob.origin!.etag)
+    const [back] = await readAll(connection, { prefix: 'dst/stream/one.bin' })
+    expect(md5(await readBytes((back!.data as BlobData).body))).toEqual(md5(body))
+  })
+
+  /** A blob of the source object `key` that says it has `size` bytes with MD5 `listedMd5`. */
+  function listedAs(key: string, size: number, listedMd5: Buffer): BlobData {
+    return {
+      kind: 'blob',
+      key,
+      body: new S3ObjectBody(recording, bucket, key, undefined, signal),
+      size,
+      origin: { bucket, key, etag: `"${listedMd5.toString('hex')}"`, size },
+    }
+  }
+
+  // A store that ignores If-Match on GetObject hands out a version other than the listed one.
+  it('fails a streamed object that turns out longer than listed, and stores nothing', async () => {
+    const body = randomBytes(300_000)
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'grown.bin', Body: body }))
+    const listed = body.subarray(0, 100_000)
+    const result = await connection.write(
+      { prefix: 'dst/' },
+      [listedAs('grown.bin', listed.length, md5(listed))],
+      { signal },
+    )
+    expect(result.written).toBe(0)
+    expect(result.failed.map((f) => [f.index, f.error.kind])).toEqual([[0, 'data']])
+    expect(result.failed[0]!.error.message).toContain('"grown.bin" changed after it was listed')
+    expect(await exists('dst/grown.bin')).toBe(false)
+  })
+
+  it('fails a streamed object that ends before its listed size, at once, and stores nothing', async () => {
+    const body = randomBytes(100_000)
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'shrunk.bin', Body: body }))
+    const started = Date.now()
+    const result = await connection.write(
+      { prefix: 'dst/' },
+      [listedAs('shrunk.bin', 250_000, md5(randomBytes(16)))],
+      { signal },
+    )
+    // Not the request timeout (120 s): the request is aborted when the body ends short.
+    expect(Date.now() - started).toBeLessThan(30_000)
+    expect(result.failed.map((f) => [f.index, f.error.kind])).toEqual([[0, 'data']])
+    expect(result.failed[0]!.error.message).toContain('"shrunk.bin" changed after it was listed')
+    expect(await exists('dst/shrunk.bin')).toBe(false)
+  })
+
+  it('fails an object overwritten after listing with the source error, and stores nothing', async () => {
+    await client.send(
+      new PutObjectCommand({ Bucket: bucket, Key: 'moved/a.bin', Body: randomBytes(50_000) }),
+    )
+    const [item] = await readAll(connection, { prefix: 'moved/' })
+    await client.send(
+      new PutObjectCommand({ Bucket: bucket, Key: 'moved/a.bin', Body: randomBytes(50_000) }),
+    )
+    const result = await connection.write({ prefix: 'dst/' }, [item!.data], { signal })
+    expect(result.failed.map((f) => [f.index, f.error.kind])).toEqual([[0, 'data']])
+    expect(result.failed[0]!.error.message).toContain('"moved/a.bin" changed after it was listed')
+    expect(await exists('dst/moved/a.bin')).toBe(false)
+  })
+
+  it('reads a streamed object again and puts it signed when its listed ETag is not its MD5', async () => {
+    const body = randomBytes(200_000)
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'kms.bin', Body: body }))
+    const other = md5(randomBytes(16))
+    const result = await connection.write(
+      { prefix: 'dst/' },
+      [listedAs('kms.bin', body.length, other)],
+      { signal },
+    )
+    expect(result).toEqual({ written: 1, failed: [] })
+    expect(gets).toEqual(['kms.bin', 'kms.bin'])
+    expect(sent.map((s) => [s.sha256 === 'UNSIGNED-PAYLOAD', s.md5])).toEqual([
+      [true, other.toString('base64')],
+      [false, undefined],
+    ])
+    expect(sent[1]!.sha256).toBe(createHash('sha256').update(body).digest('hex'))
+    expect(await etagOf('dst/kms.bin')).toBe(`"${md5(body).toString('hex')}"`)
   })
 })

@@ -5,8 +5,11 @@ import {
   type BlobData,
   type ByteSource,
   type Data,
+  isReplayableBody,
   itemDataError,
+  objectChangedError,
   ProviderError,
+  type ReplayableBody,
   toProviderError,
   type WriteResult,
   writeEachConcurrently,
@@ -83,46 +86,14 @@ async function* resume(read: Uint8Array[], rest: AsyncIterator<Uint8Array>) {
 }
 
 /**
- * One PutObject of a body held in memory (`chunks`, `size` bytes). Without `contentMd5` its
- * bytes are joined and the payload is signed with their SHA-256 (the SDK hashes a byte body).
- * With `contentMd5` (from the source's ETag) it is sent with that `Content-MD5`, which the
- * store checks against the bytes it receives (BadDigest otherwise), and the payload is
- * signed as `UNSIGNED-PAYLOAD` rather than hashed again (as rclone does for a single-part
- * copy); several chunks are streamed as they are, not joined. That checks more than the
- * payload hash did: the stored object must be the source's bytes, not only the bytes this
- * process sent. (The SDK does not retry a streamed body; the runtime retries the batch.)
- * When the store refuses the digest, the bytes are hashed here: the same MD5 means they were
- * damaged on the way to the store (a transient failure, retried); another MD5 means the ETag
- * is not the MD5 of the bytes read (an SSE-KMS or SSE-C source, another store's ETag form),
- * and the object is put with a signed payload.
+ * Sign `command`'s payload as `UNSIGNED-PAYLOAD` rather than hashing it: it carries a
+ * Content-MD5, which the store checks against the bytes it receives. The signer hashes a byte
+ * body unless the request names its payload hash already (the SDK's flexible checksums name
+ * theirs for a streamed body: that one is kept).
  */
-async function putBytes(
-  client: S3Client,
-  params: ConstructorParameters<typeof PutObjectCommand>[0],
-  chunks: Uint8Array[],
-  size: number,
-  contentMd5: string | undefined,
-  signal: AbortSignal,
-): Promise<void> {
-  const joined = () => (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
-  const signed = () =>
-    client.send(new PutObjectCommand({ ...params, Body: joined(), ContentLength: size }), {
-      abortSignal: signal,
-    })
-  if (contentMd5 === undefined) {
-    await signed()
-    return
-  }
-  const command = new PutObjectCommand({
-    ...params,
-    // Create-only puts are joined: the SDK warns on the console about every failed streamed
-    // request, and an existing key is an expected failure there.
-    Body: chunks.length === 1 || params.IfNoneMatch ? joined() : Readable.from(chunks),
-    ContentLength: size,
-    ContentMD5: contentMd5,
-  })
-  // The signer hashes a byte body unless the request names its payload hash already (the
-  // SDK's flexible checksums name theirs for a streamed body: that one is kept).
+function unsignedPayload(
+  command: InstanceType<typeof PutObjectCommand>,
+): InstanceType<typeof PutObjectCommand> {
   command.middlewareStack.add(
     (next) => (args) => {
       const headers = (args.request as { headers?: Record<string, string> }).headers
@@ -132,22 +103,158 @@ async function putBytes(
     },
     { step: 'build', name: 'nvisyUnsignedPayloadWithContentMd5' },
   )
+  return command
+}
+
+function errorCode(error: unknown): string | undefined {
+  return (error as { Code?: string; name?: string }).Code ?? (error as Error).name
+}
+
+/** One PutObject of `chunks` joined, its payload signed with their SHA-256 (the SDK hashes a byte body). */
+async function putSigned(
+  client: S3Client,
+  params: ObjectParams,
+  chunks: Uint8Array[],
+  size: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
+  await client.send(new PutObjectCommand({ ...params, Body: body, ContentLength: size }), {
+    abortSignal: signal,
+  })
+}
+
+/**
+ * After the store refused `contentMd5` (BadDigest) for these bytes: the same MD5 here means
+ * they were damaged on the way to the store (a transient failure, retried); another MD5 means
+ * the ETag is not the MD5 of the bytes read (an SSE-KMS or SSE-C source, another store's ETag
+ * form), and the object is put with a signed payload.
+ */
+async function afterBadDigest(
+  client: S3Client,
+  params: ObjectParams,
+  chunks: Uint8Array[],
+  size: number,
+  contentMd5: string,
+  signal: AbortSignal,
+  refused: unknown,
+): Promise<void> {
+  const hash = createHash('md5')
+  for (const chunk of chunks) hash.update(chunk)
+  if (hash.digest('base64') === contentMd5) {
+    throw new ProviderError({
+      kind: 'transient',
+      message: `the store received other bytes than were sent for ${JSON.stringify(params.Key)} (BadDigest)`,
+      code: 'BadDigest',
+      cause: refused,
+    })
+  }
+  await putSigned(client, params, chunks, size, signal)
+}
+
+/**
+ * One PutObject of a body held in memory (`chunks`, `size` bytes). Without `contentMd5` its
+ * bytes are joined and the payload is signed with their SHA-256. With `contentMd5` (from the
+ * source's ETag) it is sent with that `Content-MD5`, which the store checks against the bytes
+ * it receives (BadDigest otherwise), and the payload is signed as `UNSIGNED-PAYLOAD` rather
+ * than hashed again (as rclone does for a single-part copy); several chunks are streamed as
+ * they are, not joined. That checks more than the payload hash did: the stored object must be
+ * the source's bytes, not only the bytes this process sent. (The SDK does not retry a streamed
+ * body; the runtime retries the batch.) A refused digest: see `afterBadDigest`.
+ */
+async function putBytes(
+  client: S3Client,
+  params: ObjectParams,
+  chunks: Uint8Array[],
+  size: number,
+  contentMd5: string | undefined,
+  signal: AbortSignal,
+): Promise<void> {
+  if (contentMd5 === undefined) return putSigned(client, params, chunks, size, signal)
+  const command = new PutObjectCommand({
+    ...params,
+    // Create-only puts are joined: the SDK warns on the console about every failed streamed
+    // request, and an existing key is an expected failure there.
+    Body:
+      chunks.length === 1 || params.IfNoneMatch
+        ? chunks.length === 1
+          ? chunks[0]!
+          : Buffer.concat(chunks, size)
+        : Readable.from(chunks),
+    ContentLength: size,
+    ContentMD5: contentMd5,
+  })
   try {
-    await client.send(command, { abortSignal: signal })
+    await client.send(unsignedPayload(command), { abortSignal: signal })
   } catch (error) {
-    const code = (error as { Code?: string; name?: string }).Code ?? (error as Error).name
-    if (code !== 'BadDigest') throw error
-    const hash = createHash('md5')
-    for (const chunk of chunks) hash.update(chunk)
-    if (hash.digest('base64') === contentMd5) {
-      throw new ProviderError({
-        kind: 'transient',
-        message: `the store received other bytes than were sent for ${JSON.stringify(params.Key)} (BadDigest)`,
-        code,
-        cause: error,
-      })
+    if (errorCode(error) !== 'BadDigest') throw error
+    await afterBadDigest(client, params, chunks, size, contentMd5, signal, error)
+  }
+}
+
+/**
+ * One PutObject of an S3 source's object of at most one part, from its replayable body (see
+ * `REPLAYABLE_BODY`), its bytes streamed from the GetObject into the PutObject as they arrive (no body is held in memory, and the upload
+ * starts with the first bytes read), with the listed ETag as Content-MD5 and an unsigned
+ * payload as in `putBytes`. The body must be exactly `size` bytes: one byte more, or its end
+ * before `size`, aborts the request, so the store never completes an object of other bytes
+ * (the SDK pipes a stream body into the request, and a failed stream would otherwise leave the
+ * request waiting for bytes that never come). A failure of the source fails the put with the
+ * source's error. When the store refuses the digest, the body is read again (the same
+ * version: a replayable body reads the same bytes) and `afterBadDigest` decides.
+ */
+async function putStreamed(
+  client: S3Client,
+  params: ObjectParams,
+  body: ReplayableBody,
+  sourceKey: string,
+  size: number,
+  contentMd5: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const request = new AbortController()
+  let failure: unknown
+  const fail = (error: unknown) => {
+    failure ??= error
+    request.abort(error)
+    return error
+  }
+  const key = sourceKey
+  async function* exactly(): AsyncGenerator<Uint8Array, void, undefined> {
+    let sent = 0
+    try {
+      for await (const chunk of body) {
+        sent += chunk.byteLength
+        // More bytes than listed: the object is not the listed version (a store that ignores
+        // If-Match on GetObject), whatever its MD5.
+        if (sent > size) throw objectChangedError(key)
+        yield chunk
+      }
+    } catch (error) {
+      throw fail(error)
     }
-    await signed()
+    if (sent !== size) throw fail(objectChangedError(key))
+  }
+  const stream = Readable.from(exactly())
+  // The SDK pipes the body (pipe does not forward errors): the failure is kept above and the
+  // request aborted; this listener keeps the stream's 'error' from being unhandled.
+  stream.on('error', () => {})
+  const command = new PutObjectCommand({
+    ...params,
+    Body: stream,
+    ContentLength: size,
+    ContentMD5: contentMd5,
+  })
+  try {
+    await client.send(unsignedPayload(command), {
+      abortSignal: AbortSignal.any([signal, request.signal]),
+    })
+  } catch (error) {
+    if (failure !== undefined) throw failure
+    if (errorCode(error) !== 'BadDigest') throw error
+    const again = await collectBody(body, size)
+    if (!('chunks' in again) || again.size !== size) throw objectChangedError(key)
+    await afterBadDigest(client, params, again.chunks, size, contentMd5, signal, error)
   }
 }
 
@@ -203,6 +310,23 @@ export async function writeS3(
         }
         let source: ByteSource = blob.body
         const contentMd5 = sourceContentMd5(blob, stream.partSizeBytes)
+        if (
+          contentMd5 !== undefined &&
+          isReplayableBody(blob.body) &&
+          blob.size !== undefined &&
+          !stream.createOnly
+        ) {
+          await putStreamed(
+            client,
+            params,
+            blob.body,
+            blob.origin?.key ?? blob.key,
+            blob.size,
+            contentMd5,
+            stop,
+          )
+          return undefined
+        }
         if (contentMd5 !== undefined) {
           const collected = await collectBody(blob.body, stream.partSizeBytes)
           if ('chunks' in collected) {

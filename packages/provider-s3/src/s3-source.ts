@@ -6,7 +6,9 @@ import {
   objectListing,
   type PartitionPlan,
   partitionObjectKeys,
+  REPLAYABLE_BODY,
   type ReadItem,
+  type ReplayableBody,
   toProviderError,
 } from '@nvisy/provider-core'
 import picomatch from 'picomatch'
@@ -23,40 +25,54 @@ function toError(error: unknown, key: string) {
 }
 
 /**
- * The object body, fetched only when a consumer iterates it, so a page of listed objects
- * never holds open connections or buffers. `IfMatch` pins the body to the listed version.
+ * A listed object's body, fetched only when a consumer iterates it, so a page of listed
+ * objects never holds open connections or buffers. Each iteration is one GetObject pinned to
+ * the listed version by `IfMatch`, so the body can be read again and gives the same bytes or
+ * fails: it is marked replayable, and the runtime passes it to the sink without a copy in
+ * memory (a retry reads it again); the sink streams it into a PutObject, and reads it again
+ * only when the store refuses the digest (see s3-sink).
  */
-function lazyBody(
-  client: S3Client,
-  bucket: string,
-  key: string,
-  etag: string | undefined,
-  signal: AbortSignal,
-): AsyncIterable<Uint8Array> {
-  return {
-    async *[Symbol.asyncIterator]() {
-      let body: AsyncIterable<Uint8Array>
-      try {
-        const response = await client.send(
-          new GetObjectCommand({ Bucket: bucket, Key: key, IfMatch: etag }),
-          {
-            abortSignal: signal,
-          },
-        )
-        body = response.Body as unknown as AsyncIterable<Uint8Array>
-      } catch (error) {
-        if (
-          (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412
-        )
-          throw objectChangedError(key, error)
-        throw toError(error, key)
-      }
-      try {
-        for await (const chunk of body) yield chunk
-      } catch (error) {
-        throw toError(error, key)
-      }
-    },
+export class S3ObjectBody implements ReplayableBody {
+  readonly [REPLAYABLE_BODY] = true as const
+  readonly #client: S3Client
+  readonly #bucket: string
+  readonly #key: string
+  readonly #etag: string | undefined
+  readonly #signal: AbortSignal
+
+  constructor(
+    client: S3Client,
+    bucket: string,
+    key: string,
+    etag: string | undefined,
+    signal: AbortSignal,
+  ) {
+    this.#client = client
+    this.#bucket = bucket
+    this.#key = key
+    this.#etag = etag
+    this.#signal = signal
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
+    const key = this.#key
+    let body: AsyncIterable<Uint8Array>
+    try {
+      const response = await this.#client.send(
+        new GetObjectCommand({ Bucket: this.#bucket, Key: key, IfMatch: this.#etag }),
+        { abortSignal: this.#signal },
+      )
+      body = response.Body as unknown as AsyncIterable<Uint8Array>
+    } catch (error) {
+      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412)
+        throw objectChangedError(key, error)
+      throw toError(error, key)
+    }
+    try {
+      for await (const chunk of body) yield chunk
+    } catch (error) {
+      throw toError(error, key)
+    }
   }
 }
 
@@ -157,7 +173,7 @@ export async function* readS3(
       const data: BlobData = {
         kind: 'blob',
         key: object.Key,
-        body: lazyBody(client, bucket, object.Key, object.ETag, signal),
+        body: new S3ObjectBody(client, bucket, object.Key, object.ETag, signal),
         size: object.Size,
         lastModified: object.LastModified,
         contentType: info.contentType,

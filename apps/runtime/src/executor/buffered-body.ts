@@ -3,6 +3,7 @@ import {
   type ByteSource,
   type Data,
   describeItem,
+  isReplayableBody,
   ProviderError,
 } from '@nvisy/provider-core'
 import { DEFAULTS } from './defaults.js'
@@ -88,10 +89,17 @@ export function sizeOf(data: Data): number {
 /**
  * Streamed blob bodies that may be sent more than once (a second sink, a retry) are wrapped
  * to be read into memory by their first consumer; larger single-sink bodies stream once.
+ * Replayable bodies (`REPLAYABLE_BODY`) are passed as they are, but for a small one going to
+ * several sinks.
  */
 export function prepareBody(providerId: string, data: Data, fanOut: number): Data {
   if (data.kind !== 'blob' || data.body instanceof Uint8Array) return data
   const small = data.size !== undefined && data.size <= DEFAULTS.bufferBlobBytes
+  // A body that reads the same bytes again at each iteration (an object store's GET pinned to
+  // the listed version) needs no copy in memory for a retry, and the sink can stream it from
+  // the source into the store. A small one going to several sinks is still read once and
+  // shared: reading it again per sink would cost a request and its bytes each time.
+  if (isReplayableBody(data.body) && (fanOut <= 1 || !small)) return data
   if (!small && fanOut <= 1) {
     // Too large to buffer: the body streams once. A retry must not send a drained stream as an empty file.
     const body = data.body

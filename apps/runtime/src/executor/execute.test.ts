@@ -1,4 +1,11 @@
-import { type Data, memoryLogger, ProviderError } from '@nvisy/provider-core'
+import {
+  type Data,
+  isReplayableBody,
+  memoryLogger,
+  ProviderError,
+  REPLAYABLE_BODY,
+  type ReplayableBody,
+} from '@nvisy/provider-core'
 import { describe, expect, it } from 'vitest'
 import {
   createMemoryWorld,
@@ -629,5 +636,90 @@ describe('buffered blobs', () => {
     expect(summary.status).toBe('failed')
     expect(summary.error?.message).toContain('could not be buffered to send to 2 sinks')
     expect(world.sinks.get('a')?.size ?? 0).toBe(0)
+  })
+})
+
+describe('replayable blobs', () => {
+  /** A body that reads `chunks` again at each iteration, like an object store's pinned GET. */
+  function replayable(chunks: Uint8Array[], reads: { count: number }): ReplayableBody {
+    return {
+      [REPLAYABLE_BODY]: true,
+      async *[Symbol.asyncIterator]() {
+        reads.count++
+        yield* chunks
+      },
+    }
+  }
+
+  function pipeline(sinks: string[]): Pipeline {
+    return {
+      id: 'pr',
+      nodes: [
+        memoryNode('src', 'source', { name: 'blobs', kind: 'blob' }),
+        ...sinks.map((name) => memoryNode(name, 'sink', { name, kind: 'blob' })),
+      ],
+      edges: sinks.map((name) => ({ from: 'src', to: name })),
+    }
+  }
+
+  const bytesOf = (data: Data | undefined) =>
+    Buffer.from((data as Extract<Data, { kind: 'blob' }>).body as Uint8Array)
+
+  it('reads a large replayable body again on a retry instead of failing the run', async () => {
+    const world = setup(0)
+    const reads = { count: 0 }
+    const chunks = [Buffer.from('first half, '), Buffer.from('second half')]
+    world.sources.set('blobs', [
+      { kind: 'blob', key: 'big.bin', body: replayable(chunks, reads), size: 64 * 1024 * 1024 },
+    ])
+    let calls = 0
+    world.beforeWrite = () => {
+      if (++calls === 1) throw transient('connection reset mid-upload')
+      return undefined
+    }
+    const { summary } = await run(world, pipeline(['out']))
+    expect(summary.status).toBe('completed')
+    expect(bytesOf(world.sinks.get('out')!.get('big.bin'))).toEqual(Buffer.concat(chunks))
+    // Once per attempt: the sink read it, then the retry read it again.
+    expect(reads.count).toBe(2)
+  })
+
+  it('hands a small replayable body to a single sink as it is, with no copy in memory', async () => {
+    const world = setup(0)
+    const reads = { count: 0 }
+    const seen: boolean[] = []
+    world.sources.set('blobs', [
+      { kind: 'blob', key: 'small.txt', body: replayable([Buffer.from('tiny')], reads), size: 4 },
+    ])
+    world.beforeWrite = (_stream, batch) => {
+      for (const item of batch) if (item.kind === 'blob') seen.push(isReplayableBody(item.body))
+      return undefined
+    }
+    const { summary } = await run(world, pipeline(['out']))
+    expect(summary.status).toBe('completed')
+    expect(bytesOf(world.sinks.get('out')!.get('small.txt')).toString()).toBe('tiny')
+    expect(seen).toEqual([true])
+  })
+
+  it('reads a small replayable body once for several sinks, and a large one per sink', async () => {
+    const world = setup(0)
+    const small = { count: 0 }
+    const large = { count: 0 }
+    // Larger than what the runtime buffers to share (8 MiB): each sink reads it.
+    const mib = Buffer.alloc(1024 * 1024, 7)
+    const chunks = Array.from({ length: 9 }, () => mib)
+    world.sources.set('blobs', [
+      { kind: 'blob', key: 'small.txt', body: replayable([Buffer.from('tiny')], small), size: 4 },
+      { kind: 'blob', key: 'large.bin', body: replayable(chunks, large), size: 9 * mib.length },
+    ])
+    const { summary } = await run(world, pipeline(['a', 'b']))
+    expect(summary.error?.message).toBeUndefined()
+    expect(summary.status).toBe('completed')
+    expect(small.count).toBe(1)
+    expect(large.count).toBe(2)
+    for (const name of ['a', 'b']) {
+      expect(bytesOf(world.sinks.get(name)!.get('small.txt')).toString()).toBe('tiny')
+      expect(bytesOf(world.sinks.get(name)!.get('large.bin')).length).toBe(9 * mib.length)
+    }
   })
 })
