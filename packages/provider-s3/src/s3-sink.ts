@@ -110,6 +110,11 @@ function errorCode(error: unknown): string | undefined {
   return (error as { Code?: string; name?: string }).Code ?? (error as Error).name
 }
 
+/** `chunks` (`size` bytes in all) as one buffer: the chunk itself when there is one. */
+function joined(chunks: Uint8Array[], size: number): Uint8Array {
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
+}
+
 /** One PutObject of `chunks` joined, its payload signed with their SHA-256 (the SDK hashes a byte body). */
 async function putSigned(
   client: S3Client,
@@ -118,7 +123,7 @@ async function putSigned(
   size: number,
   signal: AbortSignal,
 ): Promise<void> {
-  const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
+  const body = joined(chunks, size)
   await client.send(new PutObjectCommand({ ...params, Body: body, ContentLength: size }), {
     abortSignal: signal,
   })
@@ -175,12 +180,7 @@ async function putBytes(
     ...params,
     // Create-only puts are joined: the SDK warns on the console about every failed streamed
     // request, and an existing key is an expected failure there.
-    Body:
-      chunks.length === 1 || params.IfNoneMatch
-        ? chunks.length === 1
-          ? chunks[0]!
-          : Buffer.concat(chunks, size)
-        : Readable.from(chunks),
+    Body: chunks.length === 1 || params.IfNoneMatch ? joined(chunks, size) : Readable.from(chunks),
     ContentLength: size,
     ContentMD5: contentMd5,
   })
@@ -194,9 +194,9 @@ async function putBytes(
 
 /**
  * One PutObject of an S3 source's object of at most one part, from its replayable body (see
- * `REPLAYABLE_BODY`), its bytes streamed from the GetObject into the PutObject as they arrive (no body is held in memory, and the upload
- * starts with the first bytes read), with the listed ETag as Content-MD5 and an unsigned
- * payload as in `putBytes`. The body must be exactly `size` bytes: one byte more, or its end
+ * `REPLAYABLE_BODY`): its bytes are streamed from the GetObject into the PutObject as they
+ * arrive (no body is held in memory, and the upload starts with the first bytes read), with
+ * the listed ETag as Content-MD5 and an unsigned payload as in `putBytes`. The body must be exactly `size` bytes: one byte more, or its end
  * before `size`, aborts the request, so the store never completes an object of other bytes
  * (the SDK pipes a stream body into the request, and a failed stream would otherwise leave the
  * request waiting for bytes that never come). A failure of the source fails the put with the
@@ -207,7 +207,7 @@ async function putStreamed(
   client: S3Client,
   params: ObjectParams,
   body: ReplayableBody,
-  sourceKey: string,
+  key: string,
   size: number,
   contentMd5: string,
   signal: AbortSignal,
@@ -219,7 +219,6 @@ async function putStreamed(
     request.abort(error)
     return error
   }
-  const key = sourceKey
   async function* exactly(): AsyncGenerator<Uint8Array, void, undefined> {
     let sent = 0
     try {
