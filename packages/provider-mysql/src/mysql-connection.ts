@@ -13,6 +13,7 @@ import {
 import mysql, { type Pool, type PoolOptions } from 'mysql2/promise'
 import { EXACT_VALUE_OPTIONS, MysqlClient } from './mysql-client.js'
 import { columnsOffer, readColumns } from './mysql-columns.js'
+import { copyTextOffer, POSTGRES_COPY_TEXT, readCopyText } from './mysql-copy-text.js'
 import { mysqlError } from './mysql-errors.js'
 import { partitionTable } from './mysql-partition.js'
 import { describeTable, prepareTable, readOffset } from './mysql-prepare.js'
@@ -160,13 +161,21 @@ export class MysqlConnection implements Connection<MysqlStream, MysqlContext, My
   }
 
   read(stream: MysqlStream, options: ReadOptions<MysqlContext>) {
+    if (options.wire?.format === POSTGRES_COPY_TEXT)
+      return readCopyText(this.client, stream, options, options.wire)
     if (options.wire?.format === COLUMNS_WIRE)
       return readColumns(this.client, stream, options, options.wire)
     return readTable(this.client, stream, options)
   }
 
-  /** The stream's rows as `nvisy-columns` batches: its output columns and their types. */
-  wireOffer(stream: MysqlStream, _format: string, { signal }: { signal: AbortSignal }) {
+  /**
+   * The stream's rows as PostgreSQL COPY text made from the server's own text (when every
+   * output column's text is one PostgreSQL reads as the same value, see mysql-copy-text), or
+   * as `nvisy-columns` batches: the output columns and their types.
+   */
+  wireOffer(stream: MysqlStream, format: string, { signal }: { signal: AbortSignal }) {
+    if (format === POSTGRES_COPY_TEXT)
+      return raceAbort(copyTextOffer(this.client, stream, signal), signal)
     return raceAbort(columnsOffer(this.client, stream, signal), signal)
   }
 

@@ -1,4 +1,5 @@
 import { COLUMNS_WIRE, defineProvider, SPECIFICATION_VERSION } from '@nvisy/provider-core'
+import { POSTGRES_COPY_TEXT } from './mysql-copy-text.js'
 import type { Pool } from 'mysql2/promise'
 import { checkInjectedPool, MysqlConnection } from './mysql-connection.js'
 import { classifyMysqlError } from './mysql-errors.js'
@@ -39,7 +40,9 @@ export function createMysqlProvider(options: MysqlProviderOptions = {}) {
       incremental: true,
       describe: true,
       partition: true,
-      wire: [COLUMNS_WIRE],
+      // In order of preference: COPY text from the server's own text (to PostgreSQL, when
+      // the destination's types hold the values exactly), else batches by column.
+      wire: [POSTGRES_COPY_TEXT, COLUMNS_WIRE],
       ordering:
         'the cursor columns (default the primary key; the primary key breaks ties), ascending',
     },

@@ -248,7 +248,7 @@ export function pageSql(plan: ReadPlan, after: readonly CursorValue[] | undefine
   return `${plan.selectSql}${where}${plan.orderSql} LIMIT ${plan.pageSize}`
 }
 
-function checkContext(plan: ReadPlan, context: MysqlContext): CursorValue[] {
+export function checkContext(plan: ReadPlan, context: MysqlContext): CursorValue[] {
   const expected = plan.cursor.map((c) => c.name)
   const same =
     context.columns.length === expected.length &&

@@ -5,6 +5,7 @@ import {
   ProviderError,
   type ReadItem,
   raceAbort,
+  type ColumnType as PortableType,
   type SqlValue,
   type WireAnswer,
   type WireOffer,
@@ -18,7 +19,7 @@ import {
   type TableInfo,
   tableNotFound,
 } from './postgres-catalog.js'
-import { describeColumns } from './postgres-ddl.js'
+import { describeColumns, portableType } from './postgres-ddl.js'
 import { hasSqlState } from './postgres-errors.js'
 import type { PostgresContext, PostgresSinkStream, PostgresStream } from './postgres-schemas.js'
 import { planRead, type ReadPlan, type SourceDeps } from './postgres-source.js'
@@ -108,8 +109,6 @@ export function acceptWire(
       : refuse(`column ${JSON.stringify(missing)} is not in the destination`)
   }
   if (offer.format !== COPY_TEXT) return refuse(`format ${JSON.stringify(offer.format)}`)
-  if (offer.schema.system !== 'postgres')
-    return refuse(`the rows come from ${offer.schema.system}, not PostgreSQL`)
   if ((stream.mode ?? 'upsert') !== 'append') {
     const keys = stream.keys ?? table.primaryKey
     if (keys.length === 0) return refuse('mode "upsert" without conflict keys')
@@ -123,6 +122,7 @@ export function acceptWire(
   }
   if (offer.columns.length !== offer.schema.columns.length)
     return refuse('the offer does not describe every column')
+  const foreign = offer.schema.system !== 'postgres'
   for (const [i, name] of offer.columns.entries()) {
     const source = offer.schema.columns[i]!
     if (source.name !== name) return refuse(`column ${i} is described as ${source.name}`)
@@ -133,12 +133,86 @@ export function acceptWire(
       )
     if (SETTING_DEPENDENT.has(target.baseTypeName))
       return refuse(`column ${JSON.stringify(name)} is ${target.baseTypeName}`)
+    if (foreign) {
+      const problem = foreignTextProblem(source.type, portableType(target))
+      if (problem)
+        return refuse(
+          `column ${JSON.stringify(name)} is ${target.baseTypeName} in the destination and ${source.nativeType} in ${offer.schema.system}: ${problem}`,
+        )
+      continue
+    }
     if (target.baseTypeName !== source.nativeType)
       return refuse(
         `column ${JSON.stringify(name)} is ${target.baseTypeName} in the destination and ${source.nativeType} in the source`,
       )
   }
   return { accepted: true }
+}
+
+/** How many decimal digits an integer of `bits` bits can have. */
+const INTEGER_DIGITS: Record<number, number> = { 8: 3, 16: 5, 24: 8, 32: 10, 64: 19 }
+
+/**
+ * Why COPY text of another system's column of type `source` may not land exactly in a
+ * destination column of type `target`, or undefined when it does. The source promises that
+ * each field is text PostgreSQL's input function reads as the source's value (its own digits,
+ * ISO dates in UTC, UTF-8 characters, JSON text); this checks that the destination holds
+ * every value of the source type as it is: integers in a range at least as wide, decimals
+ * with at least as many digits on each side of the point, text without a shorter limit or
+ * blank padding, timestamps of the same kind with at least the fraction digits. A value the
+ * destination refuses anyway (a NUL character, a range a domain forbids) is refused by the
+ * server, row by row, as when values are converted one by one; nothing is rounded or cut.
+ */
+export function foreignTextProblem(
+  source: PortableType,
+  target: PortableType,
+): string | undefined {
+  switch (source.type) {
+    case 'integer': {
+      const digits =
+        source.bits === 64 && source.unsigned ? 20 : (INTEGER_DIGITS[source.bits] ?? Infinity)
+      if (target.type === 'integer') {
+        const needed = source.unsigned ? source.bits + 1 : source.bits
+        return target.bits >= needed ? undefined : 'the destination\'s range is narrower'
+      }
+      if (target.type === 'decimal')
+        return target.precision === undefined ||
+          target.precision - (target.scale ?? 0) >= digits
+          ? undefined
+          : 'the destination has fewer digits before the point'
+      return 'not an integer or decimal column'
+    }
+    case 'decimal': {
+      if (target.type !== 'decimal') return 'not a decimal column'
+      if (target.precision === undefined) return undefined
+      if (source.precision === undefined) return 'the destination\'s precision is bounded'
+      const sourceScale = source.scale ?? 0
+      const targetScale = target.scale ?? 0
+      if (targetScale < sourceScale) return 'the destination has fewer digits after the point'
+      return target.precision - targetScale >= source.precision - sourceScale
+        ? undefined
+        : 'the destination has fewer digits before the point'
+    }
+    case 'text':
+      if (target.type !== 'text') return 'not a text column'
+      if (target.fixed) return 'character(n) pads with blanks'
+      if (target.maxLength === undefined) return undefined
+      return source.maxLength !== undefined && source.maxLength <= target.maxLength
+        ? undefined
+        : 'the destination\'s length limit is shorter'
+    case 'json':
+      return target.type === 'json' ? undefined : 'not a json or jsonb column'
+    case 'date':
+      return target.type === 'date' ? undefined : 'not a date column'
+    case 'timestamp':
+      if (target.type !== 'timestamp' || target.withTimeZone !== source.withTimeZone)
+        return source.withTimeZone ? 'not a timestamptz column' : 'not a timestamp column'
+      return (target.precision ?? 6) >= (source.precision ?? 6)
+        ? undefined
+        : 'the destination keeps fewer fraction digits'
+    default:
+      return `${source.type} values are not passed as text from another system`
+  }
 }
 
 const UNESCAPE: Record<string, string> = {

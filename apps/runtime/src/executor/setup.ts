@@ -234,7 +234,7 @@ async function planPassThrough(run: RunState): Promise<void> {
         },
         columns
           ? `sink ${sink.node.id}: rows from ${source.node.id} travel in batches by column (${format}), decoded but without an object per row${reasons.length > 0 ? ` (not ${reasons.join('; ')})` : ''}`
-          : `sink ${sink.node.id}: rows from ${source.node.id} pass through as ${format} (same column types at both ends); values are not decoded`,
+          : `sink ${sink.node.id}: rows from ${source.node.id} pass through as ${format} (the destination's columns take the source's text as it is); values are not decoded`,
       )
       break
     }
