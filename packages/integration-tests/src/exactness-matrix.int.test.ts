@@ -4,8 +4,10 @@
 // DATABASE computes in SQL over an agreed canonical text per type (floats as their IEEE-754
 // bits, integers and decimals as exact digits, times as microseconds, text and JSON as UTF-8
 // hex). A value the destination cannot hold must fail the run loudly, naming the column.
-// PostgreSQL -> PostgreSQL appends between the same types pass the COPY text through, and
-// MySQL -> PostgreSQL rows travel in batches by column; both are judged by the same digest.
+// PostgreSQL -> PostgreSQL appends between the same types pass the COPY text through,
+// MySQL -> PostgreSQL rows travel in batches by column, or as COPY text made from MySQL's own
+// text when every column's text is one PostgreSQL reads as the same value; all are judged by
+// the same digest.
 import { existsSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CLI, describeRun, runPipeline, scratchDir } from './support/cli.js'
@@ -16,7 +18,7 @@ import {
   PgScratch,
   postgresSkipReason,
 } from './support/databases.js'
-import { bulkRows, TRAP_ROWS, TRAP_TABLE } from './support/traps.js'
+import { bulkRows, KEY, TRAP_COLUMNS, TRAP_ROWS, TRAP_TABLE } from './support/traps.js'
 
 const BULK = Number(process.env.NVISY_MATRIX_ROWS ?? 20_000)
 const ROWS = TRAP_ROWS.concat(bulkRows(BULK))
@@ -210,6 +212,79 @@ describe.skipIf(skip)('exactness matrix: relational pairs through nvisy run', ()
     // The run says the rows went as COPY text, not value by value.
     expect(run.stderr + run.stdout).toContain('pass through as postgresql-copy-text')
     await expectIdentical(pgSide, TRAP_TABLE, pgSide, table)
+  })
+
+  // The columns whose MySQL text PostgreSQL reads as the same value: integers, decimals,
+  // date-times, JSON and text (floats, bits, binary, TIME, SET and ENUM go value by value).
+  const TEXT_COLUMNS = TRAP_COLUMNS.filter((c) =>
+    [KEY, 'U 64', 'Ünïcode i64', 'MixedCase Dec', 'Dt', 'Ts', 'J son', 'Txt'].includes(c.name),
+  )
+
+  function textPipeline(id: string, toTable: string, settings: Record<string, unknown>) {
+    const src = source(mysqlSide, TRAP_TABLE)
+    return {
+      ...pipeline(id, mysqlSide, TRAP_TABLE, pgSide, toTable, settings),
+      nodes: [
+        { ...src, stream: { ...src.stream, columns: TEXT_COLUMNS.map((c) => c.name) } },
+        sink(pgSide, toTable, settings),
+      ],
+    }
+  }
+
+  async function expectIdenticalColumns(toTable: string) {
+    const [a, b] = await Promise.all([
+      my.digest(TRAP_TABLE, TEXT_COLUMNS),
+      pgs.digest(toTable, TEXT_COLUMNS),
+    ])
+    expect(b.count, 'rows in the destination').toBe(a.count)
+    if (a.digest !== b.digest) {
+      const differences = firstDifferences(
+        await my.canonicalRows(TRAP_TABLE, TEXT_COLUMNS),
+        await pgs.canonicalRows(toTable, TEXT_COLUMNS),
+      )
+      expect.fail(`the digests differ; first differences:\n${differences.join('\n')}`)
+    }
+  }
+
+  it("MySQL -> PostgreSQL, columns PostgreSQL reads as MySQL prints them: COPY text made from MySQL's own text, identical by digest (created table, upsert)", async () => {
+    const table = 'from mysql as "copy text"'
+    const run = await runPipeline(
+      work.dir,
+      textPipeline('my-to-pg-text', table, { mode: 'upsert', create: 'ifMissing' }),
+    )
+    expect(run.code, describeRun(run)).toBe(0)
+    expect(run.summary?.status, describeRun(run)).toBe('completed')
+    expect(run.summary?.stats.nodes.dst?.items).toBe(ROWS.length)
+    expect(run.stderr + run.stdout).toContain('pass through as postgresql-copy-text')
+    await expectIdenticalColumns(table)
+  })
+
+  it('MySQL -> PostgreSQL as COPY text into an existing table of the PostgreSQL types (append): identical by digest', async () => {
+    const table = 'existing "copy text" append'
+    await pgs.createTrapTable(table)
+    const run = await runPipeline(
+      work.dir,
+      textPipeline('my-to-pg-text-append', table, { mode: 'append' }),
+    )
+    expect(run.code, describeRun(run)).toBe(0)
+    expect(run.summary?.status, describeRun(run)).toBe('completed')
+    expect(run.stderr + run.stdout).toContain('pass through as postgresql-copy-text')
+    await expectIdenticalColumns(table)
+  })
+
+  it('a destination that would round (numeric(65,29) for DECIMAL(65,30)) is not given the text: the values go one by one and the run fails naming the column', async () => {
+    const table = 'rounding "dest"'
+    await pgs.createTrapTable(table, { 'MixedCase Dec': 'numeric(65,29)' })
+    const run = await runPipeline(
+      work.dir,
+      textPipeline('my-to-pg-text-round', table, { mode: 'append' }),
+    )
+    const output = run.stderr + run.stdout
+    expect(output, describeRun(run)).not.toContain('pass through as postgresql-copy-text')
+    expect(output).toMatch(/MixedCase Dec[^\n]*fewer digits after the point/)
+    expect(run.code, describeRun(run)).not.toBe(0)
+    expect(run.summary?.status, describeRun(run)).toBe('failed')
+    expect(`${run.summary?.error?.message ?? ''}\n${run.stderr}`).toMatch(/MixedCase Dec/)
   })
 
   it('a value the destination cannot hold fails the run: non-zero exit, the column and rule named', async () => {

@@ -180,9 +180,7 @@ describe.skipIf(skip)('mysql source: rows as PostgreSQL COPY text', () => {
       const wire = wireOf(item)
       // An item ends with the row that crossed the bound.
       if (wire.rows > 1) {
-        const withoutLast = Buffer.from(wire.bytes!)
-          .subarray(0, -1)
-          .lastIndexOf(0x0a)
+        const withoutLast = Buffer.from(wire.bytes!).subarray(0, -1).lastIndexOf(0x0a)
         expect(withoutLast).toBeLessThan(4096)
       }
     }
@@ -195,20 +193,30 @@ describe.skipIf(skip)('mysql source: rows as PostgreSQL COPY text', () => {
 
   it('a consumer that stops early drops the half-read connection; the pool goes on working', async () => {
     for (let i = 0; i < 12; i++) {
-      const iterator = connection.read(
-        { table: 'src', columns: COLUMNS, pageSize: 3000 },
-        { signal: signal(), wire: { format: POSTGRES_COPY_TEXT, maxRows: 10, maxBytes: 1 << 20 } },
-      )[Symbol.asyncIterator]()
+      const iterator = connection
+        .read(
+          { table: 'src', columns: COLUMNS, pageSize: 3000 },
+          {
+            signal: signal(),
+            wire: { format: POSTGRES_COPY_TEXT, maxRows: 10, maxBytes: 1 << 20 },
+          },
+        )
+        [Symbol.asyncIterator]()
       expect((await iterator.next()).done).toBe(false)
       await iterator.return?.(undefined)
     }
     // More early returns than the pool has connections, and a whole read still works.
     expect(text(await read({}))).toBe(lines.join(''))
     const aborted = new AbortController()
-    const iterator = connection.read(
-      { table: 'src', columns: COLUMNS, pageSize: 3000 },
-      { signal: aborted.signal, wire: { format: POSTGRES_COPY_TEXT, maxRows: 10, maxBytes: 1 << 20 } },
-    )[Symbol.asyncIterator]()
+    const iterator = connection
+      .read(
+        { table: 'src', columns: COLUMNS, pageSize: 3000 },
+        {
+          signal: aborted.signal,
+          wire: { format: POSTGRES_COPY_TEXT, maxRows: 10, maxBytes: 1 << 20 },
+        },
+      )
+      [Symbol.asyncIterator]()
     await iterator.next()
     aborted.abort()
     const error = await (async () => {
@@ -262,11 +270,9 @@ describe.skipIf(skip)('mysql source: rows as PostgreSQL COPY text', () => {
     ).toEqual({ reason: 'column "flag" is read as a boolean (tinyint1AsBoolean)' })
     // Without the boolean reading, TINYINT(1) is an integer like any other.
     expect(
-      await connection.wireOffer(
-        { table: 'other', columns: ['id', 'flag'] },
-        POSTGRES_COPY_TEXT,
-        { signal: signal() },
-      ),
+      await connection.wireOffer({ table: 'other', columns: ['id', 'flag'] }, POSTGRES_COPY_TEXT, {
+        signal: signal(),
+      }),
     ).toMatchObject({ format: POSTGRES_COPY_TEXT })
   })
 })

@@ -10,7 +10,13 @@ import {
 import type { MysqlClient } from './mysql-client.js'
 import { describeTable } from './mysql-prepare.js'
 import type { MysqlContext, MysqlStream } from './mysql-schemas.js'
-import { checkContext, compileItemBuilder, pageSql, planRead, type ReadPlan } from './mysql-source.js'
+import {
+  checkContext,
+  compileItemBuilder,
+  pageSql,
+  planRead,
+  type ReadPlan,
+} from './mysql-source.js'
 import type { ColumnInfo, CursorValue } from './mysql-values.js'
 
 /*
@@ -65,7 +71,8 @@ function kindsOf(plan: ReadPlan, stream: MysqlStream): number[] | { reason: stri
   const kinds: number[] = []
   for (let i = 0; i < plan.outputCount; i++) {
     const kind = fieldKind(plan.selected[i]!, stream)
-    if (typeof kind === 'string') return { reason: `column ${JSON.stringify(plan.names[i])} ${kind}` }
+    if (typeof kind === 'string')
+      return { reason: `column ${JSON.stringify(plan.names[i])} ${kind}` }
     kinds.push(kind)
   }
   return kinds
@@ -281,7 +288,8 @@ class CopyTextRows {
     this.#pos = pos
     // Keep this row's packet: the last one of an item or a page gives the context.
     const length = end - packet.start
-    if (length > this.#last.length) this.#last = Buffer.allocUnsafe(Math.max(length, this.#last.length * 2))
+    if (length > this.#last.length)
+      this.#last = Buffer.allocUnsafe(Math.max(length, this.#last.length * 2))
     buf.copy(this.#last, 0, packet.start, end)
     this.#lastLength = length
     this.#lastPayload = payload - packet.start

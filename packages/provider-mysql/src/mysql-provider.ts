@@ -1,7 +1,7 @@
 import { COLUMNS_WIRE, defineProvider, SPECIFICATION_VERSION } from '@nvisy/provider-core'
-import { POSTGRES_COPY_TEXT } from './mysql-copy-text.js'
 import type { Pool } from 'mysql2/promise'
 import { checkInjectedPool, MysqlConnection } from './mysql-connection.js'
+import { POSTGRES_COPY_TEXT } from './mysql-copy-text.js'
 import { classifyMysqlError } from './mysql-errors.js'
 import {
   MysqlContextSchema,

@@ -2,10 +2,10 @@ import { addAbortSignal } from 'node:stream'
 import {
   abortReason,
   COLUMNS_WIRE,
+  type ColumnType as PortableType,
   ProviderError,
   type ReadItem,
   raceAbort,
-  type ColumnType as PortableType,
   type SqlValue,
   type WireAnswer,
   type WireOffer,
@@ -163,21 +163,17 @@ const INTEGER_DIGITS: Record<number, number> = { 8: 3, 16: 5, 24: 8, 32: 10, 64:
  * destination refuses anyway (a NUL character, a range a domain forbids) is refused by the
  * server, row by row, as when values are converted one by one; nothing is rounded or cut.
  */
-export function foreignTextProblem(
-  source: PortableType,
-  target: PortableType,
-): string | undefined {
+export function foreignTextProblem(source: PortableType, target: PortableType): string | undefined {
   switch (source.type) {
     case 'integer': {
       const digits =
         source.bits === 64 && source.unsigned ? 20 : (INTEGER_DIGITS[source.bits] ?? Infinity)
       if (target.type === 'integer') {
         const needed = source.unsigned ? source.bits + 1 : source.bits
-        return target.bits >= needed ? undefined : 'the destination\'s range is narrower'
+        return target.bits >= needed ? undefined : "the destination's range is narrower"
       }
       if (target.type === 'decimal')
-        return target.precision === undefined ||
-          target.precision - (target.scale ?? 0) >= digits
+        return target.precision === undefined || target.precision - (target.scale ?? 0) >= digits
           ? undefined
           : 'the destination has fewer digits before the point'
       return 'not an integer or decimal column'
@@ -185,7 +181,7 @@ export function foreignTextProblem(
     case 'decimal': {
       if (target.type !== 'decimal') return 'not a decimal column'
       if (target.precision === undefined) return undefined
-      if (source.precision === undefined) return 'the destination\'s precision is bounded'
+      if (source.precision === undefined) return "the destination's precision is bounded"
       const sourceScale = source.scale ?? 0
       const targetScale = target.scale ?? 0
       if (targetScale < sourceScale) return 'the destination has fewer digits after the point'
@@ -199,7 +195,7 @@ export function foreignTextProblem(
       if (target.maxLength === undefined) return undefined
       return source.maxLength !== undefined && source.maxLength <= target.maxLength
         ? undefined
-        : 'the destination\'s length limit is shorter'
+        : "the destination's length limit is shorter"
     case 'json':
       return target.type === 'json' ? undefined : 'not a json or jsonb column'
     case 'date':

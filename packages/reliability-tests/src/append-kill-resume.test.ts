@@ -1,8 +1,9 @@
 // Exactly-once APPEND after a crash (issue 14): SIGKILL the runtime in the middle of a
-// PostgreSQL -> PostgreSQL and a MySQL -> MySQL copy in append mode, with and without a
-// primary key on the destination, start it again, and prove the destination holds each source
-// row exactly once (count, no repeated key, the server's md5 equal to the source's) and that
-// the resumed run reported no failure. Append is not idempotent by itself: only a sink that
+// PostgreSQL -> PostgreSQL, a MySQL -> MySQL and a MySQL -> PostgreSQL copy (the last as COPY
+// text made from MySQL's own text, resumed from the middle of its batches) in append mode,
+// with and without a primary key on the destination, start it again, and prove the
+// destination holds each source row exactly once (count, no repeated key, the servers' md5s
+// equal) and that the resumed run reported no failure. Append is not idempotent by itself: only a sink that
 // commits the source offset in the same transaction as the batch (and a runtime that resumes
 // from it) survives the replayed window. Without a key a replay duplicates rows; with a key it
 // fails them as duplicates: both are what this test refuses.
@@ -33,6 +34,18 @@ interface Target {
   count(table: string): Promise<number>
   duplicates(table: string): Promise<number>
   md5(table: string): Promise<string>
+  /** Another system's sink (source and sink are `provider` and `connection` otherwise). */
+  sinkSide?: {
+    provider: 'postgres'
+    connection(): object
+    createTable(table: string, options: { primaryKey?: boolean }): Promise<void>
+    count(table: string): Promise<number>
+    duplicates(table: string): Promise<number>
+    /** The same digest as the source's `md5`, computed by the sink's server. */
+    md5(table: string): Promise<string>
+    /** What the first run must say about how the rows travel. */
+    travel: string
+  }
 }
 
 function postgresTarget(): Target {
@@ -71,12 +84,61 @@ function mysqlTarget(): Target {
   }
 }
 
+/**
+ * MySQL -> PostgreSQL: the source's columns are ones whose MySQL text PostgreSQL reads as the
+ * same value, so the rows go as COPY text made from MySQL's own bytes. Both servers compute
+ * the same digest: md5 of each row's text (text and JSON as UTF-8 hex, decimals as digits,
+ * times to the microsecond), concatenated in key order.
+ */
+function mysqlToPostgresTarget(): Target {
+  const source = mysqlTarget()
+  const db = new TestSchema()
+  return {
+    ...source,
+    label: 'MySQL -> PostgreSQL (COPY text)',
+    create: async () => {
+      await source.create()
+      await db.create()
+    },
+    drop: async () => {
+      await source.drop()
+      await db.drop()
+    },
+    sinkSide: {
+      provider: 'postgres',
+      connection: () => postgresConnection(db.name),
+      createTable: async (table, options) => {
+        await db.pool.query(`CREATE TABLE ${db.name}.${table} (
+          id bigint NOT NULL${options.primaryKey === false ? '' : ' PRIMARY KEY'},
+          name varchar(200) NOT NULL,
+          amount numeric(18, 6),
+          at timestamp(6),
+          doc json
+        )`)
+      },
+      count: (table) => db.count(table),
+      duplicates: (table) => db.duplicates(table),
+      md5: async (table) => {
+        const { rows } = await db.pool.query(
+          `SELECT md5(string_agg(md5(concat_ws('|', id, upper(encode(convert_to(name, 'UTF8'), 'hex')),
+                  amount, to_char(at, 'YYYY-MM-DD HH24:MI:SS.US'),
+                  upper(encode(convert_to(doc::text, 'UTF8'), 'hex')))), '' ORDER BY id)) AS h
+           FROM ${db.name}.${table}`,
+        )
+        return rows[0].h as string
+      },
+      travel: 'pass through as postgresql-copy-text',
+    },
+  }
+}
+
 async function killAndResume(target: Target, primaryKey: boolean) {
-  const work = await scratch(`append-${target.provider}`)
+  const sink = target.sinkSide ?? target
+  const work = await scratch(`append-${target.provider}-${sink.provider}`)
   const dst = primaryKey ? 'dst_key' : 'dst_nokey'
   try {
-    await target.createTable(dst, { primaryKey })
-    const id = `append-${target.provider}-${primaryKey ? 'key' : 'nokey'}`
+    await sink.createTable(dst, { primaryKey })
+    const id = `append-${target.provider}-${sink.provider}-${primaryKey ? 'key' : 'nokey'}`
     const file = await writePipeline(work.dir, id, {
       id,
       nodes: [
@@ -90,8 +152,8 @@ async function killAndResume(target: Target, primaryKey: boolean) {
         {
           id: 'dst',
           role: 'sink',
-          provider: target.provider,
-          connection: target.connection(),
+          provider: sink.provider,
+          connection: sink.connection(),
           stream: target.sink(dst),
           batch: { maxItems: 1000 },
           // Offsets are committed in source order: the runtime uses them with one batch in flight.
@@ -113,15 +175,16 @@ async function killAndResume(target: Target, primaryKey: boolean) {
           throw new Error(
             `the first run ended (exit ${first.child.exitCode}) before the kill: ${first.stdout()}\n${first.stderr().slice(-3000)}`,
           )
-        return (await target.count(dst)) >= ROWS * 0.3
+        return (await sink.count(dst)) >= ROWS * 0.3
       },
       60_000,
       50,
     )
     const killed = await kill9(first)
     expect(killed.signal).toBe('SIGKILL')
-    const atKill = await target.count(dst)
+    const atKill = await sink.count(dst)
     expect(atKill, 'the kill must land mid-run').toBeLessThan(ROWS)
+    if (target.sinkSide) expect(first.stderr() + first.stdout()).toContain(target.sinkSide.travel)
 
     const second = await runToEnd(file, checkpoints, { runId: `${id}-2` })
     const account = `summary ${JSON.stringify(second.summary)}\nstderr tail ${second.stderr.slice(-3000)}`
@@ -134,9 +197,10 @@ async function killAndResume(target: Target, primaryKey: boolean) {
     expect(second.stderr, account).not.toMatch(/item_failed|item failed/)
 
     // Zero duplicates: every source row exactly once, equal by the server's own md5.
-    expect(await target.duplicates(dst), 'rows repeated by the replayed window').toBe(0)
-    expect(await target.count(dst)).toBe(ROWS)
-    expect(await target.md5(dst)).toBe(await target.md5('src'))
+    if (target.sinkSide) expect(second.stderr).toContain(target.sinkSide.travel)
+    expect(await sink.duplicates(dst), 'rows repeated by the replayed window').toBe(0)
+    expect(await sink.count(dst)).toBe(ROWS)
+    expect(await sink.md5(dst)).toBe(await target.md5('src'))
   } finally {
     await work.cleanup()
   }
@@ -145,6 +209,7 @@ async function killAndResume(target: Target, primaryKey: boolean) {
 for (const [makeTarget, skipReason] of [
   [postgresTarget, await postgresSkipReason()],
   [mysqlTarget, await mysqlSkipReason()],
+  [mysqlToPostgresTarget, (await mysqlSkipReason()) || (await postgresSkipReason())],
 ] as const) {
   const target = makeTarget()
   describe.skipIf(skipReason)(`SIGKILL during an APPEND ${target.label} run`, () => {
