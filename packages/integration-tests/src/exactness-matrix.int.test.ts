@@ -287,6 +287,29 @@ describe.skipIf(skip)('exactness matrix: relational pairs through nvisy run', ()
     expect(`${run.summary?.error?.message ?? ''}\n${run.stderr}`).toMatch(/MixedCase Dec/)
   })
 
+  it('a NUL character in MySQL text, which PostgreSQL text cannot hold, fails the run as COPY text does not hide it', async () => {
+    await my.query(
+      `CREATE TABLE ${my.table('nul src')} (id BIGINT NOT NULL PRIMARY KEY, t TEXT) CHARACTER SET utf8mb4`,
+    )
+    await my.query(
+      `INSERT INTO ${my.table('nul src')} VALUES (1, 'a'), (2, CONCAT('b', CHAR(0), 'c')), (3, 'd')`,
+    )
+    const table = 'nul dest'
+    const run = await runPipeline(work.dir, {
+      ...pipeline('my-to-pg-nul', mysqlSide, 'nul src', pgSide, table, {
+        mode: 'append',
+        create: 'ifMissing',
+      }),
+    })
+    expect(run.stderr + run.stdout).toContain('pass through as postgresql-copy-text')
+    expect(run.code, describeRun(run)).not.toBe(0)
+    expect(run.summary?.status, describeRun(run)).toBe('failed')
+    expect(`${run.summary?.error?.message ?? ''}\n${run.stderr}`).toMatch(/0x00/)
+    // Row 2 is not in the destination in any altered form.
+    const { rows } = await pgs.pool.query(`SELECT t FROM ${pgs.table(table)} ORDER BY id`)
+    expect(rows.map((r) => r.t)).not.toContain('bc')
+  })
+
   it('a value the destination cannot hold fails the run: non-zero exit, the column and rule named', async () => {
     // BIGINT UNSIGNED 18446744073709551615 into a signed bigint, and TIME 838:59:59 into a
     // time of day: no dead-letter sink, no failure budget, so the run must not say completed.

@@ -10,14 +10,17 @@ import {
   type RecordData,
 } from '@nvisy/provider-core'
 import { collect } from '@nvisy/provider-testkit'
+import mysql from 'mysql2/promise'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createTestDatabase,
   mysqlSkipReason,
   type TestDatabase,
+  testServerOptions,
 } from './__fixtures__/mysql-test-db.js'
+import { EXACT_VALUE_OPTIONS } from './mysql-client.js'
 import { POSTGRES_COPY_TEXT } from './mysql-copy-text.js'
-import { mysqlProvider } from './mysql-provider.js'
+import { createMysqlProvider, mysqlProvider } from './mysql-provider.js'
 
 const skip = await mysqlSkipReason()
 const signal = () => new AbortController().signal
@@ -244,6 +247,35 @@ describe.skipIf(skip)('mysql source: rows as PostgreSQL COPY text', () => {
     )
     const items = await read({ table: 'zeros', columns: undefined, zeroDates: 'null' })
     expect(text(items)).toBe('1\t2024-01-01\t2024-01-01 00:00:00\n2\t\\N\t\\N\n3\t\\N\t\\N\n')
+  })
+
+  it("refuses to read character data that does not arrive as UTF-8 (an injected pool's latin1), naming the column", async () => {
+    const pool = mysql.createPool({
+      ...testServerOptions(),
+      database: db.name,
+      connectionLimit: 1,
+      charset: 'LATIN1_SWEDISH_CI',
+      ...EXACT_VALUE_OPTIONS,
+    })
+    const latin = await createMysqlProvider({ pool }).connect(db.input())
+    try {
+      const error = await collect(
+        latin.read(
+          { table: 'src', columns: COLUMNS },
+          {
+            signal: signal(),
+            wire: { format: POSTGRES_COPY_TEXT, maxRows: 10, maxBytes: 1 << 20 },
+          },
+        ),
+      ).catch((e) => e)
+      expect(isProviderError(error) && error.kind).toBe('config')
+      expect(error.message).toMatch(
+        /column "vc" arrives in the connection's character set latin1, not UTF-8/,
+      )
+    } finally {
+      await latin.close()
+      await pool.end()
+    }
   })
 
   it('offers nothing for a column whose text PostgreSQL would read differently, naming it', async () => {

@@ -108,6 +108,10 @@ interface Packet {
   offset: number
   end: number
 }
+/** A result column as mysql2 describes it: the encoding its text arrives in. */
+interface ResultField {
+  encoding?: string
+}
 /** mysql2's row parser for a query's fields. */
 interface RowParser {
   next(packet: Packet, fields: unknown, options: unknown): unknown[]
@@ -188,6 +192,7 @@ class CopyTextRows {
   next(packet: Packet, fields: unknown, options: unknown): unknown {
     if (this.failure !== undefined) return ROW
     try {
+      if (fields !== this.#fields) this.#checkFields(fields as readonly ResultField[])
       this.#fields = fields
       this.#options = options
       this.#row(packet)
@@ -197,6 +202,18 @@ class CopyTextRows {
     }
     this.#notify()
     return ROW
+  }
+
+  /** Character data must arrive as UTF-8: the bytes become COPY text as they are. */
+  #checkFields(fields: readonly ResultField[]): void {
+    for (let i = 0; i < this.kinds.length; i++) {
+      const encoding = fields[i]?.encoding
+      if (this.kinds[i] === ESCAPED && encoding !== 'utf8' && encoding !== 'cesu8')
+        throw new ProviderError({
+          kind: 'config',
+          message: `column ${JSON.stringify(this.plan.names[i])} arrives in the connection's character set ${encoding ?? 'unknown'}, not UTF-8: COPY text needs a pool with charset utf8mb4 (or set options.passThrough: false)`,
+        })
+    }
   }
 
   #notify(): void {
