@@ -2,6 +2,7 @@ import type { _Object, S3Client } from '@aws-sdk/client-s3'
 import {
   allowObjectBodyListeners,
   type BlobData,
+  type ByteSource,
   objectChangedError,
   objectListing,
   type PartitionPlan,
@@ -16,6 +17,24 @@ import { classifyS3Error } from './s3-errors.js'
 import { decodeMetadata } from './s3-metadata.js'
 import type { S3Context, S3Stream } from './s3-schemas.js'
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from './s3-sdk.js'
+
+/**
+ * A listed object's body: replayable (an `S3ObjectBody`) only when the listing gave its ETag,
+ * so that every read is pinned to the listed version; without one (a store that lists no
+ * ETags) a second read could give other bytes, so the body is an ordinary stream, read once
+ * (the runtime buffers a small one for a retry, as for any other source).
+ */
+export function objectBody(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  etag: string | undefined,
+  signal: AbortSignal,
+): ByteSource {
+  const body = new S3ObjectBody(client, bucket, key, etag, signal)
+  if (etag) return body
+  return { [Symbol.asyncIterator]: () => body[Symbol.asyncIterator]() }
+}
 
 /** HeadObject requests kept in flight ahead of the consumer, to hide their latency. */
 const HEAD_PREFETCH = 8
@@ -173,7 +192,7 @@ export async function* readS3(
       const data: BlobData = {
         kind: 'blob',
         key: object.Key,
-        body: new S3ObjectBody(client, bucket, object.Key, object.ETag, signal),
+        body: objectBody(client, bucket, object.Key, object.ETag, signal),
         size: object.Size,
         lastModified: object.LastModified,
         contentType: info.contentType,
