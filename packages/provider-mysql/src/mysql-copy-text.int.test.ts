@@ -14,6 +14,7 @@ import mysql from 'mysql2/promise'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createTestDatabase,
+  createZeroDates,
   mysqlSkipReason,
   type TestDatabase,
   testServerOptions,
@@ -230,16 +231,7 @@ describe.skipIf(skip)('mysql source: rows as PostgreSQL COPY text', () => {
   })
 
   it('zero dates: a data error naming the column and row, as row by row; with zeroDates: "null", \\N', async () => {
-    const conn = await db.admin.getConnection()
-    try {
-      await conn.query("SET SESSION sql_mode = ''")
-      await conn.query('CREATE TABLE zeros (id INT NOT NULL PRIMARY KEY, d DATE, dt DATETIME)')
-      await conn.query(
-        "INSERT INTO zeros VALUES (1, '2024-01-01', '2024-01-01 00:00:00'), (2, '0000-00-00', NULL), (3, '2024-00-10', '2024-01-00 10:00:00')",
-      )
-    } finally {
-      conn.release()
-    }
+    await createZeroDates(db)
     const error = await read({ table: 'zeros', columns: undefined }).catch((e) => e)
     expect(isProviderError(error) && error.kind).toBe('data')
     expect(error.message).toMatch(

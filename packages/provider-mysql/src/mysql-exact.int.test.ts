@@ -15,6 +15,7 @@ import { collect as collectAll, readAll } from '@nvisy/provider-testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createTestDatabase,
+  createZeroDates,
   mysqlSkipReason,
   type TestDatabase,
 } from './__fixtures__/mysql-test-db.js'
@@ -703,16 +704,7 @@ describe.skipIf(skip)('mysql exact values, typed sink, prepare and offsets (issu
   })
 
   it('refuses zero dates loudly, naming column and row key, or reads them as null when asked', async () => {
-    const conn = await db.admin.getConnection()
-    try {
-      await conn.query("SET SESSION sql_mode = ''")
-      await conn.query('CREATE TABLE zeros (id INT NOT NULL PRIMARY KEY, d DATE, dt DATETIME)')
-      await conn.query(
-        "INSERT INTO zeros VALUES (1, '2024-01-01', '2024-01-01 00:00:00'), (2, '0000-00-00', NULL), (3, '2024-00-10', '2024-01-00 10:00:00')",
-      )
-    } finally {
-      conn.release()
-    }
+    await createZeroDates(db)
     const error = await collect(connection, { table: 'zeros' }).catch((e) => e)
     expect(isProviderError(error) && error.kind).toBe('data')
     expect(error.message).toMatch(

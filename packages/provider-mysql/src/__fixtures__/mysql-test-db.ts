@@ -71,3 +71,20 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     },
   }
 }
+
+/**
+ * Table `zeros` (id, d DATE, dt DATETIME) with zero dates, written with an empty sql_mode:
+ * row 1 ordinary, row 2 '0000-00-00' and NULL, row 3 a zero month and a zero day.
+ */
+export async function createZeroDates(db: TestDatabase): Promise<void> {
+  const conn = await db.admin.getConnection()
+  try {
+    await conn.query("SET SESSION sql_mode = ''")
+    await conn.query('CREATE TABLE zeros (id INT NOT NULL PRIMARY KEY, d DATE, dt DATETIME)')
+    await conn.query(
+      "INSERT INTO zeros VALUES (1, '2024-01-01', '2024-01-01 00:00:00'), (2, '0000-00-00', NULL), (3, '2024-00-10', '2024-01-00 10:00:00')",
+    )
+  } finally {
+    conn.release()
+  }
+}
