@@ -350,9 +350,15 @@ class CopyTextRows {
     const size = this.#pos
     let bytes: Buffer
     if (size >= this.#out.length * 0.75) {
-      // Mostly full: hand the buffer over and start a new one of the same size.
+      // Mostly full: hand the buffer over and start a new one of the same size (no larger
+      // than an item needs: a single huge row does not make every later buffer huge).
       bytes = this.#out.subarray(0, size)
-      this.#out = Buffer.allocUnsafe(this.#out.length)
+      this.#out = Buffer.allocUnsafe(
+        Math.min(
+          this.#out.length,
+          Math.max(FIRST_CAPACITY, this.#maxBytes + (this.#maxBytes >> 2)),
+        ),
+      )
     } else {
       bytes = Buffer.allocUnsafe(size)
       this.#out.copy(bytes, 0, 0, size)
@@ -443,13 +449,15 @@ export async function* readCopyText(
         notify()
       })
       for (;;) {
+        // An abort or a failed query ends the read at once; a row this read could not turn
+        // into text ends it after the rows before it, as a row-by-row read does.
+        if (failure !== undefined) throw failure
         const item = rows.take()
         if (item) {
           yield item
           continue
         }
         if (rows.failure !== undefined) throw rows.failure
-        if (failure !== undefined) throw failure
         if (ended) break
         await new Promise<void>((resolve) => {
           rows.wake = resolve
