@@ -17,6 +17,7 @@ import {
   planRead,
   type ReadPlan,
 } from './mysql-source.js'
+import { INTEGER_BITS } from './mysql-types.js'
 import type { ColumnInfo, CursorValue } from './mysql-values.js'
 
 /*
@@ -45,14 +46,13 @@ const PLAIN = 0 // copied as they are: digits, signs, points
 const ESCAPED = 1 // character data: COPY's escapes
 const TEMPORAL = 2 // copied as they are, after a look for a zero month or day
 
-const INTEGER_TYPES = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'integer', 'bigint'])
 const CHARACTER_TYPES = new Set(['char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext'])
 const TEMPORAL_TYPES = new Set(['date', 'datetime', 'timestamp'])
 
 /** How a column's text is copied, or why it cannot be (a reason, after the column's name). */
 function fieldKind(column: ColumnInfo, stream: MysqlStream): number | string {
   if (column.json) return ESCAPED
-  if (INTEGER_TYPES.has(column.dataType)) {
+  if (Object.hasOwn(INTEGER_BITS, column.dataType)) {
     if (
       column.dataType === 'tinyint' &&
       (stream.tinyint1AsBoolean ?? false) &&
@@ -200,7 +200,7 @@ class CopyTextRows {
       this.failure = error
       this.#pause()
     }
-    this.#notify()
+    this.notify()
     return ROW
   }
 
@@ -216,7 +216,8 @@ class CopyTextRows {
     }
   }
 
-  #notify(): void {
+  /** Wake the read waiting for an item, an end or a failure. */
+  notify(): void {
     const wake = this.wake
     this.wake = undefined
     wake?.()
@@ -418,14 +419,9 @@ export async function* readCopyText(
     let drained = false
     let ended = false
     let failure: unknown
-    const notify = () => {
-      const wake = rows.wake
-      rows.wake = undefined
-      wake?.()
-    }
     const onAbort = () => {
       failure ??= abortReason(signal)
-      notify()
+      rows.notify()
     }
     signal.addEventListener('abort', onAbort, { once: true })
     try {
@@ -442,11 +438,11 @@ export async function* readCopyText(
       })
       query.on('error', (error: unknown) => {
         failure ??= error
-        notify()
+        rows.notify()
       })
       query.on('end', () => {
         ended = true
-        notify()
+        rows.notify()
       })
       for (;;) {
         // An abort or a failed query ends the read at once; a row this read could not turn

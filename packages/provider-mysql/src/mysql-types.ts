@@ -19,7 +19,8 @@ import {
 // Native column types <-> portable ColumnType.
 // ---------------------------------------------------------------------------------------
 
-const INTEGER_BITS: Record<string, 8 | 16 | 24 | 32 | 64> = {
+/** MySQL's integer types by DATA_TYPE, and their bits. */
+export const INTEGER_BITS: Record<string, 8 | 16 | 24 | 32 | 64> = {
   tinyint: 8,
   smallint: 16,
   mediumint: 24,
