@@ -1,6 +1,9 @@
 import { parentPort, workerData } from 'node:worker_threads'
+import { enableCompileCache } from './compile-cache.js'
 import type { CeilingWorkerData } from './heap-ceiling.js'
-import { main } from './main.js'
+
+// Before the CLI's modules load (below), so that they come from the compile cache.
+enableCompileCache(process.env)
 
 // The CLI under a heap ceiling (heap-ceiling.ts): the main thread keeps the signals and passes
 // each on as a message; the first one cancels the run gracefully, as in cli.ts.
@@ -13,6 +16,7 @@ parentPort?.on('message', (message: { type?: string; name?: string }) => {
 })
 parentPort?.unref()
 
+const { main } = await import('./main.js')
 process.exitCode = await main(data.args, {
   stdout: process.stdout,
   stderr: Object.assign(process.stderr, { isTTY: data.stderrIsTTY }),

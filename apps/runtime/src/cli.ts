@@ -1,5 +1,8 @@
 #!/usr/bin/env node
+import { enableCompileCache } from './compile-cache.js'
 import { HeapCeilingError, heapCeilingMb, runUnderHeapCeiling } from './heap-ceiling.js'
+
+enableCompileCache(process.env)
 
 // First SIGINT/SIGTERM cancels the run gracefully (checkpoints are written); a second one exits at once.
 const controller = new AbortController()
