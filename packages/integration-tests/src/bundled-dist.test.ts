@@ -106,7 +106,7 @@ describe('the built runtime', () => {
 
 describe('scripts/bundle-dist.mjs', () => {
   /** A package folder with dist/index.js importing `lib`, installed in its node_modules. */
-  async function fixture(name: string, manifest: Record<string, unknown>) {
+  async function fixture(name: string, manifest: Record<string, unknown>, licensed = true) {
     const pkg = join(dir, name)
     await mkdir(join(pkg, 'dist'), { recursive: true })
     await mkdir(join(pkg, 'node_modules/lib'), { recursive: true })
@@ -115,6 +115,11 @@ describe('scripts/bundle-dist.mjs', () => {
       JSON.stringify({ name: 'lib', version: '1.0.0', type: 'module', exports: './index.js' }),
     )
     await writeFile(join(pkg, 'node_modules/lib/index.js'), 'export const fromLib = "lib-value"\n')
+    if (licensed)
+      await writeFile(
+        join(pkg, 'node_modules/lib/LICENSE'),
+        'MIT License\n\nCopyright (c) lib authors\n',
+      )
     await writeFile(join(pkg, 'dist/helper.js'), 'export const helper = (x) => "helped " + x\n')
     await writeFile(
       join(pkg, 'dist/index.js'),
@@ -170,8 +175,20 @@ describe('scripts/bundle-dist.mjs', () => {
     expect(result.code).toBe(0)
     const out = await readFile(join(pkg, 'dist/index.js'), 'utf8')
     expect(out).not.toMatch(/from "lib"/)
+    // Its licence ships with the copy.
+    const licenses = await readFile(join(pkg, 'dist/THIRD_PARTY_LICENSES.txt'), 'utf8')
+    expect(licenses).toContain('lib@1.0.0')
+    expect(licenses).toContain('Copyright (c) lib authors')
     await rm(join(pkg, 'node_modules'), { recursive: true })
     const loaded = await import(`${join(pkg, 'dist/index.js')}?v=inlined`)
     expect(loaded.value).toBe('helped lib-value')
+  })
+
+  it('refuses to copy in a package that has no licence file to ship with it', async () => {
+    const pkg = await fixture('unlicensed', { dependencies: { lib: '^1.0.0' } }, false)
+    const result = await bundle(pkg, ['--inline', 'lib'])
+    expect(result.code).not.toBe(0)
+    expect(result.stderr).toContain('lib is bundled but has no licence file')
+    expect(await readFile(join(pkg, 'dist/helper.js'), 'utf8')).toContain('helped')
   })
 })
