@@ -3,7 +3,7 @@ import { enableCompileCache } from './compile-cache.js'
 import type { CeilingWorkerData } from './heap-ceiling.js'
 
 // Before the CLI's modules load (below), so that they come from the compile cache.
-enableCompileCache(process.env)
+enableCompileCache((workerData as CeilingWorkerData).args, process.env)
 
 // The CLI under a heap ceiling (heap-ceiling.ts): the main thread keeps the signals and passes
 // each on as a message; the first one cancels the run gracefully, as in cli.ts.

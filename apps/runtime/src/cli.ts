@@ -2,7 +2,7 @@
 import { enableCompileCache } from './compile-cache.js'
 import { HeapCeilingError, heapCeilingMb, runUnderHeapCeiling } from './heap-ceiling.js'
 
-enableCompileCache(process.env)
+enableCompileCache(process.argv.slice(2), process.env)
 
 // First SIGINT/SIGTERM cancels the run gracefully (checkpoints are written); a second one exits at once.
 const controller = new AbortController()

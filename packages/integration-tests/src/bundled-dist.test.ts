@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { fsCopyFolder } from '../../../apps/runtime/src/e2e/__fixtures__/cli.js'
 import { repoRoot } from '../../../vitest.shared.js'
 import { CLI } from './support/cli.js'
 
@@ -48,36 +49,9 @@ register('data:text/javascript,' + encodeURIComponent(\`
 describe('the built runtime', () => {
   it('runs a pipeline loading a handful of its own files and none of TypeBox, ajv or lossless-json', async () => {
     const work = join(dir, 'fs-run')
-    await mkdir(join(work, 'in/files'), { recursive: true })
-    await mkdir(join(work, 'out'))
-    await writeFile(join(work, 'in/files/a.txt'), 'bundled\n')
-    await writeFile(
-      join(work, 'nvisy.config.json'),
-      JSON.stringify({ providers: ['@nvisy/provider-fs'] }),
-    )
     // The runtime finds @nvisy/provider-fs beside itself (its install folder), as a global
     // install would.
-    const pipeline = {
-      id: 'bundled',
-      nodes: [
-        {
-          id: 'files',
-          role: 'source',
-          provider: 'fs',
-          connection: { params: { root: join(work, 'in'), readOnly: true } },
-          stream: { kind: 'blob', prefix: 'files/' },
-        },
-        {
-          id: 'copy',
-          role: 'sink',
-          provider: 'fs',
-          connection: { params: { root: join(work, 'out') } },
-          stream: { kind: 'blob', prefix: 'copied/' },
-        },
-      ],
-      edges: [{ from: 'files', to: 'copy' }],
-    }
-    await writeFile(join(work, 'pipeline.json'), JSON.stringify(pipeline))
+    await fsCopyFolder(work, 'bundled\n')
     // Without the heap-ceiling worker: a hook registered with --import does not reach a
     // worker thread's loader, and the worker loads the same modules.
     const files = await loadedFiles(

@@ -1,13 +1,13 @@
 // The built CLI keeps V8's compiled code in the user's cache folder where Node can (22.1+), so a
 // second start does not parse the AWS SDK and the providers again; never in a shared temporary
 // folder, and not at all with NODE_DISABLE_COMPILE_CACHE=1.
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import module from 'node:module'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { compileCacheDirectory } from '../compile-cache.js'
-import { runCli } from './__fixtures__/cli.js'
+import { fsCopyFolder, runCli } from './__fixtures__/cli.js'
 
 const nodeHasCache =
   typeof (module as { enableCompileCache?: unknown }).enableCompileCache === 'function'
@@ -33,34 +33,7 @@ async function filesUnder(path: string): Promise<string[]> {
 
 async function emptyRun(cacheHome: string, env: NodeJS.ProcessEnv = {}) {
   const work = join(dir, `work-${Math.random().toString(16).slice(2)}`)
-  await mkdir(join(work, 'in/files'), { recursive: true })
-  await mkdir(join(work, 'out'))
-  await writeFile(join(work, 'in/files/a.txt'), 'x')
-  const pipeline = {
-    id: 'compile-cache',
-    nodes: [
-      {
-        id: 'files',
-        role: 'source',
-        provider: 'fs',
-        connection: { params: { root: join(work, 'in'), readOnly: true } },
-        stream: { kind: 'blob', prefix: 'files/' },
-      },
-      {
-        id: 'copy',
-        role: 'sink',
-        provider: 'fs',
-        connection: { params: { root: join(work, 'out') } },
-        stream: { kind: 'blob', prefix: 'copied/' },
-      },
-    ],
-    edges: [{ from: 'files', to: 'copy' }],
-  }
-  await writeFile(join(work, 'pipeline.json'), JSON.stringify(pipeline))
-  await writeFile(
-    join(work, 'nvisy.config.json'),
-    JSON.stringify({ providers: ['@nvisy/provider-fs'] }),
-  )
+  await fsCopyFolder(work, 'x')
   return runCli(['run', 'pipeline.json', '--no-resume', '--checkpoints', 'c.json'], {
     cwd: work,
     env: { XDG_CACHE_HOME: cacheHome, ...env },

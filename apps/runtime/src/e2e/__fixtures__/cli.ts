@@ -1,6 +1,7 @@
 // The built `nvisy` CLI (apps/runtime/dist/cli.js) run as a user runs it: its own process, a
 // working directory, only the environment given (plus PATH), stdout and stderr captured.
 import { spawn } from 'node:child_process'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -37,4 +38,39 @@ export function runCli(
     child.once('error', reject)
     child.once('close', (code) => resolve({ code, stdout, stderr }))
   })
+}
+
+/**
+ * A folder holding an fs -> fs pipeline (`pipeline.json`, `nvisy.config.json`) that copies
+ * `in/files/a.txt` (with `content`) to `out/copied/files/a.txt`: the smallest real run.
+ */
+export async function fsCopyFolder(work: string, content: string): Promise<void> {
+  await mkdir(join(work, 'in/files'), { recursive: true })
+  await mkdir(join(work, 'out'))
+  await writeFile(join(work, 'in/files/a.txt'), content)
+  const pipeline = {
+    id: 'fs-copy',
+    nodes: [
+      {
+        id: 'files',
+        role: 'source',
+        provider: 'fs',
+        connection: { params: { root: join(work, 'in'), readOnly: true } },
+        stream: { kind: 'blob', prefix: 'files/' },
+      },
+      {
+        id: 'copy',
+        role: 'sink',
+        provider: 'fs',
+        connection: { params: { root: join(work, 'out') } },
+        stream: { kind: 'blob', prefix: 'copied/' },
+      },
+    ],
+    edges: [{ from: 'files', to: 'copy' }],
+  }
+  await writeFile(join(work, 'pipeline.json'), JSON.stringify(pipeline))
+  await writeFile(
+    join(work, 'nvisy.config.json'),
+    JSON.stringify({ providers: ['@nvisy/provider-fs'] }),
+  )
 }
