@@ -14,7 +14,7 @@
 // import, so that one copy of it is shared with the rest of the installation (identity of
 // classes such as ProviderError across packages depends on that), except those named by
 // --inline: small pure libraries copied into the bundle (with their own dependencies), which
-// then need not be installed at run time.
+// are then not loaded from node_modules at run time.
 import {
   cpSync,
   existsSync,

@@ -1,6 +1,7 @@
 import module from 'node:module'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
+import { movesData } from './heap-ceiling.js'
 
 /**
  * Where `nvisy` keeps V8's compiled code of the modules it loads (Node 22.1 and later): the
@@ -13,24 +14,19 @@ export function compileCacheDirectory(env: Readonly<Record<string, string | unde
 }
 
 /**
- * The commands that load providers and their SDKs to move data, and so use the cache. The
- * others (keys, connections, validate, ...) write nothing to the user's folders for it: `nvisy
- * keys --print-seed` promises to write nothing at all.
- */
-const CACHE_COMMANDS = new Set(['run', 'serve'])
-
-/**
  * Turns on, for `run` and `serve`, Node's module compile cache where Node has it
- * (`module.enableCompileCache`, Node 22.1+; a no-op on Node 20): a start then reads the AWS SDK's and the providers' compiled code
- * instead of parsing and compiling them again. Node checks each entry against the source and
- * its own version, and `NODE_DISABLE_COMPILE_CACHE=1` turns it off. Never throws: a cache that
- * cannot be used only costs the time it would have saved.
+ * (`module.enableCompileCache`, Node 22.1+; a no-op on Node 20): a start then reads the AWS
+ * SDK's and the providers' compiled code instead of parsing and compiling them again. Other
+ * commands write nothing to the user's folders for it (`nvisy keys --print-seed` promises to
+ * write nothing at all). Node checks each entry against the source and its own version, and
+ * `NODE_DISABLE_COMPILE_CACHE=1` turns it off. Never throws: a cache that cannot be used only
+ * costs the time it would have saved.
  */
 export function enableCompileCache(
   args: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
 ): void {
-  if (!CACHE_COMMANDS.has(args[0] ?? '') || args.includes('--help') || args.includes('-h')) return
+  if (!movesData(args)) return
   const enable = (module as { enableCompileCache?: (directory?: string) => unknown })
     .enableCompileCache
   if (typeof enable !== 'function') return

@@ -15,6 +15,14 @@ const YOUNG_GENERATION_MB = 48
 /** The commands that move data for a long time and so run under the ceiling. */
 const CEILING_COMMANDS = new Set(['run', 'serve'])
 
+/**
+ * True for `run` and `serve` (not their --help): the commands that load providers and their
+ * SDKs and move data, which get the heap ceiling and the compile cache (compile-cache.ts).
+ */
+export function movesData(args: readonly string[]): boolean {
+  return CEILING_COMMANDS.has(args[0] ?? '') && !args.includes('--help') && !args.includes('-h')
+}
+
 export class HeapCeilingError extends Error {}
 
 /**
@@ -27,8 +35,7 @@ export function heapCeilingMb(
   env: Readonly<Record<string, string | undefined>>,
   execArgv: readonly string[],
 ): number | undefined {
-  if (!CEILING_COMMANDS.has(args[0] ?? '')) return undefined
-  if (args.includes('--help') || args.includes('-h')) return undefined
+  if (!movesData(args)) return undefined
   const nodeOptions = `${execArgv.join(' ')} ${env.NODE_OPTIONS ?? ''}`
   if (/--max[-_]old[-_]space[-_]size/.test(nodeOptions)) return undefined
   const setting = env.NVISY_MAX_HEAP_MB?.trim()
