@@ -619,13 +619,24 @@ function wireLines(items: readonly TextRows[]): WireLine[] {
   return lines
 }
 
+/**
+ * `chunks` in views of at most COPY_CHUNK_BYTES: each write is one CopyData message, and the
+ * server reads a message whole into a buffer of its size, so an item of 8 MB sent as one
+ * message would cost each COPY's backend 8 MB (psql sends messages of a line or 64 kB).
+ */
+function* copyPieces(chunks: readonly Uint8Array[]): Generator<Uint8Array> {
+  for (const chunk of chunks)
+    for (let at = 0; at < chunk.length; at += COPY_CHUNK_BYTES)
+      yield chunk.subarray(at, Math.min(chunk.length, at + COPY_CHUNK_BYTES))
+}
+
 async function copyBytes(
   client: PoolClient,
   sql: string,
   chunks: readonly Uint8Array[],
 ): Promise<void> {
   await pipeline(
-    Readable.from(chunks, { objectMode: false, highWaterMark: COPY_BUFFER_BYTES }),
+    Readable.from(copyPieces(chunks), { objectMode: false, highWaterMark: COPY_BUFFER_BYTES }),
     client.query(copyFrom(sql, { highWaterMark: COPY_BUFFER_BYTES })),
   )
 }

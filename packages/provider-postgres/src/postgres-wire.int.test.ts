@@ -10,6 +10,7 @@ import {
   tagged,
 } from '@nvisy/provider-core'
 import { collect, readAll } from '@nvisy/provider-testkit'
+import { to as copyTo } from 'pg-copy-streams'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { adminPool, skipReason, testInput, uniqueSchema } from './__fixtures__/postgres.js'
 import { postgresProvider } from './index.js'
@@ -117,6 +118,98 @@ describe.skipIf(skip)('postgres pass-through reads', () => {
         })(),
       ).rejects.toThrow()
       // With one connection in the pool, a leaked COPY would make this hang or fail.
+      expect(rowsOf(await collect(connection.read({ table: 't' }, { signal, wire })))).toBe(1000)
+    } finally {
+      await connection.close()
+    }
+  })
+
+  it('reads the bytes COPY prints: rows larger than an item and than a socket read, notices between rows', async () => {
+    // Rows of 0.1 to 3 MB (each spans many socket reads); every third row raises a notice,
+    // which the server sends between CopyData messages.
+    await admin.query(`
+      CREATE FUNCTION "${schema}".noisy(i int) RETURNS int LANGUAGE plpgsql AS $$
+      BEGIN IF i % 3 = 0 THEN RAISE NOTICE 'row %', i; END IF; RETURN i; END $$`)
+    await admin.query(
+      `CREATE VIEW "${schema}".big AS SELECT id, "${schema}".noisy(id) AS n, repeat(md5(id::text) || E'\\t\n', (id % 7 + 1) * 5000) AS pad FROM "${schema}".t WHERE id <= 40`,
+    )
+    const connection = await postgresProvider.connect(testInput(schema, { poolSize: 1 }))
+    try {
+      const stream = { table: 'big', cursor: ['id'] }
+      const items = await collect(
+        connection.read(stream, { signal, wire: { ...wire, maxRows: 1000, maxBytes: 1 << 20 } }),
+      )
+      // The reference: pg-copy-streams' reader, over the same query.
+      const client = await admin.connect()
+      let expected: Buffer
+      try {
+        const chunks: Buffer[] = []
+        const copy = client.query(
+          copyTo(`COPY (SELECT id, n, pad FROM "${schema}".big ORDER BY id) TO STDOUT`),
+        )
+        for await (const chunk of copy) chunks.push(chunk as Buffer)
+        expected = Buffer.concat(chunks)
+      } finally {
+        client.release()
+      }
+      expect(expected.length).toBeGreaterThan(40 * 150_000)
+      expect(rowsOf(items)).toBe(40)
+      expect(Buffer.compare(Buffer.from(text(items), 'utf8'), expected)).toBe(0)
+      // Items end at rows and stay within maxBytes unless one row is larger.
+      for (const item of items) {
+        const bytes = (item.data as RecordData).wire!.bytes!
+        expect(bytes[bytes.length - 1]).toBe(0x0a)
+        if ((item.data as RecordData).wire!.rows > 1)
+          expect(bytes.length).toBeLessThanOrEqual(1 << 20)
+      }
+      expect(items.at(-1)!.context).toEqual({ cursor: [40] })
+      // Written back as they are: items of up to 1.3 MB go as CopyData messages of 256 kB,
+      // cut in the middle of rows; the table holds the same rows.
+      await admin.query(`CREATE TABLE "${schema}".big_copy (id int PRIMARY KEY, n int, pad text)`)
+      const sink = { table: 'big_copy', mode: 'append' as const }
+      const offer = await connection.wireOffer(stream, COPY_TEXT)
+      if ('reason' in offer) throw new Error(offer.reason)
+      expect(await connection.acceptWire(sink, offer)).toEqual({ accepted: true })
+      const written = await connection.write(
+        sink,
+        items.map((i) => i.data as Data),
+        { signal, wire: COPY_TEXT },
+      )
+      expect(written).toEqual({ written: 40, failed: [] })
+      const digest = async (from: string) =>
+        (
+          await admin.query(
+            `SELECT md5(string_agg(id || ':' || n || ':' || pad, E'\\n' ORDER BY id)) AS d FROM "${schema}".${from}`,
+          )
+        ).rows[0].d
+      expect(await digest('big_copy')).toBe(await digest('big'))
+    } finally {
+      await connection.close()
+    }
+  })
+
+  it('an error in the middle of a COPY fails the read with the server error; the connection goes on working', async () => {
+    await admin.query(`
+      CREATE FUNCTION "${schema}".boom(i int) RETURNS int LANGUAGE plpgsql AS $$
+      BEGIN IF i = 700 THEN RAISE EXCEPTION 'boom at %', i USING ERRCODE = '22012'; END IF; RETURN i; END $$`)
+    await admin.query(
+      `CREATE VIEW "${schema}".failing AS SELECT id, "${schema}".boom(id) AS b, repeat('y', 200) AS pad FROM "${schema}".t`,
+    )
+    const connection = await postgresProvider.connect(testInput(schema, { poolSize: 1 }))
+    try {
+      const seen: number[] = []
+      const read = (async () => {
+        for await (const item of connection.read(
+          { table: 'failing', cursor: ['id'] },
+          { signal, wire: { ...wire, maxRows: 100 } },
+        ))
+          seen.push((item.data as RecordData).wire!.rows)
+      })()
+      await expect(read).rejects.toMatchObject({ message: expect.stringContaining('boom at 700') })
+      // Whole items before the failing row may have been handed over; never a part of a row.
+      expect(seen.every((rows) => rows === 100)).toBe(true)
+      expect(seen.length).toBeLessThanOrEqual(6)
+      // With one connection in the pool, a connection left mid-COPY would fail this read.
       expect(rowsOf(await collect(connection.read({ table: 't' }, { signal, wire })))).toBe(1000)
     } finally {
       await connection.close()

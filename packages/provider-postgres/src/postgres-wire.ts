@@ -1,4 +1,3 @@
-import { addAbortSignal } from 'node:stream'
 import {
   abortReason,
   COLUMNS_WIRE,
@@ -12,13 +11,13 @@ import {
   type WireReadOptions,
 } from '@nvisy/provider-core'
 import type { PoolClient } from 'pg'
-import { to as copyTo } from 'pg-copy-streams'
 import {
   type ColumnInfo,
   describeTable,
   type TableInfo,
   tableNotFound,
 } from './postgres-catalog.js'
+import { CopyOut } from './postgres-copy-out.js'
 import { describeColumns, portableType } from './postgres-ddl.js'
 import { hasSqlState } from './postgres-errors.js'
 import type { PostgresContext, PostgresSinkStream, PostgresStream } from './postgres-schemas.js'
@@ -326,8 +325,6 @@ function literal(text: string): string {
   return text.includes('\\') ? `E'${quoted.replace(/\\/g, '\\\\')}'` : `'${quoted}'`
 }
 
-const NEWLINE = 0x0a
-
 /**
  * Read a stream as COPY text in items of at most `wire.maxRows` rows and about
  * `wire.maxBytes` bytes, each ending at a row's end and carrying that row's cursor.
@@ -356,62 +353,29 @@ export async function* readWire(
         kind: 'config',
         message: `stream ${JSON.stringify(stream.table)} cannot be read as ${COPY_TEXT}: ${columns.reason}`,
       })
-    const copy = client.query(copyTo(`COPY (${inlineParameters(plan.sql, plan.values)}) TO STDOUT`))
-    addAbortSignal(signal, copy)
-    // The text of the item being filled: whole buffers, then the part of the current one.
-    let pieces: Buffer[] = []
-    let bytes = 0
-    let rows = 0
-    /** When the item being filled got its first text. */
-    let since = 0
-    const cut = (last: Buffer, end: number): ReadItem<PostgresContext> => {
-      const body =
-        pieces.length === 0
-          ? last.subarray(0, end)
-          : Buffer.concat([...pieces, last.subarray(0, end)])
-      const start = body.lastIndexOf(NEWLINE, body.length - 2) + 1
-      const context = lineContext(body.toString('utf8', start, body.length - 1), plan.cursor)
-      const item: ReadItem<PostgresContext> = {
+    const copy = new CopyOut(`COPY (${inlineParameters(plan.sql, plan.values)}) TO STDOUT`, {
+      maxRows,
+      maxBytes,
+      maxAgeMs,
+    })
+    client.query(copy)
+    for (;;) {
+      const rows = await raceAbort(copy.next(), signal)
+      if (rows === undefined) break
+      const context = lineContext(
+        rows.bytes.toString('utf8', rows.lastRow, rows.bytes.length - 1),
+        plan.cursor,
+      )
+      yield {
         data: {
           kind: 'record',
           values: {},
-          wire: { format: COPY_TEXT, columns, rows, bytes: body },
+          wire: { format: COPY_TEXT, columns, rows: rows.rows, bytes: rows.bytes },
         },
         context,
       }
-      pieces = []
-      bytes = 0
-      rows = 0
-      return item
+      if (signal.aborted) throw abortReason(signal)
     }
-    for await (const chunk of copy as AsyncIterable<Buffer>) {
-      let from = 0
-      let at = 0
-      const now = Date.now()
-      if (rows === 0 && bytes === 0) since = now
-      // An item that has waited long enough ends at the first row end of this text.
-      let late = now - since >= maxAgeMs
-      for (;;) {
-        const nl = chunk.indexOf(NEWLINE, at)
-        if (nl === -1) break
-        at = nl + 1
-        rows++
-        if (late || rows >= maxRows || bytes + (at - from) >= maxBytes) {
-          late = false
-          since = now
-          const item = cut(chunk.subarray(from), at - from)
-          from = at
-          yield item
-          if (signal.aborted) throw abortReason(signal)
-        }
-      }
-      if (from < chunk.length) {
-        const rest = chunk.subarray(from)
-        pieces.push(rest)
-        bytes += rest.length
-      }
-    }
-    if (rows > 0) yield cut(Buffer.alloc(0), 0)
     finished = true
   } catch (error) {
     if (!ProviderError.isInstance(error) && !hasSqlState(error)) broken = true
