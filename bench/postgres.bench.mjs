@@ -174,6 +174,12 @@ function runChild(childPath) {
     const child = spawn(
       process.execPath,
       [
+        // The heap `nvisy run` gives a pipeline by default (apps/runtime heap-ceiling.ts: 192 MB
+        // of old space, a 48 MB young generation, i.e. 16 MB semi-spaces): without it V8 lets
+        // a bare process's heap grow with garbage (the wide decoded path peaked at 300-531 MB
+        // where its live data stays under 100 MB), which is not what a run of the CLI does.
+        '--max-old-space-size=192',
+        '--max-semi-space-size=16',
         fileURLToPath(import.meta.url),
         '--phase',
         'provider',
