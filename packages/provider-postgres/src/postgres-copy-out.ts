@@ -41,7 +41,7 @@ export interface CopyOutLimits {
   maxAgeMs: number
 }
 
-type Waiter = { resolve: () => void; reject: (error: Error) => void }
+type Waiter = { resolve: () => void }
 
 export class CopyOut implements Submittable {
   private stream: Duplex | undefined
@@ -74,17 +74,19 @@ export class CopyOut implements Submittable {
     private readonly limits: CopyOutLimits,
   ) {}
 
-  submit(connection: Connection): void {
+  /** pg calls this when the query's turn comes; an error returned is passed to handleError. */
+  submit(connection: Connection): Error | undefined {
     const stream = connection.stream
     const listeners = stream.listeners('data')
     if (listeners.length !== 1)
-      throw new Error(`the connection has ${listeners.length} data listeners, expected 1`)
+      return new Error(`the connection has ${listeners.length} data listeners, expected 1`)
     this.pgData = listeners[0] as (chunk: Buffer) => void
     stream.removeListener('data', this.pgData)
     stream.pause()
     this.stream = stream
     stream.on('readable', this.onReadable)
     connection.query(this.text)
+    return undefined
   }
 
   /** The next item of whole rows, or undefined after the last (once the server said it is done). */
@@ -104,8 +106,8 @@ export class CopyOut implements Submittable {
           )
         return undefined
       }
-      await new Promise<void>((resolve, reject) => {
-        this.waiter = { resolve, reject }
+      await new Promise<void>((resolve) => {
+        this.waiter = { resolve }
       })
     }
   }
