@@ -326,8 +326,8 @@ function literal(text: string): string {
 }
 
 /**
- * Read a stream as COPY text in items of at most `wire.maxRows` rows and about
- * `wire.maxBytes` bytes, each ending at a row's end and carrying that row's cursor.
+ * Read a stream as COPY text in items of at most `wire.maxRows` rows and `wire.maxBytes` bytes
+ * (a longer row is an item alone), each ending at a row's end and carrying that row's cursor.
  */
 export async function* readWire(
   deps: SourceDeps,
